@@ -1,0 +1,155 @@
+"""The result model: frozen pydantic types at every boundary, exported as JSON Schema to schemas/.
+
+Every box names its frame in its field name (see docvlm.geometry):
+`bbox_page_px` is pixels of the rendered page (the output frame), `bbox_pdf_pt` PDF points of the visible page,
+`crop_page_px` a tile's rectangle on the page. Boxes are `[x0, y0, x1, y1]`, x0 < x1, y0 < y1.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+
+Box = tuple[float, float, float, float]
+"""[x0, y0, x1, y1]; the frame is always in the field name."""
+
+Status = Literal["success", "partial", "failure"]
+TextSource = Literal["text_layer", "ocr", "model"]
+Family = Literal["qwen2", "qwen2.5", "qwen3"]
+StopReason = Literal["eos", "length", "repetition", "error"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ErrorItem(Frozen):
+    """One problem found while processing: recorded in the result, never swallowed."""
+
+    code: str = Field(description="Stable short identifier, e.g. 'corrupt', 'encrypted', 'parse', 'invalid_box'.")
+    message: str = Field(description="Human-readable message naming the file and page.")
+    page: int | None = Field(default=None, description="0-based page index, when the error belongs to a page.")
+    tile: int | None = Field(default=None, description="Tile index within the page plan, when relevant.")
+
+
+class Word(Frozen):
+    text: str = Field(description="The word as read.")
+    bbox_page_px: Box = Field(description="Word box in page pixels [x0, y0, x1, y1].")
+    bbox_pdf_pt: Box | None = Field(default=None, description="Word box in PDF points (PDF pages only).")
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0, description="0..1; 1.0 for text-layer words.")
+
+
+class Line(Frozen):
+    text: str = Field(description="The line as read, words joined by single spaces.")
+    bbox_page_px: Box = Field(description="Line box in page pixels [x0, y0, x1, y1].")
+    bbox_pdf_pt: Box | None = Field(default=None, description="Line box in PDF points (PDF pages only).")
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0, description="0..1, or null when unknown.")
+    words: list[Word] = Field(default_factory=list, description="Words of the line, left to right.")
+    label: str | None = Field(default=None, description="Grounding label or query the box answers, if any.")
+    tile: int | None = Field(default=None, description="Index of the plan tile the line was read from (VLM engines).")
+
+
+class TilePlan(Frozen):
+    """One image handed to a model: a crop of the page, resized to an exact encoded size."""
+
+    index: int = Field(description="0-based tile index within the page plan.")
+    kind: Literal["page", "tile", "thumbnail"] = Field(description="Whole page, a crop of it, or a global thumbnail.")
+    crop_page_px: tuple[int, int, int, int] = Field(description="Rectangle of the page this tile shows, page pixels.")
+    encoded_size: tuple[int, int] = Field(description="[width, height] in pixels of the image the model sees.")
+    visual_tokens: int = Field(description="Visual tokens after the merger: (w/factor) * (h/factor).")
+
+
+class EncodingPlan(Frozen):
+    """How a page is encoded for a VLM: natively or tiled, and why."""
+
+    family: Family = Field(description="Model family whose resize rule and box convention apply.")
+    mode: Literal["native", "tiled"]
+    page_size_px: tuple[int, int] = Field(description="[width, height] of the page in page pixels.")
+    scale: float = Field(description="Encoded pixels per page pixel chosen for readability.")
+    min_text_height_px: float | None = Field(
+        default=None, description="Estimated smallest text height (x-height) in page pixels."
+    )
+    text_height_source: Literal["text_layer", "detector", "default"] = "default"
+    tiles: list[TilePlan]
+    visual_tokens: int = Field(description="Sum of visual tokens over the tiles.")
+    max_visual_tokens: int = Field(description="The per-request visual-token budget the plan respected.")
+    reason: str = Field(description="Why the planner chose this mode and scale.")
+
+
+class TileOutput(Frozen):
+    """What the model printed for one tile, kept so `docvlm reparse` can recompute every box."""
+
+    tile: int
+    raw_text: str = Field(description="Decoded model output, special tokens kept.")
+    prompt_tokens: int | None = None
+    generated_tokens: int | None = None
+    stop_reason: StopReason = "eos"
+    retried: bool = Field(default=False, description="True when a repetition retry produced this output.")
+
+
+class PageResult(Frozen):
+    index: int = Field(description="0-based page index in the source document.")
+    width_px: int = Field(description="Page width in page pixels.")
+    height_px: int = Field(description="Page height in page pixels.")
+    dpi: float | None = Field(description="Render DPI for PDF pages; null for images.")
+    width_pt: float | None = Field(default=None, description="Visible page width in PDF points (PDF pages only).")
+    height_pt: float | None = Field(default=None, description="Visible page height in PDF points (PDF pages only).")
+    rotation: int = Field(default=0, description="Rotation applied to reach the page frame (/Rotate or EXIF), deg.")
+    status: Status
+    text_source: TextSource | None = Field(default=None, description="Where the lines came from.")
+    lines: list[Line] = Field(default_factory=list)
+    errors: list[ErrorItem] = Field(default_factory=list)
+    plan: EncodingPlan | None = Field(default=None, description="The encoding plan (VLM engines only).")
+    outputs: list[TileOutput] = Field(default_factory=list, description="Raw model outputs per tile (VLM engines).")
+    prompt_id: str | None = Field(default=None, description="Prompt template id@version used (VLM engines).")
+    seconds: float | None = Field(default=None, description="Wall time spent on this page.")
+
+
+class SourceInfo(Frozen):
+    path: str = Field(description="Input path as given (or relative to the batch root).")
+    sha256: str = Field(description="SHA-256 of the input file's bytes.")
+    kind: Literal["pdf", "image", "unknown"]
+    size_bytes: int | None = None
+    page_count: int | None = Field(default=None, description="Pages in the document (before --pages selection).")
+
+
+class EngineInfo(Frozen):
+    name: str = Field(description="Engine name: ocr, hf, openai, ...")
+    model: str | None = Field(default=None, description="Model id, folder or OCR model set.")
+    family: Family | None = None
+    device: str | None = None
+    dtype: str | None = None
+    quant: str | None = None
+    detail: str | None = Field(default=None, description="Why this device/precision was chosen, versions, ...")
+
+
+class DocumentResult(Frozen):
+    schema_version: str = SCHEMA_VERSION
+    docvlm_version: str
+    status: Status
+    source: SourceInfo
+    engine: EngineInfo
+    options_digest: str = Field(description="Digest of the options that shape the output (for resume).")
+    pages: list[PageResult] = Field(default_factory=list)
+    errors: list[ErrorItem] = Field(default_factory=list, description="Document-level errors.")
+    seconds: float | None = None
+
+
+def page_status(lines: list[Line], errors: list[ErrorItem], *, failed: bool = False) -> Status:
+    """A page is a failure when it could not be read, partial when it has errors, else success."""
+    if failed:
+        return "failure"
+    return "partial" if errors else "success"
+
+
+def document_status(pages: list[PageResult], errors: list[ErrorItem]) -> Status:
+    if not pages:
+        return "failure"
+    if all(p.status == "failure" for p in pages):
+        return "failure"
+    if errors or any(p.status != "success" for p in pages):
+        return "partial"
+    return "success"

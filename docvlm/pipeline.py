@@ -1,0 +1,258 @@
+"""One document through the stages: source -> pages -> engine -> assembled, validated `DocumentResult`.
+
+Pages are streamed in small batches so a long document never holds more than a batch of page images.
+A page that fails is a failed page; a document that cannot be opened is a failed document: neither raises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from docvlm import __version__
+from docvlm.datamodel import (
+    DocumentResult,
+    EngineInfo,
+    ErrorItem,
+    Line,
+    PageResult,
+    SourceInfo,
+    Word,
+    document_status,
+)
+from docvlm.engines.base import Task
+from docvlm.errors import DocvlmError, EngineError, InputError
+from docvlm.geometry import clamp_box, is_valid_box, page_to_pdf
+
+if TYPE_CHECKING:
+    from docvlm.engines.base import Engine
+    from docvlm.options import ConvertOptions
+    from docvlm.sources import SourcePage
+
+PageCallback = Callable[[PageResult], None]
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def convert_document(
+    path: str | Path,
+    options: ConvertOptions,
+    *,
+    task: Task | None = None,
+    display_path: str | None = None,
+    engine: Engine | None = None,
+    on_page: PageCallback | None = None,
+) -> DocumentResult:
+    """Convert one document. Never raises for bad input or a failing page: errors go into the result.
+
+    Args:
+        path: the input file.
+        options: the run's options.
+        task: what to ask the engine (default: read all text).
+        display_path: the path to record in the result (relative to the batch root); default `path`.
+        engine: an engine instance; default `get_engine(options)` (loaded once per process).
+        on_page: called after each page, for progress.
+
+    Returns:
+        The validated result. `EngineError` from a model that cannot load is the only exception that escapes,
+        because every later document would fail the same way.
+    """
+    from docvlm.sources import open_document
+
+    task = task or Task()
+    shown = display_path or str(path)
+    started = time.perf_counter()
+    if engine is None:
+        from docvlm.engines import get_engine
+
+        engine = get_engine(options)
+    try:
+        doc = open_document(path, options)
+    except DocvlmError as exc:
+        return failed_document(shown, path, options, engine_info_or_name(engine), exc)
+    except Exception as exc:  # an unexpected library error on a bad file is still that file's error
+        wrapped = InputError(f"cannot open: {type(exc).__name__}: {exc}", path=shown)
+        return failed_document(shown, path, options, engine_info_or_name(engine), wrapped)
+
+    pages: list[PageResult] = []
+    doc_errors: list[ErrorItem] = []
+    with doc:
+        info = doc.info(display_path=shown)
+        batch: list[SourcePage] = []
+        batch_size = max(1, options.batch_size if options.engine != "ocr" else 1)
+        try:
+            for page in doc.pages():
+                batch.append(page)
+                if len(batch) >= batch_size:
+                    pages.extend(_run_batch(engine, batch, task, shown, on_page, options))
+                    batch = []
+                if options.doc_timeout and time.perf_counter() - started > options.doc_timeout:
+                    doc_errors.append(
+                        ErrorItem(
+                            code="timeout",
+                            message=f"{shown}: stopped after {options.doc_timeout:g} s (--doc-timeout); "
+                            f"{len(pages) + len(batch)} page(s) done",
+                        )
+                    )
+                    break
+            if batch:
+                pages.extend(_run_batch(engine, batch, task, shown, on_page, options))
+        except DocvlmError as exc:
+            if isinstance(exc, EngineError) and exc.code == "model_load":
+                raise
+            doc_errors.append(ErrorItem(code=exc.code, message=str(exc), page=exc.page))
+        if not pages and not doc_errors:
+            doc_errors.append(ErrorItem(code="empty", message=f"{shown}: no pages selected"))
+    return DocumentResult(
+        docvlm_version=__version__,
+        status=document_status(pages, doc_errors),
+        source=info,
+        engine=engine.info(),
+        options_digest=options.digest(),
+        pages=pages,
+        errors=doc_errors,
+        seconds=round(time.perf_counter() - started, 4),
+    )
+
+
+def _run_batch(
+    engine: Engine,
+    batch: Sequence[SourcePage],
+    task: Task,
+    shown: str,
+    on_page: PageCallback | None,
+    options: ConvertOptions,
+) -> list[PageResult]:
+    started = time.perf_counter()
+    try:
+        results = engine.process_pages(batch, task)
+    except EngineError as exc:
+        if exc.code == "model_load":
+            raise
+        results = [failed_page(p, shown, exc) for p in batch]
+    except DocvlmError as exc:
+        results = [failed_page(p, shown, exc) for p in batch]
+    except Exception as exc:  # noqa: BLE001 - recorded on the page with its type, never swallowed
+        results = [failed_page(p, shown, EngineError(f"{type(exc).__name__}: {exc}")) for p in batch]
+    per_page = (time.perf_counter() - started) / max(1, len(batch))
+    out = []
+    for page, result in zip(batch, results, strict=True):
+        result = assemble_page(page, result, seconds=per_page)
+        if on_page is not None:
+            on_page(result)
+        out.append(result)
+    return out
+
+
+def assemble_page(page: SourcePage, result: PageResult, *, seconds: float | None = None) -> PageResult:
+    """Clamp every box inside the page, drop nothing silently, and add PDF-point boxes for PDF pages."""
+    errors = list(result.errors)
+    lines: list[Line] = []
+    for i, line in enumerate(result.lines):
+        box = clamp_box(line.bbox_page_px, page.width_px, page.height_px)
+        if not is_valid_box(box):
+            errors.append(
+                ErrorItem(
+                    code="invalid_box",
+                    message=f"line {i} {line.text[:40]!r}: box {line.bbox_page_px} is empty inside the page",
+                    page=page.index,
+                    tile=line.tile,
+                )
+            )
+            continue
+        words = []
+        for w in line.words:
+            wb = clamp_box(w.bbox_page_px, page.width_px, page.height_px)
+            if not is_valid_box(wb):
+                continue  # the line keeps the text; a word box squeezed to nothing by the page edge adds nothing
+            words.append(
+                w.model_copy(update={"bbox_page_px": wb, "bbox_pdf_pt": _pdf(wb, page.dpi)})
+            )
+        lines.append(line.model_copy(update={"bbox_page_px": box, "bbox_pdf_pt": _pdf(box, page.dpi), "words": words}))
+    status = result.status
+    if status == "success" and errors:
+        status = "partial"
+    return result.model_copy(
+        update={
+            "lines": lines,
+            "errors": errors,
+            "status": status,
+            "width_px": page.width_px,
+            "height_px": page.height_px,
+            "dpi": page.dpi,
+            "width_pt": page.width_pt,
+            "height_pt": page.height_pt,
+            "rotation": page.rotation,
+            "seconds": round(seconds, 4) if seconds is not None and result.seconds is None else result.seconds,
+        }
+    )
+
+
+def _pdf(box, dpi):
+    return page_to_pdf(box, dpi) if dpi else None
+
+
+def failed_page(page: SourcePage, shown: str, exc: Exception) -> PageResult:
+    code = getattr(exc, "code", "error")
+    msg = str(exc)
+    if not msg.startswith(shown):
+        msg = f"{shown} (page {page.index + 1}): {msg}"
+    return PageResult(
+        index=page.index,
+        width_px=page.width_px,
+        height_px=page.height_px,
+        dpi=page.dpi,
+        status="failure",
+        errors=[ErrorItem(code=code, message=msg, page=page.index)],
+    )
+
+
+def engine_info_or_name(engine: Engine) -> EngineInfo:
+    try:
+        return engine.info()
+    except Exception:  # noqa: BLE001 - info of an engine that failed to load
+        return EngineInfo(name=getattr(engine, "name", "unknown"))
+
+
+def failed_document(
+    shown: str, path: str | Path, options: ConvertOptions, engine: EngineInfo, exc: DocvlmError
+) -> DocumentResult:
+    """The result for a document that could not be opened at all."""
+    try:
+        digest = sha256_file(path)
+        size = Path(path).stat().st_size
+    except OSError:
+        digest, size = "", None
+    msg = str(exc)
+    if not msg.startswith(shown):
+        msg = f"{shown}: {exc.message}"
+    return DocumentResult(
+        docvlm_version=__version__,
+        status="failure",
+        source=SourceInfo(path=shown, sha256=digest, kind=_guess_kind(path), size_bytes=size),
+        engine=engine,
+        options_digest=options.digest(),
+        errors=[ErrorItem(code=exc.code, message=msg, page=exc.page)],
+    )
+
+
+def _guess_kind(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix == ".pdf":
+        return "pdf"
+    if suffix in {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}:
+        return "image"
+    return "unknown"
+
+
+def make_word(text: str, box, confidence: float | None = None) -> Word:
+    return Word(text=text, bbox_page_px=tuple(float(v) for v in box), confidence=confidence)
