@@ -28,7 +28,7 @@ def convert(path: str, **options: Any) -> DocumentResult:
     Raises:
         docvlm.errors.UsageError: when an option is invalid.
     """
-    from docvlm.options import ConvertOptions
+    from docvlm.options import make_options
     from docvlm.pipeline import convert_document
 
-    return convert_document(path, ConvertOptions(**options))
+    return convert_document(path, make_options(**options))

@@ -86,3 +86,9 @@ class ParseError(DocvlmError):
     """Model output that could not be parsed into boxes (recorded on the page, never raised to the user)."""
 
     code = "parse"
+
+
+class OutputError(DocvlmError):
+    """An output file cannot be produced from this result (source gone or changed, page size mismatch, ...)."""
+
+    code = "output"

@@ -55,11 +55,14 @@ class ConvertOptions(BaseSettings):
     retries: int = Field(default=3, ge=0)
     # output
     formats: tuple[str, ...] = ("json",)
+    redo_text: bool = Field(
+        default=False, description="PDF output: also lay OCR text on pages that had a usable text layer."
+    )
     doc_timeout: float | None = Field(default=None, gt=0, description="Seconds per document before it is stopped.")
 
     OUTPUT_FIELDS: ClassVar[tuple[str, ...]] = (
         "dpi", "pages", "max_pages", "engine", "model", "family", "quant", "dtype", "max_new_tokens",
-        "text_layer", "min_x_height_px", "max_visual_tokens", "formats",
+        "text_layer", "min_x_height_px", "max_visual_tokens", "redo_text",
     )
 
     @model_validator(mode="before")

@@ -76,7 +76,7 @@ def convert_document(
 
         engine = get_engine(options)
     try:
-        doc = open_document(path, options)
+        doc = open_document(path, options, display_path=shown)
     except DocvlmError as exc:
         return failed_document(shown, path, options, engine_info_or_name(engine), exc)
     except Exception as exc:  # an unexpected library error on a bad file is still that file's error
@@ -89,6 +89,8 @@ def convert_document(
         info = doc.info(display_path=shown)
         batch: list[SourcePage] = []
         batch_size = max(1, options.batch_size if options.engine != "ocr" else 1)
+        if options.engine == "openai":  # the server batches on its side: keep --concurrency requests in flight
+            batch_size = max(batch_size, options.concurrency)
         try:
             for page in doc.pages():
                 batch.append(page)

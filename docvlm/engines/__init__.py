@@ -15,12 +15,14 @@ if TYPE_CHECKING:
 
 _CACHE: dict[tuple, Engine] = {}
 
+DOCUMENT_FIELDS = frozenset({"pages", "password", "max_pages", "max_page_pixels", "formats", "doc_timeout", "redo_text"})
+"""Options that concern documents or outputs, not the engine: changing them reuses the loaded engine."""
+
 
 def get_engine(options: ConvertOptions) -> Engine:
     """Return the engine for these options, created once per process and reused across documents."""
-    key = (
-        options.engine, options.model, options.family, options.device, options.dtype, options.quant,
-        options.base_url, options.max_new_tokens, options.batch_size, options.concurrency,
+    key = tuple(
+        (name, repr(getattr(options, name))) for name in type(options).model_fields if name not in DOCUMENT_FIELDS
     )
     engine = _CACHE.get(key)
     if engine is not None:

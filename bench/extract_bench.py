@@ -1,0 +1,184 @@
+"""Field extraction accuracy of the offline `ocr` engine on SROIE receipts and invoice2data invoices.
+
+SROIE (../shared/data/sroie-dev): per field (company, address, date, total) precision, recall and F1 by the
+competition rule (exact match after collapsing whitespace, case-insensitive; the date as printed), and overall.
+OCR lines of each image are cached in bench/results/ocr_cache/ so the rules can be iterated on quickly.
+
+invoice2data (../shared/data/invoice2data/compare): accuracy of date, total amount, currency and invoice number
+against the expected JSON of each PDF.
+
+    python bench/extract_bench.py                      # both sets
+    python bench/extract_bench.py --set sroie --limit 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from decimal import Decimal
+from difflib import SequenceMatcher
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+SROIE_FIELDS = ("company", "address", "date", "total")
+
+
+def ocr_lines_cached(image_path: Path, cache_dir: Path) -> list:
+    """OCR lines of one image (RapidOCR through the ocr engine), cached as JSON next to the results."""
+    from docvlm.datamodel import Line
+
+    cache = cache_dir / (image_path.stem + ".json")
+    if cache.exists():
+        data = json.loads(cache.read_text())
+        return [Line.model_validate(x) for x in data["lines"]], data["width"], data["height"]
+    from PIL import Image, ImageOps
+
+    from docvlm.engines.ocr import OcrEngine
+    from docvlm.options import ConvertOptions
+
+    with Image.open(image_path) as im:
+        image = ImageOps.exif_transpose(im).convert("RGB")
+    lines = OcrEngine(ConvertOptions()).ocr_image(image)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"width": image.width, "height": image.height,
+                               "lines": [ln.model_dump(mode="json") for ln in lines]}))
+    tmp.replace(cache)
+    return lines, image.width, image.height
+
+
+def _norm(text: str | None) -> str:
+    return " ".join((text or "").split()).upper()
+
+
+def prf(tp: int, n_pred: int, n_true: int) -> dict[str, float]:
+    p = tp / n_pred if n_pred else 0.0
+    r = tp / n_true if n_true else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "tp": tp, "pred": n_pred,
+            "true": n_true}
+
+
+def sroie_prediction(lines, width: int, height: int) -> dict[str, str | None]:
+    """The four SROIE fields from the receipt rules, as printed (raw text)."""
+    from docvlm.extract.rules import extract_sroie_fields
+
+    return extract_sroie_fields(lines, width, height)
+
+
+def run_sroie(data: Path, limit: int | None, ocr_only: bool) -> dict:
+    images = sorted((data / "img").glob("*.jpg"))[: limit or None]
+    cache_dir = RESULTS / "ocr_cache" / "sroie"
+    counts = {f: [0, 0, 0] for f in SROIE_FIELDS}  # tp, pred, true
+    failures = []
+    started = time.perf_counter()
+    for i, img in enumerate(images):
+        lines, w, h = ocr_lines_cached(img, cache_dir)
+        if ocr_only:
+            print(f"\r{i + 1}/{len(images)} {img.name}", end="", file=sys.stderr, flush=True)
+            continue
+        truth = json.loads((data / "key" / (img.stem + ".json")).read_text())
+        pred = sroie_prediction(lines, w, h)
+        for f in SROIE_FIELDS:
+            t, p = _norm(truth.get(f)), _norm(pred.get(f))
+            counts[f][1] += bool(p)
+            counts[f][2] += bool(t)
+            if p and p == t:
+                counts[f][0] += 1
+            elif t or p:
+                sim = SequenceMatcher(None, t, p).ratio()
+                failures.append({"image": img.name, "field": f, "truth": t, "pred": p, "similarity": round(sim, 3)})
+    if ocr_only:
+        print(file=sys.stderr)
+        return {}
+    per_field = {f: prf(*counts[f]) for f in SROIE_FIELDS}
+    overall = prf(*(sum(c[k] for c in counts.values()) for k in range(3)))
+    failures.sort(key=lambda x: (x["similarity"], x["field"], x["image"]))  # worst (least similar) first
+    return {"images": len(images), "per_field": per_field, "overall": overall, "failures": failures,
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _amount_eq(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(Decimal(str(a)) - Decimal(str(b))) < Decimal("0.005")
+
+
+def run_invoice2data(data: Path) -> dict:
+    from docvlm.extract import extract_document
+    from docvlm.options import ConvertOptions
+
+    compare = data / "compare"
+    rows = []
+    scores = {"date": [0, 0], "amount": [0, 0], "currency": [0, 0], "invoice_number": [0, 0]}
+    started = time.perf_counter()
+    for pdf in sorted(compare.glob("*.pdf")):
+        truth = json.loads(pdf.with_suffix(".json").read_text())[0]
+        result = extract_document(pdf, ConvertOptions(), schema="invoice")
+        fields = result.fields
+        pred = {
+            "date": fields["invoice_date"].value.isoformat() if fields["invoice_date"].value else None,
+            "amount": fields["total"].value,
+            "currency": fields["currency"].value,
+            "invoice_number": fields["invoice_number"].value,
+        }
+        row = {"doc": pdf.stem}
+        for key in scores:
+            if key == "amount" and "amount" not in truth:
+                continue
+            t = truth.get(key)
+            p = pred[key]
+            ok = _amount_eq(p, t) if key == "amount" else (p is not None and str(p).strip() == str(t).strip())
+            scores[key][0] += ok
+            scores[key][1] += 1
+            row[key] = {"truth": t, "pred": str(p) if p is not None else None, "ok": ok}
+        rows.append(row)
+    acc = {k: {"correct": c, "total": n, "accuracy": round(c / n, 4) if n else 0.0} for k, (c, n) in scores.items()}
+    return {"documents": len(rows), "accuracy": acc, "rows": rows, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder")
+    ap.add_argument("--set", choices=("sroie", "invoice2data", "both"), default="both")
+    ap.add_argument("--limit", type=int, default=None, help="first N SROIE images only")
+    ap.add_argument("--ocr-only", action="store_true", help="only fill the OCR cache")
+    ap.add_argument("--worst", type=int, default=15, help="failures to list")
+    args = ap.parse_args()
+    out: dict = {"engine": "ocr"}
+    if args.set in ("sroie", "both"):
+        res = run_sroie(args.data / "sroie-dev", args.limit, args.ocr_only)
+        if args.ocr_only:
+            return 0
+        out["sroie"] = res
+        print(f"SROIE ({res['images']} receipts, ocr engine, {res['seconds']} s)")
+        print(f"{'field':<10}{'P':>8}{'R':>8}{'F1':>8}{'tp':>6}{'pred':>6}{'true':>6}")
+        for f, m in [*res["per_field"].items(), ("overall", res["overall"])]:
+            print(f"{f:<10}{m['precision']:>8.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}{m['tp']:>6}{m['pred']:>6}{m['true']:>6}")
+        print(f"worst failures ({args.worst} least similar to the truth, of {len(res['failures'])}):")
+        for fl in res["failures"][: args.worst]:
+            print(f"  {fl['image']} {fl['field']:<8} sim={fl['similarity']:.2f} truth={fl['truth']!r} pred={fl['pred']!r}")
+        near = sum(1 for fl in res["failures"] if fl["similarity"] >= 0.9)
+        print(f"near misses (similarity >= 0.9, mostly OCR spacing/punctuation): {near}")
+    if args.set in ("invoice2data", "both"):
+        res = run_invoice2data(args.data / "invoice2data")
+        out["invoice2data"] = res
+        print(f"\ninvoice2data ({res['documents']} PDFs, ocr engine / text layer, {res['seconds']} s)")
+        for k, m in res["accuracy"].items():
+            print(f"  {k:<15} {m['correct']}/{m['total']} = {m['accuracy']:.3f}")
+        for row in res["rows"]:
+            bad = {k: v for k, v in row.items() if isinstance(v, dict) and not v["ok"]}
+            if bad:
+                print(f"  {row['doc']}: " + "; ".join(f"{k} truth={v['truth']!r} pred={v['pred']!r}" for k, v in bad.items()))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "extract_bench.json"
+    path.write_text(json.dumps(out, indent=2, default=str))
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

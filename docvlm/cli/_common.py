@@ -1,0 +1,221 @@
+"""Shared click options and rendering helpers for the docvlm commands.
+
+Option defaults are None so that an option not given on the command line falls back to its DOCVLM_* env var
+and then to the `ConvertOptions` default; `build_options` drops the Nones and turns validation errors into
+click usage errors (exit 2).
+
+The batch commands (`convert`, `extract`) share `batch_options` (--workers, --shard), `ProgressCallbacks`
+(the progress bars), `print_summary` (the end-of-run report) and `sigterm_as_interrupt`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from docvlm.batch import BatchSummary, DocRecord, MergedSummary, Shard
+    from docvlm.options import ConvertOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# CLI name -> ConvertOptions field, where they differ
+_RENAMES = {"min_x_height": "min_x_height_px"}
+
+
+def source_options(func: F) -> F:
+    """--dpi --pages --password --max-page-pixels --max-pages --doc-timeout"""
+    for opt in reversed([
+        click.option("--dpi", type=int, help="Render resolution of PDF pages [default: 200]."),
+        click.option("--pages", metavar="SPEC", help="1-based page selection, e.g. 1-3,7 or 5-."),
+        click.option("--password", help="Password for encrypted PDFs (or DOCVLM_PASSWORD)."),
+        click.option("--max-page-pixels", type=int, help="Refuse to rasterize larger pages [default: 80000000]."),
+        click.option("--max-pages", type=int, help="Read at most N pages per document."),
+        click.option("--doc-timeout", type=float, metavar="SECONDS", help="Stop a document after this long."),
+    ]):
+        func = opt(func)
+    return func
+
+
+def engine_options(func: F) -> F:
+    """--engine and everything that configures an engine."""
+    for opt in reversed([
+        click.option("--engine", type=click.Choice(["ocr", "hf", "openai", "scripted"]),
+                     help="ocr (offline default), hf (local Qwen-VL), openai (vLLM/SGLang/Ollama server), "
+                          "scripted (deterministic test engine)."),
+        click.option("--model", help="Hub id or local folder (hf), served model name (openai)."),
+        click.option("--family", type=click.Choice(["qwen2", "qwen2.5", "qwen3"]), help="Force the model family."),
+        click.option("--device", help="auto, cpu, cuda, cuda:N [default: auto]."),
+        click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"])),
+        click.option("--quant", type=click.Choice(["auto", "none", "4bit", "8bit"])),
+        click.option("--max-new-tokens", type=int),
+        click.option("--batch-size", type=int, help="Tiles per generate call (VLM engines)."),
+        click.option("--max-visual-tokens", type=int, help="Per-request visual-token budget."),
+        click.option("--min-x-height", type=float, metavar="PX", help="Readability threshold in encoded pixels."),
+        click.option("--base-url", help="OpenAI-compatible server URL (openai engine)."),
+        click.option("--api-key-env", metavar="VAR", help="Env var holding the API key (openai engine)."),
+        click.option("--concurrency", type=int, help="Requests in flight (openai engine)."),
+        click.option("--timeout", type=float, metavar="SECONDS", help="Per-request timeout (openai engine)."),
+        click.option("--retries", type=int, help="Retries on 429/5xx/connection errors (openai engine)."),
+        click.option("--text-layer", type=click.Choice(["auto", "ignore"]),
+                     help="auto: use a PDF's text layer when usable; ignore: always OCR/model."),
+    ]):
+        func = opt(func)
+    return func
+
+
+def batch_options(func: F) -> F:
+    """--workers --shard: how a batch command spreads its inputs (processes, machines)."""
+    for opt in reversed([
+        click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Worker processes."),
+        click.option("--shard", metavar="I/N", help="Do only shard I of N (1-based), e.g. 1/4 .. 4/4; "
+                                                     "`docvlm summary OUT` merges the shards' summaries."),
+    ]):
+        func = opt(func)
+    return func
+
+
+def parse_shard_option(spec: str | None) -> Shard | None:
+    """The --shard value as a `Shard` (None when not given). Raises click.UsageError (exit 2)."""
+    from docvlm.batch import parse_shard
+    from docvlm.errors import UsageError
+
+    if not spec:
+        return None
+    try:
+        return parse_shard(spec)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def build_options(**cli: Any) -> ConvertOptions:
+    """ConvertOptions from CLI values (None = not given). Raises click.UsageError (exit 2) on a bad value."""
+    from docvlm.errors import UsageError
+    from docvlm.options import make_options
+
+    kwargs = {_RENAMES.get(k, k): v for k, v in cli.items() if v is not None}
+    try:
+        return make_options(**kwargs)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def stdout_console() -> Console:
+    from rich.console import Console
+
+    return Console()
+
+
+def confidence_style(confidence: float | None) -> str:
+    """Rich style matching the overlay colors: red < 0.5 <= yellow < 0.8 <= green."""
+    if confidence is None:
+        return "blue"
+    return "red" if confidence < 0.5 else "yellow" if confidence < 0.8 else "green"
+
+
+def fmt_box(box: Any) -> str:
+    return "[" + ", ".join(f"{v:.0f}" for v in box) + "]"
+
+
+def status_style(status: str) -> str:
+    return {"success": "green", "partial": "yellow", "failure": "red"}.get(status, "white")
+
+
+def sigterm_as_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handler of the batch commands: stop like Ctrl-C (summary written, exit 130)."""
+    raise KeyboardInterrupt
+
+
+class ProgressCallbacks:
+    """`docvlm.batch.BatchCallbacks` drawing rich progress on stderr: documents (with ETA), pages (with rate).
+
+    With `json_out`, every collected result is printed on stdout as one JSON line as soon as it is done.
+    """
+
+    def __init__(self, console: Console, json_out: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = console
+        self.json_out = json_out
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            console=console, transient=False,
+        )
+        self.docs = self.progress.add_task("documents", total=None, rate="")
+        self.pages = self.progress.add_task("pages", total=None, rate="")
+        self.resumed = 0
+
+    def start(self, total: int, resumed: int) -> None:
+        self.progress.update(self.docs, total=total)
+        self.resumed = resumed
+        if resumed:
+            self.console.print(f"resuming: {resumed} of {total} document(s) already done")
+
+    def page(self, key: str, page_index: int, status: str) -> None:
+        self.progress.advance(self.pages)
+        self._rate(self.pages)
+
+    def document(self, record: DocRecord, result: Any | None) -> None:
+        self.progress.advance(self.docs)
+        if not record.resumed:
+            self._rate(self.docs)
+        if record.status == "failure":
+            self.console.print(f"[red]failed[/] {record.path}: {record.errors[0] if record.errors else '?'}",
+                               soft_wrap=True)
+        for warning in record.warnings:
+            self.console.print(f"[yellow]warning[/] {warning}", soft_wrap=True)
+        if self.json_out and result is not None:
+            sys.stdout.write(result.model_dump_json() + "\n")
+            sys.stdout.flush()
+
+    def _rate(self, task_id: Any) -> None:
+        # completed / elapsed: page events from workers arrive in bursts, which upsets a windowed speed
+        task = self.progress.tasks[task_id]
+        elapsed = task.elapsed or 0.0
+        done = task.completed - (self.resumed if task_id == self.docs else 0)
+        self.progress.update(task_id, rate=f"{done / elapsed:.2f}/s" if elapsed > 0.5 else "")
+
+
+def print_summary(console: Console, summary: BatchSummary | MergedSummary) -> None:
+    """Totals of a run (or of merged runs) and a table of the documents that were not a full success."""
+    from rich.table import Table
+
+    t = summary.totals
+    console.print(
+        f"[bold]{t.documents}[/] document(s): [green]{t.success} success[/], [yellow]{t.partial} partial[/], "
+        f"[red]{t.failure} failed[/] ({t.converted} converted, {t.resumed} resumed); "
+        f"{t.pages} page(s), {t.seconds:.1f} s of conversion",
+        soft_wrap=True,
+    )
+    problems = [d for d in summary.documents if d.status != "success"]
+    if problems:
+        table = Table(title="problems", show_header=True)
+        table.add_column("input")
+        table.add_column("status")
+        table.add_column("first error", overflow="fold")
+        for d in problems[:200]:
+            table.add_row(d.path, f"[{status_style(d.status)}]{d.status}[/]", d.errors[0] if d.errors else "")
+        console.print(table)
+        if len(problems) > 200:
+            console.print(f"... and {len(problems) - 200} more (see the run summary JSON)")

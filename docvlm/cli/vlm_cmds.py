@@ -1,0 +1,200 @@
+"""`docvlm plan`, `docvlm ground`, `docvlm reparse`: options in, docvlm.plan / pipeline / reparse called, rendered.
+
+None of these imports torch: `plan` and `reparse` never load a model; `ground` loads one only through the
+engine the options pick (and the default `ocr` engine needs none).
+Exit codes: 0 all good, 1 some input failed, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from docvlm.cli._common import (
+    build_options,
+    engine_options,
+    fmt_box,
+    source_options,
+    status_style,
+    stderr_console,
+    stdout_console,
+)
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--json", "json_out", is_flag=True, help="Print the plans as JSON on stdout.")
+@click.option("--family", type=click.Choice(["qwen2", "qwen2.5", "qwen3"]), default=None,
+              help="Model family whose resize rule applies [default: DOCVLM_FAMILY or qwen2.5].")
+@click.option("--task", "task_kind", type=click.Choice(["read", "ground", "extract"]), default="read",
+              show_default=True, help="extract adds a whole-page thumbnail to tiled pages.")
+@click.option("--max-visual-tokens", type=int, help="Per-request visual-token budget [default: 1280 on CPU].")
+@click.option("--min-x-height", type=float, metavar="PX", help="Readability threshold in encoded pixels [10].")
+@click.option("--tiles", "show_tiles", is_flag=True, help="List every tile (crop_page_px, encoded size).")
+@source_options
+def plan(inputs: tuple[str, ...], json_out: bool, family: str | None, task_kind: str, show_tiles: bool,
+         **opts: Any) -> None:
+    """Show how each page would be encoded for a Qwen-VL model (no model is loaded).
+
+    Per page: native or tiled, tiles, encoded sizes, visual tokens and the reason; then totals.
+    """
+    from docvlm.errors import InputError
+    from docvlm.plan import plan_document
+    from docvlm.sources import expand_inputs
+
+    options = build_options(**opts)
+    fam = family or options.family or "qwen2.5"
+    try:
+        files = expand_inputs(inputs)
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from None
+    rows = []
+    for f in files:
+        rows.extend(plan_document(str(f.path), options, fam, task_kind, display_path=f.relpath))  # type: ignore[arg-type]
+    failed = [r for r in rows if r.error]
+    planned = [r for r in rows if r.plan is not None]
+    total_tokens = sum(r.plan.visual_tokens for r in planned)
+    total_tiles = sum(len(r.plan.tiles) for r in planned)
+    if json_out:
+        payload = {
+            "family": fam,
+            "pages": [
+                {"path": r.path, "page": r.page, "error": r.error, "seconds": round(r.seconds, 4),
+                 "plan": r.plan.model_dump(mode="json") if r.plan else None}
+                for r in rows
+            ],
+            "totals": {"pages": len(planned), "failed": len(failed), "tiles": total_tiles,
+                       "visual_tokens": total_tokens},
+        }
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        _print_plans(rows, fam, show_tiles, total_tokens, total_tiles)
+    if failed:
+        sys.exit(1)
+
+
+def _print_plans(rows: list, fam: str, show_tiles: bool, total_tokens: int, total_tiles: int) -> None:
+    from rich.table import Table
+
+    console = stdout_console()
+    table = Table(title=f"encoding plan ({fam})", show_lines=False)
+    for col in ("file", "page", "mode", "tiles", "encoded", "tokens", "x-height"):
+        table.add_column(col, justify="right" if col in ("page", "tiles", "tokens", "x-height") else "left",
+                         overflow="fold")
+    for r in rows:
+        page = "-" if r.page < 0 else str(r.page + 1)
+        if r.plan is None:
+            table.add_row(r.path, page, "[red]error[/]", "", "", "", "")
+            continue
+        p = r.plan
+        sizes = sorted({f"{t.encoded_size[0]}x{t.encoded_size[1]}" for t in p.tiles})
+        xh = "?" if p.min_text_height_px is None else f"{p.min_text_height_px:.1f} ({p.text_height_source})"
+        table.add_row(r.path, page, p.mode, str(len(p.tiles)), ", ".join(sizes), str(p.visual_tokens), xh)
+        if show_tiles:
+            for t in p.tiles:
+                table.add_row("", "", f"  {t.kind} {t.index}", "", f"{t.encoded_size[0]}x{t.encoded_size[1]}",
+                              str(t.visual_tokens), f"crop {list(t.crop_page_px)}")
+    console.print(table)
+    for r in rows:
+        page = "-" if r.page < 0 else str(r.page + 1)
+        why = f"[red]{r.error}[/]" if r.plan is None else r.plan.reason
+        console.print(f"[bold]{r.path}[/] p{page}: {why}", highlight=False)
+    n = sum(1 for r in rows if r.plan is not None)
+    console.print(f"total: {n} page(s), {total_tiles} tile(s), {total_tokens} visual tokens"
+                  + (f", {total_tokens / n:.0f} per page" if n else ""))
+
+
+@click.command()
+@click.argument("input_path", metavar="IMAGE_OR_PDF", type=click.Path(path_type=str))
+@click.argument("query")
+@click.option("--json", "json_out", is_flag=True, help="Print the boxes as JSON on stdout.")
+@click.option("--overlay", "overlay_dir", type=click.Path(file_okay=False), help="Write overlay PNGs here.")
+@source_options
+@engine_options
+def ground(input_path: str, query: str, json_out: bool, overlay_dir: str | None, **opts: Any) -> None:
+    """Find QUERY (e.g. "the total amount") on each page and print its boxes in page pixels."""
+    from docvlm.engines.base import Task
+    from docvlm.errors import EngineError
+    from docvlm.grounding import ground_matches
+    from docvlm.pipeline import convert_document
+
+    if not query.strip():
+        raise click.UsageError("QUERY is empty: say what to look for, e.g. \"the total amount\"")
+    if not Path(input_path).exists():
+        raise click.UsageError(f"{input_path}: no such file")
+    options = build_options(**opts)
+    try:
+        result = convert_document(input_path, options, task=Task(kind="ground", query=query))
+    except EngineError as exc:
+        stderr_console().print(f"[red]error[/]: {exc}")
+        sys.exit(1)
+    matches = ground_matches(result, query)
+    if json_out:
+        click.echo(json.dumps({
+            "path": result.source.path, "query": query, "status": result.status,
+            "boxes": [m.model_dump(mode="json") for m in matches],
+            "errors": [e.model_dump(mode="json") for p in result.pages for e in p.errors]
+            + [e.model_dump(mode="json") for e in result.errors],
+        }, indent=2))
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"{result.source.path}: {query!r}")
+        for col in ("page", "label", "text", "bbox_page_px"):
+            table.add_column(col, justify="right" if col == "page" else "left")
+        for m in matches:
+            table.add_row(str(m.page + 1), m.label or "", m.text, fmt_box(m.bbox_page_px))
+        console = stdout_console()
+        console.print(table)
+        console.print(f"[{status_style(result.status)}]{result.status}[/]: {len(matches)} box(es)")
+        for e in [e for p in result.pages for e in p.errors] + list(result.errors):
+            stderr_console().print(f"[yellow]{e.code}[/]: {e.message}")
+    if overlay_dir:
+        from docvlm.overlay import render_overlays
+
+        for p in render_overlays(result, input_path, overlay_dir, relpath=Path(input_path).name,
+                                 password=options.password):
+            stderr_console().print(f"wrote {p.png_path}")
+    if result.status == "failure":
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("result_json", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False),
+              help="Write the reparsed result here [default: overwrite RESULT_JSON, atomically].")
+def reparse(result_json: str, out_path: str | None) -> None:
+    """Recompute every box of a VLM result from its stored plan and raw outputs (no model is loaded)."""
+    from pydantic import ValidationError
+
+    from docvlm.datamodel import DocumentResult
+    from docvlm.reparse import reparse_result
+    from docvlm.writers import atomic_write_text
+
+    path = Path(result_json)
+    try:
+        before = DocumentResult.model_validate_json(path.read_bytes())
+    except (ValidationError, ValueError) as exc:
+        raise click.UsageError(f"{result_json}: not a docvlm result ({exc.__class__.__name__}); "
+                               "give a JSON written by `docvlm convert`") from None
+    after = reparse_result(before)
+    dest = Path(out_path) if out_path else path
+    atomic_write_text(dest, after.model_dump_json(indent=2) + "\n")
+    console = stdout_console()
+    n_plan = sum(1 for p in after.pages if p.plan is not None)
+    lines_before = sum(len(p.lines) for p in before.pages)
+    lines_after = sum(len(p.lines) for p in after.pages)
+    errs = sum(len(p.errors) for p in after.pages)
+    console.print(f"{after.source.path}: {n_plan}/{len(after.pages)} page(s) with a plan reparsed; "
+                  f"lines {lines_before} -> {lines_after}; {errs} page error(s); "
+                  f"status [{status_style(after.status)}]{after.status}[/]")
+    if n_plan == 0:
+        stderr_console().print("[yellow]note[/]: no page has a plan (not a VLM result): nothing to reparse")
+    console.print(f"wrote {dest}")
+
+
+COMMANDS: list[click.Command] = [plan, ground, reparse]

@@ -1,0 +1,951 @@
+"""Layout-aware extraction rules for the offline `ocr` engine: the one place where field rules live.
+
+Read top to bottom:
+
+1. `LABELS`: the label table, per field and per language (EN, NL, FR, DE, MS). A label is a regular
+   expression matched on a whole word boundary, case-insensitive. Order inside a field's list is strength:
+   for totals the first labels ("grand total", "amount due") beat a bare "total".
+2. Page model: lines grouped into rows (vertical overlap), so a label and its value printed as separate OCR
+   boxes on one row are seen together.
+3. `value_after_label`: a label's value is the rest of its own line, else the nearest text to its right on the
+   same row, else the line below (overlapping in x).
+4. One function per field family: dates (label first, else the first date; day/month order decided by the
+   document's unambiguous dates), totals (strongest label, arithmetic for ties), merchant (top of the page),
+   address (lines under the merchant), identifiers, payment method, line items.
+5. `FIELD_ALIASES`: which rule answers which schema field name (built-in and user schemas alike).
+
+Every value keeps its raw text and the box of exactly the words it was read from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from docvlm.datamodel import Box, Line
+from docvlm.extract.normalize import (
+    AmountMatch,
+    decide_day_first,
+    detect_currency,
+    find_amounts,
+    find_dates,
+    parse_time,
+    resolve_date,
+)
+from docvlm.geometry import split_line_into_words, union_box
+
+# --- 1. label table ----------------------------------------------------------------------------------------
+LABELS: dict[str, dict[str, list[str]]] = {
+    "total": {  # strongest first; a bare "total" is the weakest
+        "EN": [r"grand\s*total", r"total\s*amount\s*due", r"amount\s*due", r"balance\s*due", r"total\s*due",
+               r"rounded\s*total", r"total\s*rounded", r"total\s*amt", r"round(?:ing)?\s*d?\s*total", r"nett?\s*total", r"total\s*payable",
+               r"total\s*\(?incl\w*", r"total\s*amount", r"total\s*sales", r"amount\s*payable", r"total", r"t[o0]t?a?[l1]"],
+        "NL": [r"te\s*betalen", r"totaal\s*incl\w*", r"totaalbedrag", r"totaal"],
+        "FR": [r"net\s*[àa]\s*payer", r"somme\s*[àa]\s*payer", r"montant\s*[àa]\s*payer", r"total\s*ttc", r"montant\s*total", r"total\s*[àa]\s*payer"],
+        "DE": [r"gesamtbetrag", r"zu\s*zahlen", r"rechnungsbetrag", r"endbetrag", r"gesamt", r"summe"],
+        "MS": [r"jumlah\s*besar", r"jumlah\s*keseluruhan", r"jumlah\s*bayaran", r"jumlah"],
+    },
+    "not_total": {  # lines that mention "total" but are not the amount to pay
+        "EN": [r"sub\s*-?\s*total", r"total\s*(?:qty|quantity|items?|item\(s\)|disc\w*|savings?|tax|gst|vat|"
+               r"excl\w*|before|pcs|units?|points?|weight|no\.)", r"total\s*sales\s*\(?excl", r"tax\s*total",
+               r"change", r"cash\s*(?:tendered|received|paid)?", r"tendered", r"rounding", r"gst\s*summary"],
+        "NL": [r"subtotaal", r"totaal\s*excl\w*", r"totaal\s*btw", r"wisselgeld"],
+        "FR": [r"sous[-\s]*total", r"total\s*ht", r"total\s*tva", r"rendu"],
+        "DE": [r"zwischensumme", r"netto\w*", r"summe\s*netto", r"mwst", r"r[üu]ckgeld"],
+        "MS": [r"jumlah\s*kecil", r"jumlah\s*cukai", r"baki", r"tunai\s*diterima"],
+    },
+    "rounding": {
+        "EN": [r"round(?:ing|d)?\s*(?:adj\w*)?"], "NL": [r"afronding"], "FR": [r"arrondi"], "DE": [r"rundung"],
+        "MS": [r"pelarasan\s*bundar\w*"],
+    },
+    "subtotal": {
+        "EN": [r"sub\s*-?\s*total", r"total\s*(?:excl\w*|before\s*tax|net)", r"net\s*amount",
+               r"total\s*sales\s*\(?excl\w*", r"amount\s*\(?excl\w*"],
+        "NL": [r"exclusief\s*btw", r"totaal\s*excl\w*", r"subtotaal", r"netto\s*bedrag"],
+        "FR": [r"sous[-\s]*total", r"total\s*ht", r"montant\s*ht"],
+        "DE": [r"zwischensumme", r"nettobetrag", r"summe\s*netto", r"netto"],
+        "MS": [r"jumlah\s*kecil"],
+    },
+    "tax": {
+        "EN": [r"total\s*(?:tax|gst|vat)", r"(?:gst|vat|sales\s*tax|sst|service\s*tax)\s*(?:amount|@|\d)",
+               r"tax\s*amount", r"gst", r"vat", r"tax", r"sst"],
+        "NL": [r"btw\s*bedrag", r"totaal\s*btw", r"btw"],
+        "FR": [r"total\s*tva", r"montant\s*tva", r"tva"],
+        "DE": [r"mwst\.?", r"ust\.?", r"umsatzsteuer", r"mehrwertsteuer"],
+        "MS": [r"cukai"],
+    },
+    "invoice_number": {
+        "EN": [r"invoice\s*(?:no|number|num|#|nr)\.?", r"inv\.?\s*(?:no|#)\.?", r"bill\s*(?:no|number)\.?",
+               r"receipt\s*(?:no|number|#)\.?", r"document\s*(?:no|number)\.?", r"doc\.?\s*no\.?",
+               r"order\s*(?:no|number)\.?", r"invoice\s*:", r"ref(?:erence)?\s*(?:no|number)\.?", r"booking\s*(?:id|no|ref)\.?", r"invoice"],
+        "NL": [r"factuur\s*(?:nummer|nr)\.?", r"factuurnummer", r"bonnummer", r"factuur"],
+        "FR": [r"(?:num[ée]ro\s*de\s*)?facture\s*(?:n[°o]|num[ée]ro)\.?", r"n[°o]\s*de\s*facture", r"facture"],
+        "DE": [r"rechnungs\s*-?\s*(?:nummer|nr)\.?", r"beleg\s*-?\s*nr\.?", r"rechnung"],
+        "MS": [r"no\.?\s*invois", r"no\.?\s*resit", r"no\.?\s*bil"],
+    },
+    "invoice_date": {
+        "EN": [r"invoice\s*date", r"date\s*of\s*issue", r"issue\s*date", r"billing\s*date", r"bill\s*date",
+               r"order\s*date", r"date"],
+        "NL": [r"factuurdatum", r"datum"],
+        "FR": [r"date\s*de\s*(?:la\s*)?facture", r"date\s*d'?\s*[ée]mission", r"date"],
+        "DE": [r"rechnungsdatum", r"datum"],
+        "MS": [r"tarikh"],
+    },
+    "due_date": {
+        "EN": [r"due\s*date", r"payment\s*due", r"pay\s*by", r"due\s*by"],
+        "NL": [r"vervaldatum", r"uiterste\s*betaaldatum"],
+        "FR": [r"date\s*d'?\s*[ée]ch[ée]ance", r"[ée]ch[ée]ance", r"date\s*limite(?:\s*de\s*paiement)?"],
+        "DE": [r"f[äa]llig(?:keitsdatum)?", r"zahlbar\s*bis"],
+        "MS": [r"tarikh\s*akhir", r"tarikh\s*matang"],
+    },
+    "vendor_tax_id": {
+        "EN": [r"gst\s*(?:reg\w*)?\s*(?:id|no)\.?", r"vat\s*(?:reg\w*)?\s*(?:id|no|number)\.?", r"tax\s*id",
+               r"abn", r"gstin", r"tin"],
+        "NL": [r"btw[-\s]*(?:nummer|nr|id)\.?", r"btw"],
+        "FR": [r"n[°o]\s*tva(?:\s*intracom\w*)?", r"tva\s*intracom\w*", r"siret"],
+        "DE": [r"ust[-\s]*id(?:nr)?\.?", r"steuer\s*-?\s*nr\.?", r"steuernummer"],
+        "MS": [r"no\.?\s*(?:daftar\s*)?(?:gst|sst)"],
+    },
+    "buyer_name": {
+        "EN": [r"bill\s*to", r"billed\s*to", r"sold\s*to", r"customer(?:\s*name)?", r"invoice\s*to", r"client"],
+        "NL": [r"klant(?:naam)?", r"factuuradres", r"aan"],
+        "FR": [r"client", r"factur[ée]\s*[àa]", r"destinataire"],
+        "DE": [r"kunde", r"rechnungsempf[äa]nger"],
+        "MS": [r"pelanggan", r"nama\s*pelanggan"],
+    },
+    "payment_method": {  # these are values, not labels: the word itself is the answer
+        "EN": [r"cash", r"visa", r"master\s*card", r"credit\s*card", r"debit\s*card", r"card", r"amex",
+               r"paypal", r"e-?wallet", r"grab\s*pay", r"touch\s*'?n\s*go", r"boost"],
+        "NL": [r"contant", r"pin(?:betaling)?", r"ideal"],
+        "FR": [r"esp[èe]ces", r"carte\s*bancaire", r"cb", r"ch[èe]que"],
+        "DE": [r"bar(?:zahlung)?", r"ec-?karte", r"karte"],
+        "MS": [r"tunai", r"kad\s*kredit"],
+    },
+    "line_items_header": {
+        "EN": [r"description", r"item", r"qty", r"quantity", r"unit\s*price", r"price", r"amount"],
+        "NL": [r"omschrijving", r"aantal", r"prijs", r"bedrag"],
+        "FR": [r"d[ée]signation", r"quantit[ée]", r"prix", r"montant"],
+        "DE": [r"beschreibung", r"bezeichnung", r"menge", r"preis", r"betrag"],
+        "MS": [r"perkara", r"kuantiti", r"harga", r"amaun"],
+    },
+}
+"""Labels per field and language, strongest first. Add a language by adding its lists here."""
+
+COMPANY_SUFFIXES = re.compile(
+    r"\b(sdn\.?\s*bhd\.?|bhd\.?|s/b|enterprise|trading|restaurant|restoran|store|stores|mart|hardware|"
+    r"b\.v\.?|n\.v\.?|gmbh|ag|sarl|sas|s\.a\.?|ltd\.?|limited|inc\.?|llc|plc|co\.|company|corporation|"
+    r"pte\.?\s*ltd\.?|stationery|bakery|cafe|kitchen|shop|supermarket|pharmacy|electrical|machinery)\b",
+    re.IGNORECASE,
+)
+"""Words that end a company name (its legal form or trade)."""
+
+REGISTRATION = re.compile(
+    r"(co\.?\s*-?\s*re?[gf]|\bco\.?\s*no\b|\broc\b|company\s*(?:reg|no)|\bbr\s*no|reg\.?\s*no|\bgst\b|\bsst\b|tax\s*id|"
+    r"^\(?[a-z]{0,3}\s*\d{4,}[\s\-]*[a-z]?\s*\)?\.?$)",
+    re.IGNORECASE,
+)
+"""A company registration line printed under the name (e.g. '(CO.REG : 933109-X)', '(JM0517726)')."""
+
+ADDRESS_STOP = re.compile(
+    r"\b(tel|telephone|phone|fax|h/p|hp|email|e-mail|www|http|gst|sst|vat|btw|tva|ust|kvk|iban|siret|invoice|"
+    r"receipt|cash\s*bill|tax\b|taxinvoice|inv[o0][il1]ce|guest\s*check|shopping\s*hours|opening\s*hours|"
+    r"date|cashier|document|doc\s*no|bill\s*no|order|table)|@|(?:\d{2,4}-\d{3,4}\s?\d{3,4})",
+    re.IGNORECASE,
+)
+"""A line that ends the address block (phone, e-mail, tax number, the receipt's own header)."""
+
+ADDRESS_WORDS = re.compile(
+    r"\b(no\.?|lot|jalan|jln|jl|taman|road|rd|street|st\.|avenue|ave|lorong|persiaran|bandar|kampung|"
+    r"selangor|johor|kuala|lumpur|straat|weg|laan|rue|avenue|strasse|straße|platz)\b|\b\d{4,5}\b|"
+    r"^\s*\d{1,4}[A-Za-z]?\s*,",
+    re.IGNORECASE,
+)
+
+
+def _compile(field_name: str) -> list[tuple[int, re.Pattern[str]]]:
+    """(strength rank, pattern) for every label of a field, all languages; lower rank is stronger."""
+    out = []
+    for labels in LABELS[field_name].values():
+        n = len(labels)
+        for i, label in enumerate(labels):
+            # rank by position within its language list, scaled so every language's first label is strongest
+            out.append((round(10 * i / max(1, n - 1)) if n > 1 else 0, re.compile(rf"(?<![a-z]){label}(?![a-z])", re.I)))
+    return out
+
+
+PATTERNS = {name: _compile(name) for name in LABELS}
+
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "vendor_name": ("vendor_name", "merchant_name", "company", "merchant", "vendor", "seller", "issuer",
+                    "store_name", "shop_name", "supplier"),
+    "vendor_address": ("vendor_address", "merchant_address", "address", "store_address", "seller_address"),
+    "vendor_tax_id": ("vendor_tax_id", "tax_id", "vat_number", "gst_id", "vat"),
+    "buyer_name": ("buyer_name", "customer_name", "customer", "bill_to", "buyer"),
+    "invoice_number": ("invoice_number", "invoice_no", "number", "receipt_number", "document_number"),
+    "date": ("invoice_date", "date", "receipt_date", "issue_date", "purchase_date"),
+    "due_date": ("due_date", "payment_due"),
+    "time": ("time", "receipt_time", "purchase_time"),
+    "currency": ("currency", "currency_code"),
+    "subtotal": ("subtotal", "sub_total", "net_amount", "amount_untaxed"),
+    "tax": ("tax_total", "tax", "tax_amount", "vat_amount", "gst_amount"),
+    "total": ("total", "total_amount", "amount", "amount_due", "grand_total"),
+    "payment_method": ("payment_method", "payment", "payment_type"),
+    "line_items": ("line_items", "items", "lines", "products"),
+}
+"""Rule key -> schema field names it answers (first match wins)."""
+
+
+# --- 2. page model -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Found:
+    """A value the rules read: typed value, raw text as printed, where, and how it was found."""
+
+    value: object
+    raw: str
+    page: int
+    bbox_page_px: Box
+    note: str | None = None
+    currency: str | None = None
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class FoundItem:
+    description: Found | None = None
+    quantity: Found | None = None
+    unit_price: Found | None = None
+    amount: Found | None = None
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """What the rules found on a document: rule key -> value, plus line items and notes for warnings."""
+
+    values: dict[str, Found] = field(default_factory=dict)
+    line_items: list[FoundItem] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (code, message) for cross-check warnings
+
+
+@dataclass(frozen=True)
+class PageText:
+    """One page's lines in reading order, grouped into rows."""
+
+    index: int
+    lines: tuple[Line, ...]
+    rows: tuple[tuple[int, ...], ...]  # indices into lines, each row left to right
+    width_px: float
+    height_px: float
+
+    def row_of(self, i: int) -> int:
+        return next(r for r, row in enumerate(self.rows) if i in row)
+
+
+def build_page(lines: Sequence[Line], index: int, width_px: float, height_px: float) -> PageText:
+    """Sort lines top to bottom and group those sharing most of their height into rows."""
+    order = sorted(range(len(lines)), key=lambda i: (lines[i].bbox_page_px[1] + lines[i].bbox_page_px[3]) / 2)
+    rows: list[list[int]] = []
+    for i in order:
+        b = lines[i].bbox_page_px
+        placed = False
+        for row in rows[-3:]:
+            r = union_box([lines[j].bbox_page_px for j in row])
+            overlap = min(b[3], r[3]) - max(b[1], r[1])
+            if overlap >= 0.6 * min(b[3] - b[1], r[3] - r[1]):
+                row.append(i)
+                placed = True
+                break
+        if not placed:
+            rows.append([i])
+    ordered = [sorted(row, key=lambda j: lines[j].bbox_page_px[0]) for row in rows]
+    ordered.sort(key=lambda row: min(lines[j].bbox_page_px[1] for j in row))
+    flat = [j for row in ordered for j in row]
+    remap = {old: new for new, old in enumerate(flat)}
+    return PageText(
+        index=index,
+        lines=tuple(lines[j] for j in flat),
+        rows=tuple(tuple(remap[j] for j in row) for row in ordered),
+        width_px=width_px,
+        height_px=height_px,
+    )
+
+
+def span_box(line: Line, start: int, end: int) -> Box:
+    """Box of the characters [start, end) of a line: the union of the words they touch."""
+    words = [(w.text, w.bbox_page_px) for w in line.words] or split_line_into_words(line.text, line.bbox_page_px)
+    pos, hit = 0, []
+    for text, box in words:
+        at = line.text.find(text, pos)
+        if at < 0:
+            return line.bbox_page_px  # words do not spell the line: fall back to the whole line
+        if at < end and start < at + len(text):
+            hit.append(box)
+        pos = at + len(text)
+    return union_box(hit) if hit else line.bbox_page_px
+
+
+def _found(page: PageText, i: int, start: int, end: int, value: object, *, note: str | None = None,
+           currency: str | None = None, score: float = 0.0) -> Found:
+    line = page.lines[i]
+    return Found(value, line.text[start:end].strip(), page.index, span_box(line, start, end), note, currency, score)
+
+
+# --- 3. label -> value by position ---------------------------------------------------------------------
+def find_labels(page: PageText, field_name: str) -> list[tuple[int, int, int, int]]:
+    """(line index, label start, label end, rank) of every label of a field, strongest rank first per line."""
+    hits = []
+    for i, line in enumerate(page.lines):
+        best = None
+        for rank, pattern in PATTERNS[field_name]:
+            m = pattern.search(line.text)
+            if m and (best is None or rank < best[3] or rank == best[3] and m.end() - m.start() > best[2] - best[1]):
+                best = (i, m.start(), m.end(), rank)
+        if best:
+            hits.append(best)
+    return hits
+
+
+def value_candidates(page: PageText, i: int, label_end: int) -> list[tuple[int, int]]:
+    """Where a label's value may stand: (line index, start offset), in order of preference.
+
+    The rest of the label's own line, then the lines to its right on the same row, then the row below
+    (the lines that overlap the label horizontally or lie to its right).
+    """
+    out = [(i, label_end)]
+    row = page.rows[page.row_of(i)]
+    x1 = page.lines[i].bbox_page_px[2]
+    out += [(j, 0) for j in row if page.lines[j].bbox_page_px[0] >= x1 - 2 and j != i]
+    r = page.row_of(i)
+    if page.lines[i].text[label_end:].strip(" :#.-=()"):
+        return out  # text follows the label on its own line: that is its value, or there is none
+    if r + 1 < len(page.rows):
+        x0, lx1 = page.lines[i].bbox_page_px[0], page.lines[i].bbox_page_px[2]
+        below = [j for j in page.rows[r + 1] if page.lines[j].bbox_page_px[2] > x0]
+        under = [j for j in below if page.lines[j].bbox_page_px[0] < lx1]
+        if any(page.lines[j].text.rstrip().endswith(":") for j in under):
+            return out  # a column of labels: the line under this label is the next label, not its value
+        out += [(j, 0) for j in below]
+    return out
+
+
+def _after_separator(text: str, start: int) -> int:
+    m = re.match(r"[\s:#.\-=]*(?:\((?:rm|\$|€|eur|usd|myr)\)\s*[:=]?)?[\s:#\-=]*", text[start:], re.IGNORECASE)
+    return start + (m.end() if m else 0)
+
+
+# --- 4. fields -----------------------------------------------------------------------------------------
+def all_lines_text(pages: Sequence[PageText]) -> str:
+    return "\n".join(line.text for p in pages for line in p.lines)
+
+
+def find_date(pages: Sequence[PageText], label_field: str, *, day_first: bool, require_label: bool = False) -> Found | None:
+    """A date next to one of the field's labels; else (unless `require_label`) the first date of the document."""
+    best: Found | None = None
+    for page in pages:
+        for i, start, end, rank in find_labels(page, label_field):
+            if label_field == "invoice_date" and PATTERNS_DUE_OR_OTHER.search(page.lines[i].text):
+                continue
+            for j, at in value_candidates(page, i, end):
+                dates = [d for d in find_dates(page.lines[j].text) if d.start >= at]
+                if dates:
+                    d = dates[0]
+                    value = resolve_date(d, day_first=day_first)
+                    cand = _found(page, j, d.start, d.end, value, note=f"label {page.lines[i].text[start:end]!r}",
+                                  score=10 - rank)
+                    if best is None or cand.score > best.score:
+                        best = cand
+                    break
+    if best is not None or require_label:
+        return best
+    unlabelled = [(page, j, d) for page in pages for j, line in enumerate(page.lines)
+                  if not PATTERNS_DUE_OR_OTHER.search(line.text) and not _has_label(page, j, "due_date")
+                  for d in find_dates(line.text)[:1]]
+    # a date printed with a time of day is the transaction's date; else the first date of the document
+    with_time = [u for u in unlabelled if parse_time(u[0].lines[u[1]].text[u[2].end:])]
+    for page, j, d in with_time[:1] or unlabelled[:1]:
+        return _found(page, j, d.start, d.end, resolve_date(d, day_first=day_first),
+                      note="first date on the document (no date label)")
+    return None
+
+
+PATTERNS_DUE_OR_OTHER = re.compile(
+    r"\b(due|vervaldatum|[ée]ch[ée]ance|f[äa]llig|order\s*date|delivery|lever|livraison|period|geboorte|"
+    r"printed|expiry|valid|limite|paiement|betaal|zahlbar)\b", re.IGNORECASE
+)
+
+
+def _amount_in(text: str, start: int, *, decimal_comma: bool | None) -> AmountMatch | None:
+    """The first money-looking amount at or after `start` (prefers amounts with decimals; skips dates, times)."""
+    tail = text[start:]
+    masked = tail
+    for d in find_dates(tail):
+        masked = masked[: d.start] + " " * (d.end - d.start) + masked[d.end:]
+    masked = re.sub(r"\d{1,2}:\d{2}(?::\d{2})?", lambda m: " " * len(m.group(0)), masked)
+    masked = re.sub(r"\d+\s?%", lambda m: " " * len(m.group(0)), masked)
+    amounts = [a for a in find_amounts(masked, decimal_comma=decimal_comma)]
+    # an amount is money-looking when it has cents or a currency mark ("Rs 1939", "€ 50")
+    with_dec = [a for a in amounts if a.has_decimals or a.currency and not re.match(r"\s\d", masked[a.end:])]
+    pick = with_dec[0] if with_dec else None
+    if pick is None:
+        return None
+    return AmountMatch(pick.raw, pick.start + start, pick.end + start, pick.value, pick.currency, pick.has_decimals)
+
+
+def find_amount_for(page: PageText, i: int, label_end: int, *, decimal_comma: bool | None) -> tuple[int, AmountMatch] | None:
+    for j, at in value_candidates(page, i, label_end):
+        at = _after_separator(page.lines[j].text, at) if j == i else at
+        a = _amount_in(page.lines[j].text, at, decimal_comma=decimal_comma)
+        if a is not None:
+            return j, a
+    return None
+
+
+def _money(page: PageText, j: int, a: AmountMatch, note: str, score: float) -> Found:
+    raw_start, raw_end = a.start, a.end
+    text = page.lines[j].text
+    # keep a "$" printed right before the number (receipts print "$8.20"), drop letter codes from the raw span
+    m = re.match(r"(?:RM|EUR|USD|MYR|GBP|INR|PLN|CHF|Rs\.?)\s*", text[raw_start:raw_end], re.IGNORECASE)
+    if m:
+        raw_start += m.end()
+    trailing = re.search(r"\s*(?:€|EUR|USD|MYR|GBP|INR|PLN|CHF|zł|RM)?\s*$", text[raw_start:raw_end], re.IGNORECASE)
+    raw_end = raw_start + (trailing.start() if trailing else raw_end - raw_start)
+    return Found(a.value, text[raw_start:raw_end].strip(), page.index, span_box(page.lines[j], raw_start, raw_end),
+                 note, a.currency, score)
+
+
+def find_labelled_amounts(pages: Sequence[PageText], label_field: str, *, exclude: str | None,
+                          decimal_comma: bool | None) -> list[Found]:
+    """Every amount next to a label of `label_field` (not on lines matching `exclude` labels), scored by strength."""
+    out = []
+    for page in pages:
+        excluded = {i for i, *_ in find_labels(page, exclude)} if exclude else set()
+        for i, start, end, rank in find_labels(page, label_field):
+            if i in excluded and not _stronger_than_exclusion(page.lines[i].text, label_field, exclude):
+                continue
+            hit = find_amount_for(page, i, end, decimal_comma=decimal_comma)
+            if hit is None:
+                continue
+            j, a = hit
+            label = page.lines[i].text[start:end]
+            out.append(_money(page, j, a, f"label {label!r}", 10 - rank + page.index * 0.01 + i * 1e-4))
+    return out
+
+
+def _stronger_than_exclusion(text: str, label_field: str, exclude: str | None) -> bool:
+    """'Total (incl GST)' matches both 'total' and the 'tax' exclusion: the longer label wins."""
+    if exclude is None:
+        return True
+    best_in = max((m.end() - m.start() for _, p in PATTERNS[label_field] for m in [p.search(text)] if m), default=0)
+    best_out = max((m.end() - m.start() for _, p in PATTERNS[exclude] for m in [p.search(text)] if m), default=0)
+    return best_in > best_out
+
+
+def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None,
+               subtotal: Found | None, tax: Found | None) -> tuple[Found | None, list[tuple[str, str]]]:
+    """The amount to pay: the strongest 'total' label, then arithmetic (see `adjust_total`)."""
+    total, notes = _labelled_total(pages, decimal_comma=decimal_comma, subtotal=subtotal, tax=tax)
+    if total is None:
+        guess = _unlabelled_total(pages, subtotal, tax, decimal_comma=decimal_comma)
+        if guess is not None:
+            return guess, [("no_total_label", f"no amount next to a 'total' label; took {guess.raw} ({guess.note})")]
+        return None, notes
+    return adjust_total(pages, total, subtotal, tax, decimal_comma=decimal_comma), notes
+
+
+def adjust_total(pages: Sequence[PageText], total: Found, subtotal: Found | None, tax: Found | None, *,
+                 decimal_comma: bool | None) -> Found:
+    """Arithmetic on the printed amounts: a labelled total followed by a rounding adjustment, or a subtotal plus
+    tax (plus rounding) that the labelled total misses, is taken when that sum is itself printed below the
+    labels (the payable amount whose own label was not read). Only amounts printed on the page are returned."""
+    rounding = [a for a in find_labelled_amounts(pages, "rounding", exclude=None, decimal_comma=decimal_comma)
+                if abs(a.value) < 1]  # type: ignore[arg-type]
+    adj = rounding[0].value if rounding else Decimal(0)
+    sums = []
+    if adj:
+        sums.append((total.value + adj, "labelled total plus the rounding adjustment"))  # type: ignore[operator]
+    if subtotal is not None and tax is not None:
+        base = subtotal.value + tax.value  # type: ignore[operator]
+        sums += [(base + adj, "subtotal + tax + rounding"), (base, "subtotal + tax")]
+    for value, how in sums:
+        if value == total.value:
+            return total
+        for page in pages:
+            if page.index != total.page:
+                continue
+            for j, line in enumerate(page.lines):
+                if line.bbox_page_px[1] < total.bbox_page_px[1] - 2:
+                    continue
+                for a in find_amounts(line.text, decimal_comma=decimal_comma):
+                    if a.has_decimals and a.value == value:
+                        return _money(page, j, a, f"{how} = {value} (labelled total {total.raw})", total.score)
+    return total
+
+
+def _unlabelled_total(pages: Sequence[PageText], subtotal: Found | None, tax: Found | None, *,
+                      decimal_comma: bool | None) -> Found | None:
+    """No readable total label: subtotal + tax when printed, else the amount printed most often (receipts print
+    the payable amount as total and again as the cash paid), at least twice."""
+    printed: dict[Decimal, list[Found]] = {}
+    for page in pages:
+        for j, line in enumerate(page.lines):
+            a = _amount_in(line.text, 0, decimal_comma=decimal_comma)
+            if a is not None and a.value > 0:
+                printed.setdefault(a.value, []).append(_money(page, j, a, "", 0.0))
+    if subtotal is not None and tax is not None:
+        value = subtotal.value + tax.value  # type: ignore[operator]
+        if value in printed:
+            f = printed[value][0]
+            return Found(f.value, f.raw, f.page, f.bbox_page_px, "no total label: subtotal + tax", f.currency)
+    if not printed:
+        return None
+    # printed on at least two rows (a unit price and its line amount share one row; a total and the cash paid
+    # do not)
+    def rows_of(hits: list[Found]) -> int:
+        return len({(h.page, round(h.bbox_page_px[1] / max(1.0, h.bbox_page_px[3] - h.bbox_page_px[1]))) for h in hits})
+
+    value, hits = max(printed.items(), key=lambda kv: (rows_of(kv[1]), kv[0]))
+    if rows_of(hits) < 2:
+        return None
+    # the amount to pay is the largest amount printed, bar the cash handed over and the change
+    paid_rows = {(p.index, p.row_of(i)) for p in pages for i, *_ in find_labels(p, "not_total")}
+    others = [v for v, fs in printed.items()
+              if any((f.page, _row_at(pages, f)) not in paid_rows for f in fs)]
+    if others and value < max(others):
+        return None
+    f = hits[0]
+    return Found(f.value, f.raw, f.page, f.bbox_page_px, f"no total label: printed {len(hits)} times", f.currency)
+
+
+def _row_at(pages: Sequence[PageText], found: Found) -> int:
+    """Row index of the line whose box holds `found` (its page's row nearest to the box's vertical centre)."""
+    page = next(p for p in pages if p.index == found.page)
+    cy = (found.bbox_page_px[1] + found.bbox_page_px[3]) / 2
+    return min(range(len(page.rows)), key=lambda r: abs((row_box(page, r)[1] + row_box(page, r)[3]) / 2 - cy))
+
+
+def _labelled_total(pages: Sequence[PageText], *, decimal_comma: bool | None,
+                    subtotal: Found | None, tax: Found | None) -> tuple[Found | None, list[tuple[str, str]]]:
+    """The strongest 'total' label; among equals, the one that subtotal + tax explains, else the largest. Two different values under equally strong labels are reported, not hidden."""
+    notes: list[tuple[str, str]] = []
+    cands = find_labelled_amounts(pages, "total", exclude="not_total", decimal_comma=decimal_comma)
+    cands = [c for c in cands if c.value is not None and c.value >= 0]
+    if not cands:
+        return None, [("missing_total", "no amount next to a 'total' label")]
+    top = max(round(c.score) for c in cands)
+    best = [c for c in cands if round(c.score) == top]
+    values = {c.value for c in best}
+    if subtotal is not None and tax is not None:
+        expected = subtotal.value + tax.value  # type: ignore[operator]
+        match = [c for c in best if c.value == expected]
+        if match:
+            if len(values) > 1:
+                notes.append(("two_totals", "different amounts under equally strong total labels: "
+                              + ", ".join(f"{c.raw} (page {c.page + 1})" for c in best)
+                              + f"; took {match[-1].raw} = subtotal + tax"))
+            return match[-1], notes
+    if len(values) > 1:
+        # the largest wins: the others are usually a tax summary's column total or a pre-discount sum
+        pick = [c for c in best if c.value == max(values)][-1]
+        notes.append(("two_totals", "different amounts under equally strong total labels: "
+                      + ", ".join(f"{c.raw} (page {c.page + 1})" for c in best) + f"; took {pick.raw}"))
+        return pick, notes
+    return best[-1], notes
+
+
+HEADER_WORDS = re.compile(
+    r"^\W*(tax\s*invoice|invoice|receipt|facture|factuur|rechnung|credit\s*note|cash\s*bill|official\s*receipt|"
+    r"quittung|kwitantie|re[çc]u|resit|bon)\W*$", re.IGNORECASE)
+"""A document-type heading printed on the same row as the merchant name (e.g. 'INVOICE' at the right)."""
+
+
+def _row_cluster(page: PageText, r: int) -> list[int]:
+    """The lines of a row that belong together: split where the gap exceeds three line heights, headings dropped,
+    and the first group kept (the merchant block is left-aligned or centred; a heading sits apart)."""
+    row = [j for j in page.rows[r] if not HEADER_WORDS.match(page.lines[j].text)] or list(page.rows[r])
+    groups = [[row[0]]]
+    for j in row[1:]:
+        prev = page.lines[groups[-1][-1]].bbox_page_px
+        cur = page.lines[j].bbox_page_px
+        if cur[0] - prev[2] > 3 * max(prev[3] - prev[1], cur[3] - cur[1]):
+            groups.append([j])
+        else:
+            groups[-1].append(j)
+    return groups[0]
+
+
+def row_text(page: PageText, r: int) -> str:
+    """The first group of lines of a row joined left to right, with full-width brackets made ASCII."""
+    text = " ".join(page.lines[j].text.strip() for j in _row_cluster(page, r))
+    return text.replace("（", "(").replace("）", ")").replace("：", ":")
+
+
+def row_box(page: PageText, r: int) -> Box:
+    return union_box([page.lines[j].bbox_page_px for j in _row_cluster(page, r)])
+
+
+def _row_height(page: PageText, r: int) -> float:
+    b = row_box(page, r)
+    return b[3] - b[1]
+
+
+def _block(page: PageText, rows: list[int], note: str) -> Found:
+    text = " ".join(row_text(page, r) for r in rows)
+    text = re.sub(r"(?<=\s)&(?=[A-Za-z])", "& ", text)
+    return Found(text, text, page.index, union_box([row_box(page, r) for r in rows]), note)
+
+
+def find_company(page: PageText) -> tuple[Found | None, int]:
+    """The merchant: the first name-like row(s) at the top of the first page; returns the last row used."""
+    limit = min(len(page.rows), 10)
+    start = None
+    for r in range(limit):
+        text = row_text(page, r)
+        letters = sum(ch.isalpha() for ch in text)
+        if letters < 3 or text == text.lower() and not COMPANY_SUFFIXES.search(text):
+            continue  # handwriting / stamps OCR'd in lower case, numbers, noise
+        if re.search(r"\b(tax\s*invoice|receipt|invoice|facture|factuur|rechnung|welcome|selamat|credit\s*note|cash\s*bill)\b", text, re.I):
+            continue
+        if ADDRESS_STOP.search(text) or REGISTRATION.search(text) or find_dates(text) or re.search(r"\.com\b", text, re.I):
+            continue
+        if ADDRESS_WORDS.search(text) and re.search(r"\d", text) and not COMPANY_SUFFIXES.search(text):
+            return None, r - 1  # the address comes first: the name was not read (a logo); the address is here
+        start = r
+        break
+    if start is None:
+        return None, -2
+    parts = [start]
+    r = start + 1
+    while r < limit and len(parts) < 4:
+        so_far = " ".join(row_text(page, k) for k in parts)
+        if _ends_with_suffix(so_far) and not _continues(so_far, ""):
+            break  # a name that ends with its legal form or trade is complete
+        text = row_text(page, r)
+        if any(ch.isdigit() for ch in text) or ADDRESS_WORDS.search(text) or REGISTRATION.search(text) \
+                or ADDRESS_STOP.search(text):
+            break
+        if row_box(page, r)[1] - row_box(page, parts[-1])[3] > 1.0 * _row_height(page, r):
+            break
+        parts.append(r)
+        r += 1
+    if not _ends_with_suffix(" ".join(row_text(page, k) for k in parts)):
+        # a name without its legal form, followed closely by one that has it: the second is the company
+        # (the first is a brand or slogan printed above it)
+        nxt = parts[-1] + 1
+        if nxt < limit and len(parts) == 1 and _ends_with_suffix(row_text(page, nxt)) \
+                and not ADDRESS_WORDS.search(row_text(page, nxt)):
+            parts = [nxt]
+    if len(parts) >= 2 and LEGAL_FORMS.search(" ".join(row_text(page, k) for k in parts)):
+        # a brand or slogan above a legal name: the company is the shortest tail of rows that is a full legal name
+        for k in range(len(parts) - 1, 0, -1):
+            tail = parts[k:]
+            if _is_full_legal_name(" ".join(row_text(page, t) for t in tail)) \
+                    and not _continues(row_text(page, parts[k - 1]), ""):
+                found = _block(page, tail, "top of the first page (legal name under a brand line)")
+                return _cut_after_suffix(found), parts[-1]
+    return _cut_after_suffix(_block(page, parts, "top of the first page")), parts[-1]
+
+
+LEGAL_FORMS = re.compile(
+    r"\b(sdn\.?\s*bhd\.?|bhd\.?|s/b|gmbh|ag|ltd\.?|limited|inc\.?|llc|plc|b\.v\.?|n\.v\.?|sarl|sas|"
+    r"s\.a\.?|pte\.?\s*ltd\.?|corporation)\W*$", re.IGNORECASE)
+
+
+def _is_full_legal_name(text: str) -> bool:
+    """A row that is a whole company name by itself: two or more name words, then a legal form."""
+    m = LEGAL_FORMS.search(text)
+    if not m:
+        return False
+    words = [w for w in re.findall(r"[A-Za-z][\w'&.-]*", text[: m.start()])
+             if len(w.strip(".")) >= 2 and not COMPANY_SUFFIXES.search(w)]
+    return len(words) >= 2
+
+
+def _cut_after_suffix(found: Found) -> Found:
+    """Drop a registration number (and what follows it) printed after the legal form or trade word:
+    'AEON CO. (M) BHD (126926-H)' -> 'AEON CO. (M) BHD'."""
+    for m in COMPANY_SUFFIXES.finditer(found.raw):
+        end = m.end() + (1 if found.raw[m.end():m.end() + 1] == "." else 0)
+        if re.match(r"\s*[(\[]?\s*[A-Z]{0,3}\s*\d{4,}", found.raw[end:], re.IGNORECASE):
+            text = found.raw[:end].rstrip(" ,-")
+            return Found(text, text, found.page, found.bbox_page_px, found.note)
+    return found
+
+
+def _ends_with_suffix(text: str) -> bool:
+    return any(m.end() >= len(text.rstrip(" .,)")) - 1 for m in COMPANY_SUFFIXES.finditer(text))
+
+
+def _continues(prev: str, cur: str) -> bool:
+    return bool(re.search(r"(&|\band\b|-)\s*$", prev.strip(), re.I))
+
+
+def find_address(page: PageText, after: int) -> Found | None:
+    """The rows under the merchant name up to the first phone / tax / header row.
+
+    Registration numbers and a date printed before the address are skipped; after them they end it. The row
+    with the postcode may be followed by one short row (a state, a mall), then the address is over.
+    """
+    parts: list[int] = []
+    postcode_seen = False
+    for r in range(after + 1, min(len(page.rows), after + 9)):
+        text = row_text(page, r)
+        registration = REGISTRATION.search(text) and (
+            not parts and not ADDRESS_WORDS.search(text.split()[0] if text else "")
+            or not ADDRESS_WORDS.search(REGISTRATION.sub("", text)) or re.search(r"\b(roc|reg)\b", text, re.I))
+        dated = bool(find_dates(text)) or parse_time(text) is not None
+        if registration or dated:
+            if parts:
+                break
+            continue
+        text = LEADING_REGISTRATION.sub("", text)
+        if ADDRESS_STOP.search(text):
+            break
+        if parts and row_box(page, r)[1] - row_box(page, parts[-1])[3] > 2.0 * _row_height(page, r):
+            break
+        if postcode_seen and len(text.split()) > 4:
+            break
+        parts.append(r)
+        if postcode_seen:
+            break
+        postcode_seen = bool(POSTCODE.search(text))
+    if not parts or not ADDRESS_WORDS.search(" ".join(row_text(page, k) for k in parts)):
+        return None
+    found = _block(page, parts, "rows under the merchant")
+    text = LEADING_REGISTRATION.sub("", found.raw)
+    return Found(text, text, found.page, found.bbox_page_px, found.note)
+
+
+POSTCODE = re.compile(r"(?<![\d-])\d{5}(?![\d-])|\b\d{4}\s?[A-Z]{2}\b|\b[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b")
+"""A postcode: 5 digits (MY, DE, FR, US), '1016 DV' (NL), 'SW1A 1AA' (UK)."""
+LEADING_REGISTRATION = re.compile(r"^\(?\s*[A-Z]{0,3}\d{4,}-?\s?[A-Z]?\s*\)\s*")
+
+
+def find_identifier(pages: Sequence[PageText], label_field: str) -> Found | None:
+    """A code next to a label (invoice number, tax id): the first token with a digit after the label."""
+    best = None
+    for page in pages:
+        for i, start, end, rank in find_labels(page, label_field):
+            for j, at in value_candidates(page, i, end):
+                at = _after_separator(page.lines[j].text, at) if j == i else at
+                m = re.search(r"(?<![\w/])[A-Z0-9][A-Z0-9/\-_.]*\d[A-Z0-9/\-_.]*", page.lines[j].text[at:], re.IGNORECASE)
+                if m and not find_dates(m.group(0)) and len(m.group(0)) >= 3 and not _is_amount(m.group(0)):
+                    s, e = at + m.start(), at + m.end()
+                    raw = page.lines[j].text[s:e].rstrip(".")
+                    cand = _found(page, j, s, s + len(raw), raw, note=f"label {page.lines[i].text[start:end]!r}",
+                                  score=10 - rank)
+                    if best is None or cand.score > best.score:
+                        best = cand
+                    break
+    return best
+
+
+def find_buyer(pages: Sequence[PageText]) -> Found | None:
+    """The customer: the text after a 'bill to' label on its line, else the line right under the label."""
+    for page in pages:
+        for i, _start, end, _rank in find_labels(page, "buyer_name"):
+            line = page.lines[i]
+            if end < len(line.text) * 0.2 + 12 and line.text[:_start].strip():
+                continue  # a label word in the middle of a sentence
+            at = _after_separator(line.text, end)
+            if sum(ch.isalpha() for ch in line.text[at:]) >= 3:
+                return _found(page, i, at, len(line.text), line.text[at:].strip(), note="text after the label")
+            below = [j for j in range(i + 1, len(page.lines))
+                     if page.lines[j].bbox_page_px[1] >= line.bbox_page_px[3] - 2
+                     and page.lines[j].bbox_page_px[0] < line.bbox_page_px[2]
+                     and page.lines[j].bbox_page_px[2] > line.bbox_page_px[0]]
+            if below:
+                j = min(below, key=lambda k: page.lines[k].bbox_page_px[1])
+                text = page.lines[j].text
+                if page.lines[j].bbox_page_px[1] - line.bbox_page_px[3] < 2 * (line.bbox_page_px[3] - line.bbox_page_px[1]):
+                    return _found(page, j, 0, len(text), text.strip(), note="line under the label")
+    return None
+
+
+def _is_amount(token: str) -> bool:
+    return bool(re.fullmatch(r"\d{1,3}(?:[.,]\d{3})*[.,]\d{2}", token))
+
+
+def find_payment_method(pages: Sequence[PageText]) -> Found | None:
+    for page in pages:
+        for i, start, end, _rank in find_labels(page, "payment_method"):
+            raw = page.lines[i].text[start:end]
+            return _found(page, i, start, end, raw.upper() if len(raw) <= 4 else raw.title(), note="payment keyword")
+    return None
+
+
+def find_time(pages: Sequence[PageText], near: Found | None) -> Found | None:
+    for page in pages:
+        order = range(len(page.lines))
+        if near is not None and near.page == page.index:
+            order = sorted(order, key=lambda k: abs(page.lines[k].bbox_page_px[1] - near.bbox_page_px[1]))
+        for i in order:
+            text = page.lines[i].text
+            got = parse_time(text)
+            if got:
+                value, raw = got
+                s = text.find(raw)
+                return _found(page, i, s, s + len(raw), value, note="time of day")
+    return None
+
+
+QTY_TIMES_PRICE = re.compile(r"(?<![\d.,])(\d{1,4})\s*[x×X*@]\s*(?:RM|\$|€|£)?\s*(\d+[.,]\d{2})(?!\d)")
+"""'2 x 1.29', '3 × 0.85', '1 X 19.00': a quantity and its unit price on a receipt row."""
+
+
+def find_line_items(pages: Sequence[PageText], *, decimal_comma: bool | None) -> list[FoundItem]:
+    """Rows between the table start and the first total-like label: a description and an amount at the right.
+
+    The table starts after the header row with the most header words, or, on receipts without a header, after
+    the last row carrying a date or time above the totals. A row with only 'quantity x unit price' and an amount
+    belongs to the description on the row above it.
+    """
+    items: list[FoundItem] = []
+    for page in pages:
+        header_rows = {page.row_of(i) for i, *_ in find_labels(page, "line_items_header")}
+        stop_rows = {page.row_of(i) for f in ("total", "subtotal") for i, *_ in find_labels(page, f)}
+        if header_rows:
+            first = max(header_rows,
+                        key=lambda r: (sum(len(find_labels_in(page, j, "line_items_header")) for j in page.rows[r]), -r))
+        else:
+            end = min(stop_rows or {len(page.rows)})
+            dated = [r for r in range(end) if any(find_dates(page.lines[j].text) or
+                                                  re.search(r"\b\d{1,2}:\d{2}\b", page.lines[j].text)
+                                                  for j in page.rows[r])]
+            if not dated:
+                continue
+            first = dated[-1]
+        last = min([r for r in stop_rows if r > first] or [len(page.rows)])
+        pending: tuple[int, Line] | None = None
+        for r in range(first + 1, last):
+            row = page.rows[r]
+            text_parts = [(j, page.lines[j]) for j in row]
+            desc = [(j, ln) for j, ln in text_parts
+                    if sum(c.isalpha() for c in QTY_TIMES_PRICE.sub("", ln.text)) >= 3]
+            amounts = []
+            for j, ln in text_parts:
+                for am in find_amounts(ln.text, decimal_comma=decimal_comma):
+                    if am.has_decimals:
+                        amounts.append((j, am))
+            if desc and not amounts:
+                pending = desc[0]
+                continue
+            if not amounts:
+                continue
+            if not desc and pending is None:
+                continue
+            dj, dl = desc[0] if desc else pending
+            pending = None
+            m = re.match(r"\s*(.*?[A-Za-z].*?)(?=\s+\d+(?:[.,]\d+)?(?:\s|$)|$)", dl.text)
+            d_end = m.end(1) if m else len(dl.text)
+            description = _found(page, dj, 0, d_end, dl.text[:d_end].strip(), note="table row")
+            aj, am = amounts[-1]
+            amount = _money(page, aj, am, "rightmost amount of the row", 0)
+            unit = qty = None
+            for j, ln in text_parts:
+                qp = QTY_TIMES_PRICE.search(ln.text)
+                if qp:
+                    qty = _found(page, j, qp.start(1), qp.end(1), Decimal(qp.group(1)), note="quantity x unit price")
+                    price = find_amounts(qp.group(2), decimal_comma=decimal_comma)
+                    if price:
+                        unit = Found(price[0].value, qp.group(2), page.index, span_box(ln, qp.start(2), qp.end(2)),
+                                     "quantity x unit price")
+                    break
+            if unit is None and len(amounts) > 1:
+                unit = _money(page, amounts[-2][0], amounts[-2][1], "amount before the line total", 0)
+            if qty is None:
+                for j, ln in text_parts:
+                    q = re.search(r"(?<![\d.,])(\d{1,4})(?:\s*(?:x|pcs?|pc|st|stk|h)\b|\s*$)", ln.text, re.I)
+                    if q and j not in (aj, dj):  # a number ending the description is part of it ("eggs 12")
+                        qty = _found(page, j, q.start(1), q.end(1), Decimal(q.group(1)), note="count on the row")
+                        break
+            items.append(FoundItem(description, qty, unit, amount))
+    return items
+
+
+def _has_label(page: PageText, i: int, field_name: str) -> bool:
+    """True when line i, or a line on its row, carries a label of the field (e.g. 'Due date:' left of a date)."""
+    return any(find_labels_in(page, j, field_name) or PATTERNS_DUE_OR_OTHER.search(page.lines[j].text)
+               for j in page.rows[page.row_of(i)])
+
+
+def find_labels_in(page: PageText, i: int, field_name: str) -> list[re.Match[str]]:
+    return [m for _, p in PATTERNS[field_name] for m in [p.search(page.lines[i].text)] if m]
+
+
+# --- the whole document --------------------------------------------------------------------------------
+def decimal_comma_hint(text: str) -> bool | None:
+    """True when the document writes amounts as 1.234,56 (more decimal commas than decimal points)."""
+    commas = len(re.findall(r"\d,\d{2}(?!\d)", text))
+    points = len(re.findall(r"\d\.\d{2}(?!\d)", text))
+    if commas == points:
+        return None
+    return commas > points
+
+
+def extract_rules(pages: Sequence[PageText]) -> RuleResult:
+    """Run every rule over a document's pages (fields from any page; line items of every page concatenated)."""
+    text = all_lines_text(pages)
+    dec_comma = decimal_comma_hint(text)
+    dates = [d for p in pages for ln in p.lines for d in find_dates(ln.text)]
+    day_first = decide_day_first(dates)
+    values: dict[str, Found] = {}
+    notes: list[tuple[str, str]] = []
+
+    if pages:
+        company, last = find_company(pages[0])
+        if company:
+            values["vendor_name"] = company
+        if last >= -1:
+            address = find_address(pages[0], last)
+            if address:
+                values["vendor_address"] = address
+    date = find_date(pages, "invoice_date", day_first=day_first)
+    if date:
+        values["date"] = date
+    due = find_date(pages, "due_date", day_first=day_first, require_label=True)
+    if due:
+        values["due_date"] = due
+    tm = find_time(pages, date)
+    if tm:
+        values["time"] = tm
+    subs = find_labelled_amounts(pages, "subtotal", exclude=None, decimal_comma=dec_comma)
+    if subs:
+        values["subtotal"] = max(subs, key=lambda c: c.score)
+    taxes = find_labelled_amounts(pages, "tax", exclude="subtotal", decimal_comma=dec_comma)
+    taxes = [t for t in taxes if "total" not in t.note.lower() or "tax" in t.note.lower() or "gst" in t.note.lower()]
+    if taxes:
+        values["tax"] = max(taxes, key=lambda c: c.score)
+    total, total_notes = find_total(pages, decimal_comma=dec_comma, subtotal=values.get("subtotal"), tax=values.get("tax"))
+    notes += total_notes
+    if total:
+        values["total"] = total
+    for key, label in (("invoice_number", "invoice_number"), ("vendor_tax_id", "vendor_tax_id")):
+        found = find_identifier(pages, label)
+        if found:
+            values[key] = found
+    buyer = find_buyer(pages)
+    if buyer:
+        values["buyer_name"] = buyer
+    pm = find_payment_method(pages)
+    if pm:
+        values["payment_method"] = pm
+    currency = (total.currency if total and total.currency else None) or detect_currency(text)
+    if currency:
+        values["currency"] = Found(currency, currency, total.page if total else 0,
+                                   total.bbox_page_px if total else (0.0, 0.0, 1.0, 1.0),
+                                   "currency mark on the page")
+    items = find_line_items(pages, decimal_comma=dec_comma)
+    return RuleResult(values=values, line_items=items, notes=notes)
+
+
+def extract_sroie_fields(lines: Sequence[Line], width_px: float, height_px: float) -> dict[str, str | None]:
+    """The four SROIE fields (company, address, date, total) as printed: the bench's view of the rules."""
+    res = extract_rules([build_page(lines, 0, width_px, height_px)])
+    v = res.values
+    return {
+        "company": v["vendor_name"].raw if "vendor_name" in v else None,
+        "address": v["vendor_address"].raw if "vendor_address" in v else None,
+        "date": v["date"].raw if "date" in v else None,
+        "total": v["total"].raw if "total" in v else None,
+    }

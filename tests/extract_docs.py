@@ -1,0 +1,52 @@
+"""Self-made invoices for the extraction tests: PDFs with a text layer drawn by PyMuPDF at known positions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DPI = 200
+K = DPI / 72.0
+
+
+def make_pdf(path: Path, rows: list[tuple[float, float, str]], *, fontsize: float = 10) -> dict[str, tuple]:
+    """Write a one-page A4 PDF with `text` at (x, y) points; returns text -> its box in page pixels at 200 dpi."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    boxes = {}
+    for x, y, text in rows:
+        page.insert_text((x, y), text, fontsize=fontsize, fontname="helv")
+        width = pymupdf.get_text_length(text, fontname="helv", fontsize=fontsize)
+        boxes[text] = (x * K, (y - fontsize) * K, (x + width) * K, (y + 2) * K)
+    doc.save(str(path))
+    doc.close()
+    return boxes
+
+
+def invoice_rows(*, total: str | None = "Total: 1,103.13 EUR", extra: list | None = None,
+                 date: str = "15.03.2024", due: str = "14.04.2024") -> list[tuple[float, float, str]]:
+    rows = [
+        (50, 60, "Nordlicht Office Supplies GmbH"),
+        (50, 76, "Hafenstrasse 12"),
+        (50, 90, "20457 Hamburg, Germany"),
+        (50, 104, "VAT ID: DE298765431"),
+        (430, 60, "INVOICE"),
+        (50, 170, "Bill to:"),
+        (50, 184, "Acme Robotics B.V."),
+        (340, 170, "Invoice number:"),
+        (470, 170, "INV-2024-0173"),
+        (340, 184, "Invoice date:"),
+        (470, 184, date),
+        (340, 198, "Due date:"),
+        (470, 198, due),
+        (50, 260, "Description"), (300, 260, "Qty"), (370, 260, "Unit price"), (480, 260, "Amount"),
+        (50, 280, "Ergonomic office chair"), (300, 280, "2"), (370, 280, "189.00"), (480, 280, "378.00"),
+        (50, 296, "Standing desk 160x80 cm"), (300, 296, "1"), (370, 296, "549.00"), (480, 296, "549.00"),
+        (370, 340, "Subtotal:"), (480, 340, "927.00"),
+        (370, 356, "VAT 19%:"), (480, 356, "176.13"),
+    ]
+    if total is not None:
+        label, _, value = total.partition(": ")
+        rows += [(370, 374, label + ":"), (470, 374, value)]
+    return rows + (extra or [])
