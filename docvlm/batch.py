@@ -26,6 +26,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import multiprocessing as mp
+import os
 import signal
 import threading
 import time
@@ -465,9 +466,11 @@ def _rel(path: str | Path, out_dir: str | Path) -> str:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(options: ConvertOptions, kind: DocumentKind, events: Any, starts: Any) -> None:
+def _init_worker(options: ConvertOptions, kind: DocumentKind, events: Any, starts: Any, threads: int) -> None:
     # the main process owns Ctrl-C: it cancels, stops the workers and writes the summary
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # N workers share the cores instead of each starting a thread per core (onnxruntime, torch)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     _WORKER["options"] = options
     _WORKER["kind"] = kind
     _WORKER["events"] = events
@@ -475,8 +478,6 @@ def _init_worker(options: ConvertOptions, kind: DocumentKind, events: Any, start
 
 
 def _worker_run(job: Job) -> Outcome:
-    import os
-
     events = _WORKER["events"]
     # unbuffered (a SimpleQueue writes before put() returns): still there when this process dies mid-document,
     # so a crash is charged to the document that caused it, not to the ones running next to it
@@ -669,9 +670,10 @@ def _run_pool(
     while remaining:
         events = ctx.Queue()
         starts = ctx.SimpleQueue()
+        n_workers = min(workers, len(remaining))
         pool = ProcessPoolExecutor(
-            max_workers=min(workers, len(remaining)), mp_context=ctx, initializer=_init_worker,
-            initargs=(options, kind, events, starts),
+            max_workers=n_workers, mp_context=ctx, initializer=_init_worker,
+            initargs=(options, kind, events, starts, max(1, (os.cpu_count() or 1) // n_workers)),
         )
         broken: list[Job] = []
         running: dict[int, str] = {}  # worker pid -> key of the job it started last

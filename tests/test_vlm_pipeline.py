@@ -209,7 +209,7 @@ def test_ground_task_puts_the_query_in_the_prompt_and_labels_the_lines():
 def test_extract_task_keeps_raw_outputs_and_plan_with_thumbnail():
     raw = '{"total": {"value": "12.50", "bbox_2d": [1, 2, 3, 4]}}'
     engine, [page] = _run(lambda r, n: TileResponse(text=raw), [text_page(600, 2400, lines=60)],
-                          task=Task(kind="extract", schema_name="receipt", schema_json='{"type": "object"}'),
+                          task=Task(kind="extract", schema_name="receipt", fields_schema='{"type": "object"}'),
                           max_visual_tokens=300)
     assert page.plan.mode == "tiled" and page.plan.tiles[-1].kind == "thumbnail"
     assert len(page.outputs) == len(page.plan.tiles)

@@ -22,7 +22,7 @@ class Task(Frozen):
     )
     query: str | None = Field(default=None, description="The grounding query (kind='ground').")
     schema_name: str | None = Field(default=None, description="Extraction schema name (kind='extract').")
-    schema_json: str | None = Field(default=None, description="JSON Schema of the fields to extract (kind='extract').")
+    fields_schema: str | None = Field(default=None, description="JSON Schema of the fields to extract (kind='extract').")
 
 
 class Engine(Protocol):

@@ -108,6 +108,9 @@ class _Attempt:
     retry_after_s: float | None = None
 
 
+SERVER_MEMORY_BYTES = 8 * 2**30
+
+
 class OpenAIEngine(VlmEngine):
     """Talks to an OpenAI-compatible chat/completions endpoint serving a Qwen-VL model."""
 
@@ -169,6 +172,13 @@ class OpenAIEngine(VlmEngine):
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid: int | None = None
         self._rng = random.Random()
+
+    def device_memory_bytes(self) -> int | None:
+        """The server's GPU is out of sight: plan as for a small (8 GiB) GPU, 4096 visual tokens per request.
+
+        `--max-visual-tokens` overrides it; the CPU default (1280) would cut pages into needless tiles.
+        """
+        return SERVER_MEMORY_BYTES
 
     def info(self) -> EngineInfo:
         return EngineInfo(

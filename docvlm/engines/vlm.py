@@ -187,7 +187,7 @@ class VlmEngine(ABC):
         from docvlm.prompts import render_prompt
 
         family = self.resolve_family()
-        variables = {k: v for k, v in (("query", task.query), ("schema_json", task.schema_json)) if v is not None}
+        variables = {k: v for k, v in (("query", task.query), ("schema_json", task.fields_schema)) if v is not None}
         prompt = render_prompt(task.kind, family, **variables)
         memory = self.device_memory_bytes()
         max_new = self.options.max_new_tokens

@@ -116,7 +116,7 @@ def extract_document(
 
         text_options = options.model_copy(update={"engine": "ocr"})
         read = convert_document(path, text_options, task=Task(kind="read"), display_path=shown, engine=text_engine)
-        task = Task(kind="extract", schema_name=loaded.name, schema_json=answer_schema_json(loaded.fields))
+        task = Task(kind="extract", schema_name=loaded.name, fields_schema=answer_schema_json(loaded.fields))
         doc = convert_document(path, options, task=task, display_path=shown, engine=engine, on_page=on_page)
         if engine is None:
             from docvlm.engines import get_engine
