@@ -153,3 +153,24 @@ def document_status(pages: list[PageResult], errors: list[ErrorItem]) -> Status:
     if errors or any(p.status != "success" for p in pages):
         return "partial"
     return "success"
+
+
+def failed_page(page: object, shown: str, exc: Exception, *, seconds: float | None = None) -> PageResult:
+    """The result of a page that could not be read: status "failure" and an error naming file and page.
+
+    `page` is a `docvlm.sources.SourcePage` (index, width_px, height_px, dpi); `shown` the file as displayed.
+    """
+    index: int = page.index  # type: ignore[attr-defined]
+    code = getattr(exc, "code", "error")
+    msg = str(exc)
+    if not msg.startswith(shown):
+        msg = f"{shown} (page {index + 1}): {getattr(exc, 'message', msg)}"
+    return PageResult(
+        index=index,
+        width_px=page.width_px,  # type: ignore[attr-defined]
+        height_px=page.height_px,  # type: ignore[attr-defined]
+        dpi=page.dpi,  # type: ignore[attr-defined]
+        status="failure",
+        errors=[ErrorItem(code=code, message=msg, page=index)],
+        seconds=None if seconds is None else round(seconds, 4),
+    )

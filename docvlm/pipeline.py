@@ -22,6 +22,7 @@ from docvlm.datamodel import (
     SourceInfo,
     Word,
     document_status,
+    failed_page,
 )
 from docvlm.engines.base import Task
 from docvlm.errors import DocvlmError, EngineError, InputError
@@ -201,21 +202,6 @@ def assemble_page(page: SourcePage, result: PageResult, *, seconds: float | None
 
 def _pdf(box, dpi):
     return page_to_pdf(box, dpi) if dpi else None
-
-
-def failed_page(page: SourcePage, shown: str, exc: Exception) -> PageResult:
-    code = getattr(exc, "code", "error")
-    msg = str(exc)
-    if not msg.startswith(shown):
-        msg = f"{shown} (page {page.index + 1}): {msg}"
-    return PageResult(
-        index=page.index,
-        width_px=page.width_px,
-        height_px=page.height_px,
-        dpi=page.dpi,
-        status="failure",
-        errors=[ErrorItem(code=code, message=msg, page=page.index)],
-    )
 
 
 def engine_info_or_name(engine: Engine) -> EngineInfo:

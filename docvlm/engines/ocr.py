@@ -30,7 +30,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from docvlm.datamodel import EngineInfo, ErrorItem, Line, PageResult, Word
+from docvlm.datamodel import EngineInfo, Line, PageResult, Word, failed_page
 from docvlm.errors import DocvlmError, EngineError, ModelLoadError
 from docvlm.geometry import clamp_box, is_valid_box, split_line_into_words, union_box
 
@@ -367,9 +367,10 @@ class OcrEngine:
         except ModelLoadError:
             raise
         except DocvlmError as exc:
-            return self._failure(page, exc.code, exc, started)
+            return failed_page(page, str(page.path), exc, seconds=time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - recorded on the page with its type, never swallowed
-            return self._failure(page, EngineError.code, EngineError(f"{type(exc).__name__}: {exc}"), started)
+            wrapped = EngineError(f"{type(exc).__name__}: {exc}")
+            return failed_page(page, str(page.path), wrapped, seconds=time.perf_counter() - started)
         if task.kind == "ground" and task.query:
             lines = ground_lines(lines, task.query)
         return PageResult(
@@ -402,19 +403,3 @@ class OcrEngine:
             gray = np.asarray(image.convert("L"))
             lines = [tighten_to_ink(line, gray) for line in lines]
         return lines
-
-    @staticmethod
-    def _failure(page: SourcePage, code: str, exc: Exception, started: float) -> PageResult:
-        where = f"{getattr(page, 'path', '<page>')} (page {page.index + 1})"
-        message = str(exc)
-        if not message.startswith(str(getattr(page, "path", "\0"))):
-            message = f"{where}: {getattr(exc, 'message', message)}"
-        return PageResult(
-            index=page.index,
-            width_px=page.width_px,
-            height_px=page.height_px,
-            dpi=page.dpi,
-            status="failure",
-            errors=[ErrorItem(code=code, message=message, page=page.index)],
-            seconds=round(time.perf_counter() - started, 4),
-        )
