@@ -230,12 +230,17 @@ def detect_x_height(image: Image.Image) -> float | None:
     return heights.x_height_px if heights else None
 
 
+SOLID_FILL = 0.85
+"""A character component filling this share of its bounding box is a bar or a dash, not a letter."""
+
+
 def detect_text_heights(image: Image.Image) -> TextHeights | None:
     """Fast text-size detector for raster pages (no model, no torch): OpenCV morphology, ~30-150 ms a page.
 
     Median blur (scanner speckle) -> adaptive threshold AND global Otsu (faint paper texture is not ink) ->
     a horizontal closing about 1.5 glyph heights wide joins letters and words into line segments ->
-    connected components; keeps segments at least 3x wider than tall, holding 3+ glyphs, not huge. A line
+    connected components; keeps segments at least 3x wider than tall, holding 3+ glyphs that are not solid
+    bars (so a dashed rule is not a line of tiny text), not huge. A line
     segment's ink runs from ascender to descender (about the font size), so x-height ~ 0.5 x its height (for
     all-caps receipts this underestimates, which errs on the readable side). Smallest x-height: 10th
     percentile; tallest line: 98th percentile. Returns None when no text-like segment is found.
@@ -257,6 +262,9 @@ def detect_text_heights(image: Image.Image) -> TextHeights | None:
     n1, labels1, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     ch = stats[1:, cv2.CC_STAT_HEIGHT]
     cw = stats[1:, cv2.CC_STAT_WIDTH]
+    # a solid rectangle (a dash of a rule line, a bar) is no letter: dashed rules are not lines of tiny text
+    solid = np.zeros(n1, dtype=bool)
+    solid[1:] = stats[1:, cv2.CC_STAT_AREA] >= SOLID_FILL * np.maximum(1, ch * cw)
     glyph = (ch >= 5) & (ch <= h / 8) & (cw <= ch * 3) & (cw >= 1)
     if n1 <= 1 or glyph.sum() < 3:
         return None
@@ -270,6 +278,7 @@ def detect_text_heights(image: Image.Image) -> TextHeights | None:
     # letters per blob: a word joins several glyphs; a rule line or a smudge is one component
     on = ink > 0
     pairs = np.unique(labels2[on].astype(np.int64) * n1 + labels1[on].astype(np.int64))
+    pairs = pairs[~solid[pairs % n1]]
     letters = np.bincount(pairs // n1, minlength=n2)[1:]
     word = (bh >= 6) & (bh <= h / 10) & (bw >= 3.0 * bh) & (fill >= 0.2) & (fill <= 0.95) & (letters >= 3)
     heights = [float(v) for v in bh[word]]

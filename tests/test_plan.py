@@ -199,6 +199,16 @@ def test_detector_tracks_text_size(font_px):
     assert 0.3 * font_px <= xh <= 0.65 * font_px, xh
 
 
+def test_detector_ignores_dashed_rules(samples_dir):
+    """The receipt sample's '-----' separators are bars, not lines of tiny text: they must not set the estimate.
+
+    Its text is DejaVu Sans Mono at 24 px (x-height about 13 px); the detector errs low (ascender-descender / 2)
+    but not below half of that. Counting the dashed rules as text gave 4 px, and a needless 2x upscale.
+    """
+    xh = detect_x_height(Image.open(samples_dir / "receipt_long.jpg"))
+    assert xh is not None and 6.5 <= xh <= 13.5, xh
+
+
 def test_detector_blank_page():
     assert detect_x_height(Image.new("RGB", (600, 800), "white")) is None
 
