@@ -6,7 +6,7 @@ result from its source file (or blank pages of the right size when the source is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,6 +105,28 @@ def render_overlays(
     The source is re-rendered at the result's DPI. When it is missing or unreadable, or when its sha256 no
     longer matches, the boxes are drawn on a blank page of the recorded size (and `OverlayPage.note` says why).
     """
+    return write_page_overlays(
+        result, source_path, out_dir, lambda page: page_boxes(page, words=words), suffix=".page",
+        relpath=relpath, password=password,
+    )
+
+
+def write_page_overlays(
+    result: DocumentResult,
+    source_path: str | Path | None,
+    out_dir: str | Path,
+    boxes_of: Callable[[PageResult], Sequence[OverlayBox]],
+    *,
+    suffix: str,
+    relpath: str | None = None,
+    password: str | None = None,
+) -> list[OverlayPage]:
+    """Draw `boxes_of(page)` over each re-rendered page and write `out_dir/<relpath><suffix>-NNNN.png` atomically.
+
+    Shared by conversion and extraction overlays (`result` needs `.source` and `.pages` with page geometry).
+    """
+    from io import BytesIO
+
     images, note = source_images(result, source_path, password)
     written = []
     stem = relpath or Path(result.source.path).name
@@ -118,10 +140,8 @@ def render_overlays(
             page_note = f"re-rendered page is {image.size[0]}x{image.size[1]}, result says " \
                         f"{page.width_px}x{page.height_px}: resized"
             image = image.resize((page.width_px, page.height_px))
-        drawn = draw_boxes(image, page_boxes(page, words=words))
-        png = output_path(out_dir, stem, f".page-{page.index + 1:04d}.png")
-        from io import BytesIO
-
+        drawn = draw_boxes(image, boxes_of(page))
+        png = output_path(out_dir, stem, f"{suffix}-{page.index + 1:04d}.png")
         buf = BytesIO()
         drawn.save(buf, format="PNG")
         atomic_write_bytes(png, buf.getvalue())

@@ -7,7 +7,6 @@ conversion result (an extraction result carries the same `source` and page geome
 
 from __future__ import annotations
 
-from io import BytesIO
 from pathlib import Path
 
 from docvlm.extract.models import ExtractionResult, FieldBase
@@ -42,28 +41,12 @@ def render_extraction_overlays(
     Returns:
         `docvlm.overlay.OverlayPage` per page written.
     """
-    from PIL import Image
+    from docvlm.overlay import write_page_overlays
 
-    from docvlm.overlay import OverlayPage, draw_boxes, source_images
-    from docvlm.writers import atomic_write_bytes, output_path
-
-    images, note = source_images(result, source_path, password)  # duck-typed: needs .source and .pages
-    stem = relpath or Path(result.source.path).name
-    written = []
-    for page in result.pages:
-        image = images.get(page.index)
-        blank = image is None
-        if image is None:
-            image = Image.new("RGB", (max(1, page.width_px), max(1, page.height_px)), "white")
-        elif image.size != (page.width_px, page.height_px):
-            image = image.resize((page.width_px, page.height_px))
-        drawn = draw_boxes(image, field_boxes(result, page.index))
-        png = output_path(out_dir, stem, f".fields.page-{page.index + 1:04d}.png")
-        buf = BytesIO()
-        drawn.save(buf, format="PNG")
-        atomic_write_bytes(png, buf.getvalue())
-        written.append(OverlayPage(page.index, png, blank, note))
-    return written
+    return write_page_overlays(
+        result, source_path, out_dir, lambda page: field_boxes(result, page.index), suffix=".fields.page",
+        relpath=relpath, password=password,
+    )
 
 
 def field_rows(result: ExtractionResult) -> list[tuple[str, str, str, str, str, str]]:
