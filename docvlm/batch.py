@@ -18,6 +18,10 @@ Decisions (documented in the CLI help too):
   stops the batch (`BatchAborted`).
 - Ctrl-C / SIGTERM: pending documents are cancelled, worker processes are stopped (documents in flight are
   lost, never half-written), the run summary is written with `interrupted: true`, `BatchInterrupted` is raised.
+
+`run_batch` reads as plan (`plan_batch`: walk, shard, resume), execute (an executor from `docvlm.executors`:
+this process, a local process pool or a Ray cluster; it only returns results) and write (`write_outputs`:
+this process alone writes every output).
 """
 
 from __future__ import annotations
@@ -25,179 +29,40 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import multiprocessing as mp
-import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
-from docvlm import __version__
-from docvlm.datamodel import DocumentResult, EngineInfo, Frozen, Status
-from docvlm.errors import DocvlmError, EngineError, InputError, UsageError
+from docvlm.datamodel import DocumentResult, EngineInfo, Status
+from docvlm.errors import DocvlmError, UsageError
+from docvlm.summary import (  # re-exported: the run summary is part of the batch API
+    SUMMARY_PREFIX,
+    BatchSummary,
+    BatchTotals,
+    DocRecord,
+    MergedSummary,
+    Shard,
+    load_summary,
+    merge_summaries,
+    parse_shard,
+    summary_filename,
+    totals_of,
+)
 from docvlm.writers import WRITERS, atomic_write_text, output_path, safe_relpath, writer_for
 
 if TYPE_CHECKING:
     from docvlm.datamodel import ErrorItem, PageResult, SourceInfo
     from docvlm.engines.base import Engine
+    from docvlm.executors import Executor
     from docvlm.options import ConvertOptions
 
-SUMMARY_PREFIX = "_docvlm_summary"
 MAX_ERRORS_PER_RECORD = 50
 CHECKPOINT_SECONDS = 60.0
 """During a long run the summary is rewritten this often, marked interrupted until the run finishes."""
-
-
-# --- the run summary ---------------------------------------------------------------------------------------
-
-
-class DocRecord(Frozen):
-    """What happened to one input in a batch run."""
-
-    key: str = Field(description="Output name of the input relative to the output folder (unique in the batch).")
-    path: str = Field(description="The input path as given (recorded as source.path in the result).")
-    abspath: str | None = Field(default=None, description="Absolute input path (lets `docvlm show` find it).")
-    status: Status
-    resumed: bool = Field(default=False, description="True when a valid output from an earlier run was kept.")
-    pages: int = 0
-    errors: list[str] = Field(default_factory=list, description="Document and page error messages (capped).")
-    warnings: list[str] = Field(default_factory=list, description="Problems that did not fail the document.")
-    outputs: list[str] = Field(default_factory=list, description="Files written, relative to the output folder.")
-    seconds: float = 0.0
-
-
-class BatchTotals(Frozen):
-    documents: int = 0
-    converted: int = 0
-    resumed: int = 0
-    success: int = 0
-    partial: int = 0
-    failure: int = 0
-    pages: int = 0
-    seconds: float = 0.0
-
-
-class BatchSummary(Frozen):
-    """The machine-readable run summary written to `OUT/_docvlm_summary[.shard-I-of-N].json`."""
-
-    docvlm_version: str = __version__
-    kind: str = Field(default="convert", description="What was done per document: convert, extract.")
-    out_dir: str | None
-    shard: str | None = Field(default=None, description="'I/N' (1-based) when the run was one shard.")
-    options_digest: str
-    started_at: str
-    finished_at: str
-    interrupted: bool = Field(
-        default=False, description="The run did not finish (Ctrl-C, kill, crash): rerun the command to resume."
-    )
-    all_inputs: list[str] = Field(description="Keys of every input of the batch, before sharding.")
-    documents: list[DocRecord]
-    totals: BatchTotals
-
-    @property
-    def failed(self) -> list[DocRecord]:
-        return [d for d in self.documents if d.status == "failure"]
-
-
-class MergedSummary(Frozen):
-    """All run summaries of an output folder merged (`docvlm summary OUT`)."""
-
-    summary_files: list[str]
-    all_inputs: list[str]
-    documents: list[DocRecord] = Field(description="Latest record per input over all summaries.")
-    missing: list[str] = Field(description="Inputs listed by some summary but done by none.")
-    totals: BatchTotals
-
-    @property
-    def failed(self) -> list[DocRecord]:
-        return [d for d in self.documents if d.status == "failure"]
-
-
-def totals_of(records: Sequence[DocRecord]) -> BatchTotals:
-    return BatchTotals(
-        documents=len(records),
-        converted=sum(1 for r in records if not r.resumed),
-        resumed=sum(1 for r in records if r.resumed),
-        success=sum(1 for r in records if r.status == "success"),
-        partial=sum(1 for r in records if r.status == "partial"),
-        failure=sum(1 for r in records if r.status == "failure"),
-        pages=sum(r.pages for r in records),
-        seconds=round(sum(r.seconds for r in records), 3),
-    )
-
-
-def summary_filename(shard: Shard | None) -> str:
-    return f"{SUMMARY_PREFIX}.json" if shard is None else f"{SUMMARY_PREFIX}.shard-{shard.index}-of-{shard.count}.json"
-
-
-def merge_summaries(out_dir: str | Path) -> MergedSummary:
-    """Merge every `_docvlm_summary*.json` in `out_dir`: the latest record per input wins.
-
-    Raises:
-        UsageError: when `out_dir` holds no summary file.
-    """
-    files = sorted(Path(out_dir).glob(f"{SUMMARY_PREFIX}*.json"))
-    summaries: list[BatchSummary] = []
-    for f in files:
-        try:
-            summaries.append(BatchSummary.model_validate_json(f.read_bytes()))
-        except (OSError, ValidationError) as exc:
-            raise UsageError(f"{f}: not a docvlm run summary ({type(exc).__name__}); delete it or rerun") from None
-    if not summaries:
-        raise UsageError(f"{out_dir}: no {SUMMARY_PREFIX}*.json found; run `docvlm convert ... -o {out_dir}` first")
-    all_inputs: dict[str, None] = {}
-    latest: dict[str, DocRecord] = {}
-    for s in sorted(summaries, key=lambda s: s.finished_at):
-        all_inputs.update(dict.fromkeys(s.all_inputs))
-        for rec in s.documents:
-            latest[rec.key] = rec
-    docs = [latest[k] for k in sorted(latest)]
-    return MergedSummary(
-        summary_files=[f.name for f in files],
-        all_inputs=sorted(all_inputs),
-        documents=docs,
-        missing=sorted(k for k in all_inputs if k not in latest),
-        totals=totals_of(docs),
-    )
-
-
-# --- sharding ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Shard `index` of `count`, 1-based."""
-
-    index: int
-    count: int
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
-
-    def owns(self, relpath: str) -> bool:
-        """Stable across machines and Python versions: sha1 of the POSIX relative path."""
-        digest = hashlib.sha1(relpath.replace("\\", "/").encode("utf-8")).digest()
-        return int.from_bytes(digest[:8], "big") % self.count == self.index - 1
-
-
-def parse_shard(spec: str) -> Shard:
-    """'2/4' -> Shard(2, 4). Shards are 1-based. Raises UsageError naming the flag."""
-    try:
-        i_s, n_s = spec.split("/")
-        index, count = int(i_s), int(n_s)
-    except ValueError:
-        raise UsageError(f"--shard {spec!r}: expected I/N, e.g. --shard 1/4") from None
-    if count < 1 or not 1 <= index <= count:
-        hint = f" (shards are 1-based: use 1/{count} .. {count}/{count})" if count >= 1 else ""
-        raise UsageError(f"--shard {spec!r}: need 1 <= I <= N{hint}")
-    return Shard(index, count)
 
 
 # --- progress ----------------------------------------------------------------------------------------------
@@ -363,7 +228,7 @@ class ConvertKind:
 CONVERT = ConvertKind()
 
 
-# --- jobs (picklable, run in-process or in spawn workers) --------------------------------------------------
+# --- plan: which documents, where their outputs go ------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -377,119 +242,14 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    record: DocRecord | None
-    result: BatchResult | None = None
-    fatal: str | None = None
-    fatal_usage: bool = False
+class BatchPlan:
+    """What a run will do: every job of the batch (before sharding), this shard's jobs still to do, and the
+    records and results of the jobs kept from an earlier run (resume)."""
 
-
-def run_job(
-    job: Job, options: ConvertOptions, on_page: Callable[[PageResult], None] | None = None,
-    kind: DocumentKind = CONVERT,
-) -> Outcome:
-    """Do `kind` on one document and write its outputs. Never raises for a bad file; returns `fatal` for an
-    unusable engine (or a kind that cannot start)."""
-    from docvlm.engines import get_engine
-
-    started = time.perf_counter()
-    try:
-        engine = get_engine(options)
-        kind.prepare()
-    except UsageError as exc:
-        return Outcome(None, fatal=str(exc), fatal_usage=True)
-    except DocvlmError as exc:
-        return Outcome(None, fatal=f"engine {options.engine!r} cannot start: {exc}")
-    try:
-        result = kind.run(job.input_path, options, display_path=job.input_path, engine=engine,
-                          on_page=on_page)
-    except EngineError as exc:
-        if exc.code == "model_load":
-            return Outcome(None, fatal=str(exc))
-        result = kind.failed(job.input_path, options, exc)
-    except DocvlmError as exc:
-        result = kind.failed(job.input_path, options, exc)
-    except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch; recorded with its type
-        wrapped = InputError(f"unexpected {type(exc).__name__}: {exc}", path=job.input_path)
-        result = kind.failed(job.input_path, options, wrapped)
-    written: list[str] = []
-    warnings: list[str] = kind.warnings(result)
-    write_error: str | None = None
-    if job.out_dir is not None:
-        try:
-            for fmt, path in job.outputs:  # JSON last: its presence means "done" for resume
-                kind.write(fmt, result, job.input_path, Path(path), options)
-                written.append(_rel(path, job.out_dir))
-        except Exception as exc:  # noqa: BLE001 - e.g. disk full: this document failed, the batch goes on
-            write_error = f"{job.input_path}: cannot write {path}: {type(exc).__name__}: {exc}"
-    if job.overlay_dir is not None and write_error is None:
-        try:
-            warnings += kind.overlay(result, job.input_path, job.overlay_dir, job.key, options)
-        except Exception as exc:  # noqa: BLE001 - a debugging aid must not fail the conversion
-            warnings.append(f"{job.input_path}: overlay failed: {type(exc).__name__}: {exc}")
-    record = record_of(job, result, resumed=False, outputs=written, seconds=time.perf_counter() - started)
-    if write_error is not None:
-        record = record.model_copy(update={"status": "failure", "errors": [write_error, *record.errors]})
-    if warnings:
-        record = record.model_copy(update={"warnings": warnings})
-    return Outcome(record, result if job.collect_result else None)
-
-
-def record_of(
-    job: Job, result: BatchResult, *, resumed: bool, outputs: list[str], seconds: float
-) -> DocRecord:
-    errors = [e.message for e in result.errors]
-    for page in result.pages:  # DocumentResult pages carry errors; an ExtractionResult's are document-level
-        errors.extend(e.message for e in getattr(page, "errors", ()))
-    if len(errors) > MAX_ERRORS_PER_RECORD:
-        errors = errors[:MAX_ERRORS_PER_RECORD] + [f"... {len(errors) - MAX_ERRORS_PER_RECORD} more in the JSON"]
-    return DocRecord(
-        key=job.key, path=job.input_path, abspath=_abspath(job.input_path), status=result.status,
-        resumed=resumed, pages=len(result.pages), errors=errors, outputs=outputs, seconds=round(seconds, 4),
-    )
-
-
-def _abspath(path: str) -> str | None:
-    try:
-        return str(Path(path).resolve())
-    except OSError:
-        return None
-
-
-def _rel(path: str | Path, out_dir: str | Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(Path(out_dir).resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
-
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(options: ConvertOptions, kind: DocumentKind, events: Any, starts: Any, threads: int) -> None:
-    # the main process owns Ctrl-C: it cancels, stops the workers and writes the summary
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # N workers share the cores instead of each starting a thread per core (onnxruntime, torch)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    _WORKER["options"] = options
-    _WORKER["kind"] = kind
-    _WORKER["events"] = events
-    _WORKER["starts"] = starts
-
-
-def _worker_run(job: Job) -> Outcome:
-    events = _WORKER["events"]
-    # unbuffered (a SimpleQueue writes before put() returns): still there when this process dies mid-document,
-    # so a crash is charged to the document that caused it, not to the ones running next to it
-    _WORKER["starts"].put((os.getpid(), job.key))
-
-    def on_page(page: PageResult) -> None:
-        events.put((job.key, page.index, page.status))
-
-    return run_job(job, _WORKER["options"], on_page, _WORKER["kind"])
-
-
-# --- the batch ---------------------------------------------------------------------------------------------
+    all_jobs: list[Job]
+    jobs: list[Job]
+    todo: list[Job]
+    kept: list[tuple[DocRecord, BatchResult]]
 
 
 def plan_jobs(
@@ -535,6 +295,103 @@ def existing_result(job: Job, options: ConvertOptions, kind: DocumentKind = CONV
     return result
 
 
+def plan_batch(
+    inputs: Sequence[str | Path], out_dir: str | Path | None, options: ConvertOptions, *, force: bool,
+    shard: Shard | None, overlay_dir: str | Path | None, collect_results: bool, kind: DocumentKind,
+) -> BatchPlan:
+    """The input walk, output names, the shard's share and resume: the same whatever executor runs it."""
+    from docvlm.sources import expand_inputs
+
+    formats = kind.formats(options)
+    found = expand_inputs(list(inputs))
+    if not found:
+        raise UsageError(f"no input files found in {', '.join(str(p) for p in inputs)}")
+    all_jobs = plan_jobs(found, out_dir, formats, overlay_dir, collect_results, kind)
+    rel_of = {job.key: inp.relpath for job, inp in zip(all_jobs, found, strict=True)}
+    jobs = [j for j in all_jobs if shard is None or shard.owns(rel_of[j.key])]
+    todo: list[Job] = []
+    kept: list[tuple[DocRecord, BatchResult]] = []
+    for job in jobs:
+        prior = None if force or out_dir is None else existing_result(job, options, kind)
+        if prior is None:
+            todo.append(job)
+            continue
+        outs = [_rel(p, job.out_dir or "") for _, p in job.outputs]
+        record = record_of(job, prior, resumed=True, outputs=outs, seconds=0.0)
+        if kind.warnings(prior):
+            record = record.model_copy(update={"warnings": kind.warnings(prior)})
+        kept.append((record, prior))
+    return BatchPlan(all_jobs, jobs, todo, kept)
+
+
+# --- write: the driver alone writes, atomically, JSON last --------------------------------------------------
+
+
+def write_outputs(job: Job, result: BatchResult, seconds: float, options: ConvertOptions,
+                  kind: DocumentKind) -> DocRecord:
+    """Write every output of one result (JSON last: its presence means "done" for resume) and its overlays;
+    a write that fails makes that document a failure, never the batch's."""
+    started = time.perf_counter()
+    written: list[str] = []
+    warnings: list[str] = kind.warnings(result)
+    write_error: str | None = None
+    if job.out_dir is not None:
+        try:
+            for fmt, path in job.outputs:
+                kind.write(fmt, result, job.input_path, Path(path), options)
+                written.append(_rel(path, job.out_dir))
+        except Exception as exc:  # noqa: BLE001 - e.g. disk full: this document failed, the batch goes on
+            write_error = f"{job.input_path}: cannot write {path}: {type(exc).__name__}: {exc}"
+    if job.overlay_dir is not None and write_error is None:
+        try:
+            warnings += kind.overlay(result, job.input_path, job.overlay_dir, job.key, options)
+        except Exception as exc:  # noqa: BLE001 - a debugging aid must not fail the conversion
+            warnings.append(f"{job.input_path}: overlay failed: {type(exc).__name__}: {exc}")
+    seconds += time.perf_counter() - started
+    record = record_of(job, result, resumed=False, outputs=written, seconds=seconds)
+    if write_error is not None:
+        record = record.model_copy(update={"status": "failure", "errors": [write_error, *record.errors]})
+    if warnings:
+        record = record.model_copy(update={"warnings": warnings})
+    return record
+
+
+def record_of(
+    job: Job, result: BatchResult, *, resumed: bool, outputs: list[str], seconds: float
+) -> DocRecord:
+    errors = [e.message for e in result.errors]
+    for page in result.pages:  # DocumentResult pages carry errors; an ExtractionResult's are document-level
+        errors.extend(e.message for e in getattr(page, "errors", ()))
+    if len(errors) > MAX_ERRORS_PER_RECORD:
+        errors = errors[:MAX_ERRORS_PER_RECORD] + [f"... {len(errors) - MAX_ERRORS_PER_RECORD} more in the JSON"]
+    return DocRecord(
+        key=job.key, path=job.input_path, abspath=_abspath(job.input_path), status=result.status,
+        resumed=resumed, pages=len(result.pages), errors=errors, outputs=outputs, seconds=round(seconds, 4),
+    )
+
+
+def _crash_record(job: Job, message: str) -> DocRecord:
+    return DocRecord(key=job.key, path=job.input_path, abspath=_abspath(job.input_path), status="failure",
+                     errors=[message])
+
+
+def _abspath(path: str) -> str | None:
+    try:
+        return str(Path(path).resolve())
+    except OSError:
+        return None
+
+
+def _rel(path: str | Path, out_dir: str | Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(Path(out_dir).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# --- the batch: plan, execute, write -----------------------------------------------------------------------
+
+
 def run_batch(
     inputs: Sequence[str | Path],
     out_dir: str | Path | None,
@@ -547,6 +404,7 @@ def run_batch(
     callbacks: BatchCallbacks | None = None,
     collect_results: bool = False,
     kind: DocumentKind = CONVERT,
+    executor: Executor | None = None,
 ) -> BatchSummary:
     """Do `kind` (default: convert) on every input, write its outputs into `out_dir` (one per format per
     document) and write the run summary.
@@ -554,240 +412,88 @@ def run_batch(
     Args:
         inputs: files and folders (expanded by `docvlm.sources.expand_inputs`).
         out_dir: output folder; None writes nothing (results only reach `callbacks.document`; no resume).
-        options: the run's options (`options.formats` picks the writers of `ConvertKind`).
-        workers: processes; 1 converts in this process.
+        options: the run's options (`options.formats` picks the writers of `ConvertKind`; `options.ray`
+            runs the documents on a Ray cluster).
+        workers: local processes; 1 converts in this process (ignored with `options.ray`).
         force: redo documents whose outputs are up to date.
         shard: convert only this shard's share of the inputs.
         overlay_dir: also draw overlay PNGs there.
         callbacks: progress hooks.
         collect_results: pass each result to `callbacks.document` (for `--json`).
         kind: what is done per document (`ConvertKind`, `docvlm.extract.ExtractKind`); picklable.
+        executor: where documents run; default `docvlm.executors.choose_executor(options, workers)`.
 
     Returns:
         The run summary (also written to `out_dir`).
 
     Raises:
-        UsageError: no inputs, unknown format, or an engine option problem found when the engine starts.
+        UsageError: no inputs, unknown format, an engine option problem found when the engine starts, a Ray
+            cluster that cannot be reached or Ray not installed.
         BatchInterrupted: Ctrl-C / SIGTERM; the summary of what was done is attached and written.
         BatchAborted: the engine cannot load; the summary is attached and written.
     """
-    from docvlm.sources import expand_inputs
+    from docvlm.executors import WorkerSpec, WorkItem, choose_executor
 
     callbacks = callbacks or BatchCallbacks()
     started_at = _now()
-    formats = kind.formats(options)
     kind.prepare()
     digest = kind.digest(options)
-    found = expand_inputs(list(inputs))
-    if not found:
-        raise UsageError(f"no input files found in {', '.join(str(p) for p in inputs)}")
-    all_jobs = plan_jobs(found, out_dir, formats, overlay_dir, collect_results, kind)
-    rel_of = {job.key: inp.relpath for job, inp in zip(all_jobs, found, strict=True)}
-    jobs = [j for j in all_jobs if shard is None or shard.owns(rel_of[j.key])]
+    plan = plan_batch(inputs, out_dir, options, force=force, shard=shard, overlay_dir=overlay_dir,
+                      collect_results=collect_results, kind=kind)
+    if executor is None:
+        executor = choose_executor(options, workers if len(plan.todo) > 1 else 1)
 
     records: dict[str, DocRecord] = {}
-    todo: list[Job] = []
-    kept: list[tuple[DocRecord, BatchResult]] = []
-    for job in jobs:
-        prior = None if force or out_dir is None else existing_result(job, options, kind)
-        if prior is None:
-            todo.append(job)
-        else:
-            outs = [_rel(p, job.out_dir or "") for _, p in job.outputs]
-            record = record_of(job, prior, resumed=True, outputs=outs, seconds=0.0)
-            if kind.warnings(prior):
-                record = record.model_copy(update={"warnings": kind.warnings(prior)})
-            kept.append((record, prior))
-    callbacks.start(len(jobs), len(kept))
-    for rec, prior in kept:
+    callbacks.start(len(plan.jobs), len(plan.kept))
+    for rec, prior in plan.kept:
         records[rec.key] = rec
         callbacks.document(rec, prior if collect_results else None)
 
     def finish(interrupted: bool) -> BatchSummary:
-        docs = [records[j.key] for j in jobs if j.key in records]
+        docs = [records[j.key] for j in plan.jobs if j.key in records]
         summary = BatchSummary(
             kind=kind.name, out_dir=None if out_dir is None else str(out_dir),
             shard=None if shard is None else str(shard), options_digest=digest, started_at=started_at,
             finished_at=_now(), interrupted=interrupted,
-            all_inputs=[j.key for j in all_jobs], documents=docs, totals=totals_of(docs),
+            all_inputs=[j.key for j in plan.all_jobs], documents=docs, totals=totals_of(docs),
         )
         if out_dir is not None:
             atomic_write_text(Path(out_dir) / summary_filename(shard), summary.model_dump_json(indent=2) + "\n")
         return summary
 
+    job_of = {job.key: job for job in plan.todo}
+    items = [WorkItem(job.key, job.input_path, _abspath(job.input_path) or job.input_path) for job in plan.todo]
     last_checkpoint = time.monotonic()
-
-    def accept(outcome: Outcome) -> None:
-        nonlocal last_checkpoint
-        if outcome.fatal is not None:
-            raise _Fatal(outcome.fatal, outcome.fatal_usage)
-        assert outcome.record is not None
-        records[outcome.record.key] = outcome.record
-        callbacks.document(outcome.record, outcome.result)
-        if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
-            finish(True)  # a run killed with SIGKILL still leaves a summary of what it did (interrupted: true)
-            last_checkpoint = time.monotonic()
-
     try:
-        if workers <= 1 or len(todo) <= 1:
-            for job in todo:
-                accept(run_job(job, options, lambda p, k=job.key: callbacks.page(k, p.index, p.status), kind))
-        else:
-            _run_pool(todo, options, kind, workers, callbacks, accept)
+        if items:
+            with contextlib.closing(executor.run(items, WorkerSpec(options, kind), callbacks.page)) as results:
+                for done in results:
+                    if done.fatal is not None:
+                        summary = finish(True)
+                        if done.fatal_usage:
+                            raise UsageError(done.fatal)
+                        raise BatchAborted(done.fatal, summary)
+                    job = job_of[done.key]
+                    if done.crash is not None:
+                        record = _crash_record(job, done.crash)
+                    else:
+                        record = write_outputs(job, done.result, done.seconds, options, kind)
+                    records[job.key] = record
+                    callbacks.document(record, done.result if collect_results else None)
+                    if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
+                        finish(True)  # a run killed with SIGKILL still leaves a summary of what it did
+                        last_checkpoint = time.monotonic()
     except KeyboardInterrupt:
         raise BatchInterrupted(finish(True)) from None
-    except _Fatal as exc:
-        summary = finish(True)
-        if exc.usage:
-            raise UsageError(exc.message) from None
-        raise BatchAborted(exc.message, summary) from None
     return finish(False)
-
-
-class _Fatal(Exception):
-    def __init__(self, message: str, usage: bool) -> None:
-        super().__init__(message)
-        self.message, self.usage = message, usage
-
-
-def _run_pool(
-    todo: list[Job],
-    options: ConvertOptions,
-    kind: DocumentKind,
-    workers: int,
-    callbacks: BatchCallbacks,
-    accept: Callable[[Outcome], None],
-) -> None:
-    """Run jobs in spawn worker processes; a crashed worker (segfault, OOM kill) costs at most a retry.
-
-    A worker dying breaks the whole pool: every unfinished job is rerun in a new pool, and only the job the
-    dead worker was running is charged an attempt (all of them when that cannot be told); a second charge
-    makes it a failure record.
-    """
-    ctx = mp.get_context("spawn")
-    attempts: dict[str, int] = {}
-    remaining = list(todo)
-    while remaining:
-        events = ctx.Queue()
-        starts = ctx.SimpleQueue()
-        n_workers = min(workers, len(remaining))
-        pool = ProcessPoolExecutor(
-            max_workers=n_workers, mp_context=ctx, initializer=_init_worker,
-            initargs=(options, kind, events, starts, max(1, (os.cpu_count() or 1) // n_workers)),
-        )
-        broken: list[Job] = []
-        running: dict[int, str] = {}  # worker pid -> key of the job it started last
-        try:
-            with _sigint_ignored():  # workers are spawned inside submit(); they inherit SIG_IGN from birth
-                pending: dict[Future[Outcome], Job] = {pool.submit(_worker_run, job): job for job in remaining}
-            procs = dict(getattr(pool, "_processes", None) or {})
-            while pending:
-                done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(events, callbacks)
-                _drain_starts(starts, running)
-                for fut in done:
-                    job = pending.pop(fut)
-                    try:
-                        outcome = fut.result()
-                    except BrokenProcessPool:
-                        broken.append(job)
-                        continue
-                    except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result: that file failed
-                        outcome = Outcome(_crash_record(job, f"{type(exc).__name__}: {exc}"))
-                    accept(outcome)
-            _drain(events, callbacks)
-        except BaseException:
-            _stop_pool(pool)
-            raise
-        pool.shutdown(wait=True)
-        _drain_starts(starts, running)
-        starts.close()
-        procs.update(getattr(pool, "_processes", None) or {})
-        remaining = []
-        suspects = _crashed_jobs(procs, running) & {job.key for job in broken} or {job.key for job in broken}
-        for job in broken:
-            if job.key not in suspects:  # broken by another job's crash: rerun, not charged
-                remaining.append(job)
-                continue
-            attempts[job.key] = attempts.get(job.key, 0) + 1
-            if attempts[job.key] >= 2:
-                accept(Outcome(_crash_record(job, "the worker process died twice while converting this file "
-                                                  "(crash or out of memory); try --workers 1 to see the error")))
-            else:
-                remaining.append(job)
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Ignore SIGINT while worker processes start, so a Ctrl-C never hits one before its initializer runs
-    (which would print a traceback); the main process handles Ctrl-C once the workers are up."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _crash_record(job: Job, message: str) -> DocRecord:
-    return DocRecord(key=job.key, path=job.input_path, status="failure", errors=[f"{job.input_path}: {message}"])
-
-
-def _drain(events: Any, callbacks: BatchCallbacks) -> None:
-    import queue
-
-    while True:
-        try:
-            key, index, status = events.get_nowait()
-        except (queue.Empty, OSError, EOFError, ValueError):
-            return
-        callbacks.page(key, index, status)
-
-
-def _drain_starts(starts: Any, running: dict[int, str]) -> None:
-    try:
-        while not starts.empty():
-            pid, key = starts.get()
-            running[pid] = key
-    except (OSError, EOFError, ValueError):
-        return
-
-
-def _crashed_jobs(procs: dict[int, Any], running: dict[int, str]) -> set[str]:
-    """Keys of the jobs run by the workers that died on their own (not stopped by the pool's SIGTERM)."""
-    crashed = set()
-    for pid, proc in procs.items():
-        code = getattr(proc, "exitcode", None)
-        if code not in (None, 0, -signal.SIGTERM) and pid in running:
-            crashed.add(running[pid])
-    return crashed
-
-
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and stop the workers now (their outputs are atomic: nothing half-written)."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in procs:
-        try:
-            proc.terminate()
-        except Exception:  # noqa: BLE001, S110 - already gone
-            pass
-    for proc in procs:
-        proc.join(timeout=5)
 
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def load_summary(path: str | Path) -> BatchSummary:
-    return BatchSummary.model_validate_json(Path(path).read_bytes())
-
-
 __all__ = [
-    "CONVERT", "BatchAborted", "BatchCallbacks", "BatchInterrupted", "BatchResult", "BatchSummary",
-    "ConvertKind", "DocRecord", "DocumentKind", "MergedSummary", "Shard", "merge_summaries", "parse_shard",
-    "run_batch", "summary_filename",
+    "CONVERT", "SUMMARY_PREFIX", "BatchAborted", "BatchTotals", "BatchCallbacks", "BatchInterrupted", "BatchPlan", "BatchResult", "BatchSummary",
+    "ConvertKind", "DocRecord", "DocumentKind", "MergedSummary", "Shard", "load_summary", "merge_summaries",
+    "parse_shard", "plan_batch", "run_batch", "summary_filename", "write_outputs",
 ]

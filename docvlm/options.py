@@ -59,6 +59,16 @@ class ConvertOptions(BaseSettings):
         default=False, description="PDF output: also lay OCR text on pages that had a usable text layer."
     )
     doc_timeout: float | None = Field(default=None, gt=0, description="Seconds per document before it is stopped.")
+    # where a batch runs (docvlm.executors): not part of the output
+    ray: str | None = Field(
+        default=None, description="Run the batch on Ray: local, auto, HOST:PORT or ray://HOST:10001 (--ray)."
+    )
+    ray_workers: int | None = Field(default=None, ge=1, description="Ray actors (default: from the cluster's CPUs/GPUs).")
+    ray_gpus_per_worker: float = Field(default=0.0, ge=0, description="GPUs each Ray actor asks for.")
+    ray_inputs: Literal["auto", "ship", "shared"] = Field(
+        default="auto", description="ship: inputs travel as bytes through Ray's object store; shared: workers read "
+        "the driver's paths (a shared file system); auto: shared only when the cluster is this one machine.",
+    )
 
     OUTPUT_FIELDS: ClassVar[tuple[str, ...]] = (
         "dpi", "pages", "max_pages", "engine", "model", "family", "quant", "dtype", "max_new_tokens",

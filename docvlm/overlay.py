@@ -191,7 +191,7 @@ def source_images(
 def find_source(result: DocumentResult, result_path: str | Path) -> Path | None:
     """Where the source of a result file is now: its recorded path (from here or next to the result), else the
     absolute path recorded in a run summary of an enclosing output folder. None when it cannot be found."""
-    from docvlm.batch import SUMMARY_PREFIX, BatchSummary
+    from docvlm.summary import SUMMARY_PREFIX, BatchSummary
 
     recorded = Path(result.source.path)
     result_path = Path(result_path).resolve()

@@ -210,7 +210,7 @@ def test_a_dead_worker_is_charged_to_the_document_it_was_running() -> None:
     import signal
     from types import SimpleNamespace
 
-    from docvlm.batch import _crashed_jobs
+    from docvlm.executors.local import _crashed_jobs
 
     procs = {1: SimpleNamespace(exitcode=70), 2: SimpleNamespace(exitcode=-signal.SIGTERM),
              3: SimpleNamespace(exitcode=-signal.SIGKILL), 4: SimpleNamespace(exitcode=0)}

@@ -70,12 +70,22 @@ def engine_options(func: F) -> F:
 
 
 def batch_options(func: F) -> F:
-    """--workers --shard: how a batch command spreads its inputs (processes, machines)."""
+    """--workers --shard --ray...: how a batch command spreads its inputs (processes, machines, a Ray cluster)."""
     for opt in reversed([
         click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Worker processes."),
         click.option("--shard", metavar="I/N", help="Do only shard I of N (1-based), e.g. 1/4 .. 4/4; "
                                                      "`docvlm summary OUT` merges the shards' summaries."),
+        click.option("--ray", metavar="ADDRESS", help="Run on Ray (pip install -e '.[ray]'): local (a Ray "
+                     "inside this run, on this machine's cores), auto (RAY_ADDRESS or the cluster running here), "
+                     "HOST:PORT (a head node) or ray://HOST:10001 (Ray Client)."),
+        click.option("--ray-workers", type=click.IntRange(min=1), help="Ray actors [default: from the "
+                     "cluster's CPUs, or GPUs with --ray-gpus-per-worker]."),
+        click.option("--ray-gpus-per-worker", type=click.FloatRange(min=0), help="GPUs each Ray actor asks "
+                     "for, e.g. 1 with --engine hf."),
+        click.option("--ray-inputs", type=click.Choice(["auto", "ship", "shared"]), help="ship: inputs travel "
+                     "as bytes through Ray; shared: workers read the same paths (shared file system); auto: "
+                     "shared only on a one-machine cluster [default: auto]."),
     ]):
         func = opt(func)
     return func

@@ -4,15 +4,17 @@ Behaviour is steered by the input file name and by `--model`, so batch tests can
 
 - a file name containing ``raise`` makes `process_pages` raise a RuntimeError (an engine bug on that file);
 - a file name containing ``failpage`` returns page 1 as a failed page (a partial document);
-- a file name containing ``worker_crash`` kills the worker process (only in a worker, never the main process),
-  like a segfault in a native library would;
-- ``--model delay=0.2`` sleeps that many seconds per page (a slow engine, for Ctrl-C tests).
+- a file name containing ``worker_crash`` kills the worker process (only in a worker, never the main process:
+  a process-pool worker or a Ray actor), like a segfault in a native library would;
+- ``--model delay=0.2`` sleeps that many seconds per page (a slow engine, for Ctrl-C tests);
+- ``--model pid_dir=DIR`` touches DIR/<pid> before each page (tests find worker processes to kill).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,10 +35,13 @@ class ScriptedEngine:
     def __init__(self, options: ConvertOptions) -> None:
         self.options = options
         self.delay = 0.0
+        self.pid_dir: str | None = None
         for part in (options.model or "").split(","):
             key, _, value = part.partition("=")
             if key.strip() == "delay" and value:
                 self.delay = float(value)
+            if key.strip() == "pid_dir" and value:
+                self.pid_dir = value
 
     def info(self) -> EngineInfo:
         return EngineInfo(name=self.name, model=self.options.model, detail="deterministic test engine")
@@ -45,7 +50,9 @@ class ScriptedEngine:
         out = []
         for page in pages:
             name = Path(str(page.path)).name.lower()
-            if "worker_crash" in name and multiprocessing.parent_process() is not None:
+            if self.pid_dir:
+                Path(self.pid_dir, str(os.getpid())).touch()
+            if "worker_crash" in name and _in_worker_process():
                 os._exit(70)
             if "raise" in name:
                 raise RuntimeError(f"scripted engine told to fail on {name}")
@@ -69,6 +76,16 @@ class ScriptedEngine:
                 )
             )
         return out
+
+
+def _in_worker_process() -> bool:
+    """A process-pool worker or a Ray actor (never the process that started the batch)."""
+    if multiprocessing.parent_process() is not None:
+        return True
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return False
+    return ray.get_runtime_context().worker.mode == ray._private.worker.WORKER_MODE
 
 
 def scripted_lines(width_px: int, height_px: int, page_index: int) -> list[Line]:

@@ -1,0 +1,176 @@
+"""Executors on this machine: in this process (`--workers 1`) or a pool of spawn processes (`--workers N`)."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import ProcessPoolExecutor as _Pool
+from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING, Any
+
+from docvlm.executors import MAX_CRASHES, PageEvent, WorkDone, WorkerSpec, WorkItem, crash_message
+from docvlm.executors.worker import DocumentWorker, threads_per_worker
+
+if TYPE_CHECKING:
+    from docvlm.datamodel import PageResult
+
+
+class InProcessExecutor:
+    """Runs every document in this process, one after the other."""
+
+    def run(self, items: Sequence[WorkItem], spec: WorkerSpec, on_page: PageEvent) -> Iterator[WorkDone]:
+        worker = DocumentWorker(spec)  # no thread setting: one process uses every core
+
+        def page_done(key: str, page: PageResult) -> None:
+            on_page(key, page.index, page.status)
+
+        for item in items:
+            yield worker.run_one(item, page_done)
+
+
+class ProcessPoolExecutor:
+    """Runs documents in `workers` spawn processes; a crashed worker (segfault, OOM kill) costs a retry.
+
+    A worker dying breaks the whole pool: every unfinished document is rerun in a new pool, and only the one
+    the dead worker was running is charged an attempt (all of them when that cannot be told).
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def run(self, items: Sequence[WorkItem], spec: WorkerSpec, on_page: PageEvent) -> Iterator[WorkDone]:
+        ctx = mp.get_context("spawn")
+        attempts: dict[str, int] = {}
+        remaining = list(items)
+        while remaining:
+            events = ctx.Queue()
+            starts = ctx.SimpleQueue()
+            n_workers = min(self.workers, len(remaining))
+            pool = _Pool(max_workers=n_workers, mp_context=ctx, initializer=_init_worker,
+                         initargs=(spec, events, starts, threads_per_worker(n_workers)))
+            broken: list[WorkItem] = []
+            running: dict[int, str] = {}  # worker pid -> key of the document it started last
+            try:
+                with _sigint_ignored():  # workers are spawned inside submit(); they inherit SIG_IGN from birth
+                    pending: dict[Future[WorkDone], WorkItem] = {pool.submit(_worker_run, it): it for it in remaining}
+                procs = dict(getattr(pool, "_processes", None) or {})
+                while pending:
+                    done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    _drain(events, on_page)
+                    _drain_starts(starts, running)
+                    for fut in done:
+                        item = pending.pop(fut)
+                        try:
+                            yield fut.result()
+                        except BrokenProcessPool:
+                            broken.append(item)
+                        except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result: that file failed
+                            yield WorkDone(item.key, crash=f"{item.path}: {type(exc).__name__}: {exc}")
+                _drain(events, on_page)
+            except BaseException:  # Ctrl-C, or the runner closed this generator (a fatal engine error)
+                _stop_pool(pool)
+                raise
+            pool.shutdown(wait=True)
+            _drain_starts(starts, running)
+            starts.close()
+            procs.update(getattr(pool, "_processes", None) or {})
+            remaining = []
+            keys = {item.key for item in broken}
+            suspects = _crashed_jobs(procs, running) & keys or keys
+            for item in broken:
+                if item.key not in suspects:  # broken by another document's crash: rerun, not charged
+                    remaining.append(item)
+                    continue
+                attempts[item.key] = attempts.get(item.key, 0) + 1
+                if attempts[item.key] >= MAX_CRASHES:
+                    yield WorkDone(item.key, crash=crash_message(item.path))
+                else:
+                    remaining.append(item)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(spec: WorkerSpec, events: Any, starts: Any, threads: int) -> None:
+    # the main process owns Ctrl-C: it cancels, stops the workers and writes the summary
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER["worker"] = DocumentWorker(spec, threads=threads)
+    _WORKER["events"] = events
+    _WORKER["starts"] = starts
+
+
+def _worker_run(item: WorkItem) -> WorkDone:
+    events = _WORKER["events"]
+    # unbuffered (a SimpleQueue writes before put() returns): still there when this process dies mid-document,
+    # so a crash is charged to the document that caused it, not to the ones running next to it
+    _WORKER["starts"].put((os.getpid(), item.key))
+
+    def page_done(key: str, page: PageResult) -> None:
+        events.put((key, page.index, page.status))
+
+    return _WORKER["worker"].run_one(item, page_done)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while worker processes start, so a Ctrl-C never hits one before its initializer runs
+    (which would print a traceback); the main process handles Ctrl-C once the workers are up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _drain(events: Any, on_page: PageEvent) -> None:
+    import queue
+
+    while True:
+        try:
+            key, index, status = events.get_nowait()
+        except (queue.Empty, OSError, EOFError, ValueError):
+            return
+        on_page(key, index, status)
+
+
+def _drain_starts(starts: Any, running: dict[int, str]) -> None:
+    try:
+        while not starts.empty():
+            pid, key = starts.get()
+            running[pid] = key
+    except (OSError, EOFError, ValueError):
+        return
+
+
+def _crashed_jobs(procs: dict[int, Any], running: dict[int, str]) -> set[str]:
+    """Keys of the documents run by the workers that died on their own (not stopped by the pool's SIGTERM)."""
+    crashed = set()
+    for pid, proc in procs.items():
+        code = getattr(proc, "exitcode", None)
+        if code not in (None, 0, -signal.SIGTERM) and pid in running:
+            crashed.add(running[pid])
+    return crashed
+
+
+def _stop_pool(pool: _Pool) -> None:
+    """Cancel what has not started and stop the workers now (nothing is written by them: nothing half-done)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        try:
+            proc.terminate()
+        except Exception:  # noqa: BLE001, S110 - already gone
+            pass
+    for proc in procs:
+        proc.join(timeout=5)
+
+
+__all__ = ["InProcessExecutor", "ProcessPoolExecutor"]

@@ -1,0 +1,362 @@
+"""The Ray executor (`--ray ADDRESS`): documents stream to a pool of Ray actors, each loading the engine once.
+
+Ray Core actors, not Ray Data: the pool, the window of documents in flight and the retries are ours, so that
+(1) a worker killed mid-document is charged to exactly the document it was running (an actor runs its calls
+in order: the oldest unfinished call of a dead actor was the running one), and a document that killed two
+workers is recorded as failed while the batch goes on (Ray Data fails the whole dataset, or skips blocks
+without saying which document); (2) the driver writes each result as it arrives, in the same OUT layout, with
+no dataset planning before the first document starts. The properties Ray Data would give are kept: each actor
+is the shared callable class (`DocumentWorker`: `__init__` loads the engine, a call maps a batch), the pool
+is sized from the cluster's resources (or `--ray-workers`), GPU actors ask for `--ray-gpus-per-worker`, and at
+most `in_flight` documents per actor are submitted, so the driver's memory stays flat however many
+documents the batch has.
+
+Inputs travel as bytes through the object store unless the workers can read the driver's paths: `ray_inputs`
+"shared" says they can (a shared file system), "ship" says they cannot, and "auto" ships unless the cluster
+is a single node at the driver's own address (`--ray local`, or a head on this machine) and the driver is
+not a Ray Client.
+
+This module is imported only when `--ray` is given; `ray` itself only inside `RayExecutor.run`.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from docvlm.errors import InputError, UsageError
+from docvlm.executors import MAX_CRASHES, PageEvent, WorkDone, WorkerSpec, WorkItem, crash_message
+from docvlm.executors.worker import DocumentWorker
+
+if TYPE_CHECKING:
+    from docvlm.options import ConvertOptions
+
+RAY_MISSING = "--ray needs Ray, which is not installed: pip install -e '.[ray]' (or pip install 'docvlm[ray]')"
+CONNECT_TIMEOUT_S = 5.0
+"""A head that does not answer a TCP connect in this time is reported unreachable (before Ray's own, much
+longer, retries)."""
+LOCAL_OBJECT_STORE_BYTES = 512 * 1024**2
+"""`--ray local` object store: results and a few documents in flight, not Ray's default of 30% of the RAM."""
+
+
+def import_ray() -> Any:
+    """`ray`, or a UsageError naming the install command."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(RAY_MISSING) from None
+    return ray
+
+
+class _Actor:
+    """A Ray actor around the shared worker callable (`ray.remote` is applied at run time)."""
+
+    def __init__(self, spec: WorkerSpec, threads: int) -> None:
+        self.worker = DocumentWorker(spec, threads=threads)
+
+    def map(self, items: list[WorkItem]) -> list[WorkDone]:
+        return self.worker(items)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+@dataclass
+class _Slot:
+    """One place in the pool: its current actor and the calls submitted to it, oldest first."""
+
+    actor: Any
+    queue: collections.deque[tuple[Any, WorkItem]] = field(default_factory=collections.deque)
+
+
+class RayExecutor:
+    """Runs documents on Ray actors; see the module docstring.
+
+    Args:
+        address: "local" (a single-node Ray started inside the run with this machine's cores, on loopback
+            only), "auto" (RAY_ADDRESS or the cluster running on this machine), "HOST:PORT" (a head node;
+            token auth from RAY_AUTH_TOKEN as Ray reads it) or "ray://HOST:10001" (Ray Client).
+        workers: actors; default from the cluster's CPUs (or GPUs when `gpus_per_worker` > 0).
+        gpus_per_worker: GPUs each actor asks for (`--engine hf` on GPU nodes).
+        inputs: "auto", "ship" or "shared" (see the module docstring).
+        cpus_per_worker: CPUs each actor asks for; also its inference threads.
+        in_flight: documents submitted to each actor at a time (one running, the next one ready).
+        local_cpus: CPUs of a `local` Ray (default: this machine's cores).
+        object_store_bytes: object store of a `local` Ray.
+    """
+
+    def __init__(self, address: str, *, workers: int | None = None, gpus_per_worker: float = 0.0,
+                 inputs: str = "auto", cpus_per_worker: float = 1.0, in_flight: int = 2,
+                 local_cpus: int | None = None, object_store_bytes: int | None = LOCAL_OBJECT_STORE_BYTES) -> None:
+        self.address = address.strip()
+        self.workers = workers
+        self.gpus_per_worker = gpus_per_worker
+        self.inputs = inputs
+        self.cpus_per_worker = cpus_per_worker
+        self.in_flight = max(1, in_flight)
+        self.local_cpus = local_cpus
+        self.object_store_bytes = object_store_bytes
+        self.ships_inputs: bool | None = None
+        self.pool_size: int | None = None
+
+    @classmethod
+    def from_options(cls, options: ConvertOptions) -> RayExecutor:
+        assert options.ray is not None
+        return cls(options.ray, workers=options.ray_workers, gpus_per_worker=options.ray_gpus_per_worker,
+                   inputs=options.ray_inputs)
+
+    # --- connecting ------------------------------------------------------------------------------------------
+
+    def _connect(self) -> tuple[Any, bool]:
+        """Import Ray and connect; returns (ray, True when this run started or joined it and must leave it)."""
+        if self.address == "local":
+            # read by Ray when it is imported: without it Ray swaps 127.0.0.1 for the machine's network address
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        ray = import_ray()
+        if ray.is_initialized():  # the Python API caller connected already: use that connection, leave it open
+            return ray, False
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "warning"}
+        if self.address == "local":
+            from ray._private import ray_constants
+
+            ray_constants.ENABLE_RAY_CLUSTER = False  # when Ray was imported before the variable was set
+            kwargs.update(address="local", num_cpus=self.local_cpus or os.cpu_count() or 1,
+                          _node_ip_address="127.0.0.1", object_store_memory=self.object_store_bytes)
+        else:
+            address = self.address
+            if address == "auto":
+                address = os.environ.get("RAY_ADDRESS", "").strip() or "auto"
+            if address != "auto":
+                _check_reachable(address, self.address)
+            kwargs.pop("include_dashboard")
+            kwargs["address"] = address
+        saved = _signal_handlers()
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
+            raise UsageError(_connect_error(self.address, exc)) from None
+        except Exception as exc:  # noqa: BLE001 - e.g. ray.exceptions.AuthenticationError
+            raise UsageError(_connect_error(self.address, exc)) from None
+        finally:
+            _restore_signal_handlers(saved)  # Ctrl-C and SIGTERM stay the batch's (summary, exit 130)
+        return ray, True
+
+    # --- running ---------------------------------------------------------------------------------------------
+
+    def run(self, items: Sequence[WorkItem], spec: WorkerSpec, on_page: PageEvent) -> Iterator[WorkDone]:
+        ray, leave = self._connect()
+        slots: list[_Slot] = []
+        try:
+            yield from self._stream(ray, items, spec, on_page, slots)
+        finally:
+            for slot in slots:
+                _kill(ray, slot.actor)
+            if leave:
+                ray.shutdown()
+
+    def _stream(self, ray: Any, items: Sequence[WorkItem], spec: WorkerSpec, on_page: PageEvent,
+                slots: list[_Slot]) -> Iterator[WorkDone]:
+        from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError, WorkerCrashedError
+
+        died = (RayActorError, WorkerCrashedError)
+        self.ships_inputs = self._decide_shipping(ray)
+        size = self._pool_size(ray, len(items))
+        self.pool_size = size
+        threads = max(1, int(self.cpus_per_worker))
+        actor_class = ray.remote(num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker or None,
+                                 max_restarts=0, max_task_retries=0)(_Actor)
+        slots.extend(_Slot(actor_class.remote(spec, threads)) for _ in range(size))
+        todo = collections.deque(items)
+        attempts: dict[str, int] = {}
+        deaths_in_a_row = 0
+        slot_of: dict[Any, _Slot] = {}
+
+        while todo or slot_of:
+            for slot in slots:  # keep every actor busy, never more than `in_flight` documents each
+                while todo and len(slot.queue) < self.in_flight:
+                    item = todo.popleft()
+                    sent = self._with_data(item, spec)
+                    if isinstance(sent, WorkDone):
+                        yield sent
+                        continue
+                    ref = slot.actor.map.remote([sent])
+                    slot.queue.append((ref, item))
+                    slot_of[ref] = slot
+            if not slot_of:
+                continue
+            ready, _ = ray.wait(list(slot_of), num_returns=1, timeout=1.0)
+            for ref in ready:
+                slot = slot_of.get(ref)
+                if slot is None:  # its actor died and the call was settled with the others
+                    continue
+                try:
+                    done = ray.get(ref)[0]
+                except died as exc:
+                    deaths_in_a_row += 1
+                    settled = yield from self._settle_dead_actor(ray, slot, slot_of, todo, attempts, on_page,
+                                                                 died, GetTimeoutError)
+                    if settled:
+                        deaths_in_a_row = 0
+                    if _died_at_start(exc) or deaths_in_a_row > 2 * len(slots) + 2 * MAX_CRASHES:
+                        yield WorkDone(slot.queue[0][1].key if slot.queue else items[0].key,
+                                       fatal=_actors_cannot_start(exc))
+                        return
+                    slot.actor = actor_class.remote(spec, threads)
+                    continue
+                except RayTaskError as exc:  # a bug in the worker code itself: that document failed
+                    item = _pop(slot, ref, slot_of)
+                    yield WorkDone(item.key, crash=f"{item.path}: {type(exc.cause).__name__}: {exc.cause}")
+                    continue
+                _pop(slot, ref, slot_of)
+                deaths_in_a_row = 0
+                yield from _finished(done, on_page)
+
+    def _settle_dead_actor(self, ray: Any, slot: _Slot, slot_of: dict[Any, _Slot], todo: collections.deque,
+                           attempts: dict[str, int], on_page: PageEvent, died: tuple,
+                           timeout_error: type) -> Iterator[WorkDone]:
+        """The actor of `slot` died: yield what it finished before dying, charge the call it was running (its
+        oldest failed one), put the others back in front of the queue uncharged. Returns True when a result
+        was saved."""
+        calls = list(slot.queue)
+        slot.queue.clear()
+        for ref, _ in calls:
+            slot_of.pop(ref, None)
+        _kill(ray, slot.actor)
+        charged: WorkItem | None = None
+        rerun: list[WorkItem] = []
+        saved = False
+        for ref, item in calls:
+            try:
+                done = ray.get(ref, timeout=10)[0]
+            except died:
+                if charged is None:
+                    charged = item
+                else:
+                    rerun.append(item)
+                continue
+            except timeout_error:
+                rerun.append(item)
+                continue
+            saved = True
+            yield from _finished(done, on_page)
+        if charged is not None:
+            attempts[charged.key] = attempts.get(charged.key, 0) + 1
+            if attempts[charged.key] >= MAX_CRASHES:
+                yield WorkDone(charged.key, crash=crash_message(charged.path))
+            else:
+                rerun.insert(0, charged)  # retried next, on a new actor (another process, maybe another node)
+        todo.extendleft(reversed(rerun))
+        return saved
+
+    def _with_data(self, item: WorkItem, spec: WorkerSpec) -> WorkItem | WorkDone:
+        """The item as sent: with its bytes when the workers cannot read the driver's files."""
+        if not self.ships_inputs:
+            return item
+        try:
+            data = Path(item.abspath).read_bytes()
+        except OSError as exc:
+            error = InputError(f"cannot read: {type(exc).__name__}: {exc}", path=item.path)
+            return WorkDone(item.key, result=spec.kind.failed(item.path, spec.options, error))
+        return WorkItem(item.key, item.path, item.abspath, data)
+
+    def _decide_shipping(self, ray: Any) -> bool:
+        if self.inputs in ("ship", "shared"):
+            return self.inputs == "ship"
+        if self.address.startswith("ray://"):
+            return True  # a Ray Client driver is not on the cluster
+        alive = [n for n in ray.nodes() if n.get("Alive")]
+        here = ray.util.get_node_ip_address()
+        return not (len(alive) == 1 and alive[0].get("NodeManagerAddress") == here)
+
+    def _pool_size(self, ray: Any, documents: int) -> int:
+        resources = ray.cluster_resources()
+        if self.gpus_per_worker > 0:
+            gpus = resources.get("GPU", 0.0)
+            if gpus < self.gpus_per_worker:
+                raise UsageError(f"--ray-gpus-per-worker {self.gpus_per_worker:g}: the Ray cluster has "
+                                 f"{gpus:g} GPU(s); add GPU nodes or drop the option")
+            fits = int(gpus // self.gpus_per_worker)
+        else:
+            fits = int(resources.get("CPU", 0.0) // self.cpus_per_worker)
+        return max(1, min(self.workers or fits or 1, documents))
+
+
+def _finished(done: WorkDone, on_page: PageEvent) -> Iterator[WorkDone]:
+    """Page progress of a finished document (pages advance as documents complete), then the document."""
+    if done.result is not None:
+        for page in getattr(done.result, "pages", ()):
+            on_page(done.key, getattr(page, "index", 0), getattr(page, "status", "success"))
+    yield done
+
+
+def _pop(slot: _Slot, ref: Any, slot_of: dict[Any, _Slot]) -> WorkItem:
+    slot_of.pop(ref, None)
+    for i, (r, item) in enumerate(slot.queue):
+        if r == ref:
+            del slot.queue[i]
+            return item
+    raise KeyError(ref)  # pragma: no cover - every ref in slot_of is in its slot's queue
+
+
+def _kill(ray: Any, actor: Any) -> None:
+    try:
+        ray.kill(actor, no_restart=True)
+    except Exception:  # noqa: BLE001, S110 - already dead, or the connection is gone
+        pass
+
+
+def _died_at_start(exc: BaseException) -> bool:
+    return "creation task" in str(exc)
+
+
+def _actors_cannot_start(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()
+    detail = " ".join(line.strip() for line in first[:6])
+    return ("Ray actors keep dying before they finish a document; is docvlm (with its engine's extras) "
+            f"installed on every node of the cluster? Ray said: {detail}")
+
+
+def _check_reachable(address: str, given: str) -> None:
+    """UsageError within CONNECT_TIMEOUT_S when nothing listens at the head's address."""
+    hostport = address.removeprefix("ray://")
+    host, _, port_s = hostport.rpartition(":")
+    if not host or not port_s.isdigit():
+        raise UsageError(f"--ray {given!r}: expected local, auto, HOST:PORT or ray://HOST:10001")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port_s)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, socket.timeout) else (exc.strerror or type(exc).__name__)
+        raise UsageError(f"--ray {given}: cannot reach a Ray head at {hostport} ({reason}); start one with "
+                         "`ray start --head` there, or use --ray local") from None
+
+
+def _connect_error(given: str, exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:400]
+    if given == "auto" and not os.environ.get("RAY_ADDRESS"):
+        return (f"--ray auto: no Ray cluster found (RAY_ADDRESS is not set and none runs on this machine): "
+                f"start one with `ray start --head`, or use --ray local ({text})")
+    hint = " (token auth: set RAY_AUTH_MODE=token and the head's RAY_AUTH_TOKEN)" if "auth" in text.lower() else ""
+    return f"--ray {given}: cannot connect: {type(exc).__name__}: {text}{hint}"
+
+
+def _signal_handlers() -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signal_handlers(saved: dict[int, Any]) -> None:
+    for sig, handler in saved.items():
+        if handler is not None:
+            signal.signal(sig, handler)
+
+
+__all__ = ["RAY_MISSING", "RayExecutor", "import_ray"]

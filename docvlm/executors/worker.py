@@ -1,0 +1,95 @@
+"""The one worker callable every executor runs: `__init__` loads the engine once, `__call__` maps a batch of
+documents to their results (Ray Data's callable-class pattern). It writes nothing: results go back to the
+driver, which writes them."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from docvlm.errors import DocvlmError, EngineError, InputError, UsageError
+from docvlm.executors import WorkDone, WorkerSpec, WorkItem
+
+if TYPE_CHECKING:
+    from docvlm.datamodel import PageResult
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """Inference threads of each of `workers` processes sharing this machine's cores (onnxruntime, torch)."""
+    return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
+
+
+def set_worker_threads(threads: int) -> None:
+    """Worker threads are set here, once per worker process, before its engine loads: N workers share the
+    cores instead of each starting a thread per core. A value the user exported wins."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+class DocumentWorker:
+    """Runs the batch's `DocumentKind` on documents with an engine loaded once per process.
+
+    An engine that cannot load does not raise here (that would kill a pool worker or a Ray actor before it
+    could say why): every call then answers `WorkDone.fatal`, which stops the batch with that message.
+    """
+
+    def __init__(self, spec: WorkerSpec, *, threads: int | None = None) -> None:
+        from docvlm.engines import get_engine
+
+        if threads is not None:
+            set_worker_threads(threads)
+        self.spec = spec
+        self.engine: Any = None
+        self.fatal: str | None = None
+        self.fatal_usage = False
+        try:
+            self.engine = get_engine(spec.options)
+            spec.kind.prepare()
+        except UsageError as exc:
+            self.fatal, self.fatal_usage = str(exc), True
+        except DocvlmError as exc:
+            self.fatal = f"engine {spec.options.engine!r} cannot start: {exc}"
+
+    def __call__(self, items: Sequence[WorkItem],
+                 on_page: Callable[[str, PageResult], None] | None = None) -> list[WorkDone]:
+        return [self.run_one(item, on_page) for item in items]
+
+    def run_one(self, item: WorkItem, on_page: Callable[[str, PageResult], None] | None = None) -> WorkDone:
+        """The result of one document; never raises for a bad file."""
+        if self.fatal is not None:
+            return WorkDone(item.key, fatal=self.fatal, fatal_usage=self.fatal_usage)
+        started = time.perf_counter()
+        if item.data is None:
+            # absolute: a worker's working directory need not be the driver's
+            done = self._run(item, item.abspath, on_page)
+        else:
+            with tempfile.TemporaryDirectory(prefix="docvlm-") as tmp:
+                local = Path(tmp) / (Path(item.path).name or "input")
+                local.write_bytes(item.data)
+                done = self._run(item, str(local), on_page)
+        if done.result is not None:
+            done = WorkDone(item.key, result=done.result, seconds=time.perf_counter() - started)
+        return done
+
+    def _run(self, item: WorkItem, local_path: str,
+             on_page: Callable[[str, PageResult], None] | None) -> WorkDone:
+        kind, options = self.spec.kind, self.spec.options
+        page_hook = None if on_page is None else (lambda page: on_page(item.key, page))
+        try:
+            result = kind.run(local_path, options, display_path=item.path, engine=self.engine, on_page=page_hook)
+        except EngineError as exc:
+            if exc.code == "model_load":
+                return WorkDone(item.key, fatal=str(exc))
+            result = kind.failed(item.path, options, exc)
+        except DocvlmError as exc:
+            result = kind.failed(item.path, options, exc)
+        except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch; recorded with its type
+            wrapped = InputError(f"unexpected {type(exc).__name__}: {exc}", path=item.path)
+            result = kind.failed(item.path, options, wrapped)
+        return WorkDone(item.key, result=result)
+
+
+__all__ = ["DocumentWorker", "set_worker_threads", "threads_per_worker"]
