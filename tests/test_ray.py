@@ -74,11 +74,11 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
     ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     if ray_cli is None:
         pytest.skip("the `ray` command is not installed")
-    port = free_port()
+    port, client_port = free_port(), free_port()
     log = (tmp_path_factory.mktemp("head") / "head.log").open("w")
     head = subprocess.Popen(
         [ray_cli, "start", "--head", "--block", "--port", str(port), "--node-ip-address", "127.0.0.1",
-         "--num-cpus", "2", "--object-store-memory", str(100 * 1024**2), "--include-dashboard", "false",
+         "--ray-client-server-port", str(client_port), "--num-cpus", "2", "--object-store-memory", str(100 * 1024**2), "--include-dashboard", "false",
          "--disable-usage-stats"],
         stdout=log, stderr=subprocess.STDOUT, env=ENV, start_new_session=True,
     )
@@ -91,7 +91,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
                 break
             except OSError:
                 time.sleep(0.5)
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", f"ray://127.0.0.1:{client_port}"
     finally:
         head.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
         try:
@@ -133,13 +133,14 @@ def test_ray_local_on_the_samples_equals_a_local_run(samples_dir: Path, tmp_path
     assert "broken.pdf" in ray_recs["broken.pdf"]["errors"][0]
 
 
-def test_head_with_token_auth_ships_inputs_and_equals_a_local_run(ray_head: str, inbox: Path,
+def test_head_with_token_auth_ships_inputs_and_equals_a_local_run(ray_head: tuple[str, str], inbox: Path,
                                                                   tmp_path: Path) -> None:
     """`--ray HOST:PORT` against the test's head; inputs travel as bytes (`--ray-inputs ship`), the driver
-    writes: the same outputs and records as a local run, from another working directory too."""
+    writes: the same outputs and records as a local run."""
+    head = ray_head[0]
     args = ["--engine", "scripted", "--format", "json,md"]
     local = docvlm("convert", str(inbox), "-o", str(tmp_path / "local"), *args)
-    on_ray = docvlm("convert", str(inbox), "-o", str(tmp_path / "ray"), *args, "--ray", ray_head,
+    on_ray = docvlm("convert", str(inbox), "-o", str(tmp_path / "ray"), *args, "--ray", head,
                     "--ray-inputs", "ship", "--ray-workers", "2")
     assert local.returncode == on_ray.returncode == 1, on_ray.stderr  # c_corrupt.pdf
     assert outputs(tmp_path / "ray") == outputs(tmp_path / "local")
@@ -148,23 +149,32 @@ def test_head_with_token_auth_ships_inputs_and_equals_a_local_run(ray_head: str,
     assert recs["sub/d.pdf"]["pages"] == 3 and recs["sub/d.pdf"]["abspath"] == str((inbox / "sub/d.pdf").resolve())
 
     # a rerun resumes everything that succeeded (same hash and options digest), and retries the failure
-    again = docvlm("convert", str(inbox), "-o", str(tmp_path / "ray"), *args, "--ray", ray_head)
+    again = docvlm("convert", str(inbox), "-o", str(tmp_path / "ray"), *args, "--ray", head)
     summary = json.loads((tmp_path / "ray" / "_docvlm_summary.json").read_text())
     assert again.returncode == 1 and summary["totals"]["resumed"] == 3 and summary["totals"]["converted"] == 1
 
 
-def test_extract_on_the_head_equals_a_local_extract(ray_head: str, samples_dir: Path, tmp_path: Path) -> None:
+def test_extract_on_the_head_equals_a_local_extract(ray_head: tuple[str, str], samples_dir: Path, tmp_path: Path) -> None:
     pdf = samples_dir / "invoice.pdf"
     if not pdf.is_file():
         pytest.skip("samples/invoice.pdf not generated")
     local = docvlm("extract", str(pdf), "-o", str(tmp_path / "local"))
-    on_ray = docvlm("extract", str(pdf), "-o", str(tmp_path / "ray"), "--ray", ray_head, "--ray-inputs", "ship")
+    on_ray = docvlm("extract", str(pdf), "-o", str(tmp_path / "ray"), "--ray", ray_head[0], "--ray-inputs", "ship")
     assert local.returncode == on_ray.returncode == 0, on_ray.stderr
     assert outputs(tmp_path / "ray") == outputs(tmp_path / "local")
     assert stable(tmp_path / "ray" / "invoice.pdf.json")["kind"] == "extraction"
 
 
-def test_an_actor_killed_mid_run_is_replaced_and_the_batch_completes(ray_head: str, tmp_path: Path) -> None:
+def test_ray_client_address_ships_inputs(ray_head: tuple[str, str], inbox: Path, tmp_path: Path) -> None:
+    """`--ray ray://HOST:PORT` (Ray Client): the driver is off the cluster, so inputs travel as bytes."""
+    local = docvlm("convert", str(inbox / "sub"), "-o", str(tmp_path / "local"), "--engine", "scripted")
+    on_ray = docvlm("convert", str(inbox / "sub"), "-o", str(tmp_path / "ray"), "--engine", "scripted",
+                    "--ray", ray_head[1])
+    assert local.returncode == on_ray.returncode == 0, on_ray.stderr
+    assert outputs(tmp_path / "ray") == outputs(tmp_path / "local") and outputs(tmp_path / "ray")
+
+
+def test_an_actor_killed_mid_run_is_replaced_and_the_batch_completes(ray_head: tuple[str, str], tmp_path: Path) -> None:
     for i in range(6):
         make_pdf(tmp_path / "in" / f"doc{i}.pdf", pages=3)
     pids = tmp_path / "pids"
@@ -172,7 +182,7 @@ def test_an_actor_killed_mid_run_is_replaced_and_the_batch_completes(ray_head: s
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-m", "docvlm", "convert", str(tmp_path / "in"), "-o", str(out), "--engine", "scripted",
-         "--model", f"delay=0.3,pid_dir={pids}", "--ray", ray_head, "--ray-workers", "2"],
+         "--model", f"delay=0.3,pid_dir={pids}", "--ray", ray_head[0], "--ray-workers", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=ENV,
     )
     deadline = time.monotonic() + 120
@@ -188,13 +198,13 @@ def test_an_actor_killed_mid_run_is_replaced_and_the_batch_completes(ray_head: s
     assert len(list(pids.iterdir())) >= 3  # two actors, plus the one that replaced the killed one
 
 
-def test_a_poison_document_fails_after_killing_two_workers(ray_head: str, tmp_path: Path) -> None:
+def test_a_poison_document_fails_after_killing_two_workers(ray_head: tuple[str, str], tmp_path: Path) -> None:
     """worker_crash.pdf kills every process that converts it (a scripted test hook, like a segfault)."""
     make_pdf(tmp_path / "in" / "worker_crash.pdf")
     for i in range(3):
         make_pdf(tmp_path / "in" / f"good{i}.pdf")
     res = docvlm("convert", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--engine", "scripted",
-                 "--ray", ray_head, "--ray-workers", "2")
+                 "--ray", ray_head[0], "--ray-workers", "2")
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
     recs = records(tmp_path / "out")
     assert all(recs[f"good{i}.pdf"]["status"] == "success" for i in range(3))
@@ -240,10 +250,10 @@ def test_an_unreachable_head_is_a_clear_error_within_seconds(tmp_path: Path) -> 
     assert time.monotonic() - started < 30  # interpreter start included; the connect check gives up in 5 s
 
 
-def test_gpu_actors_on_a_cluster_without_gpus_is_a_usage_error(ray_head: str, tmp_path: Path) -> None:
+def test_gpu_actors_on_a_cluster_without_gpus_is_a_usage_error(ray_head: tuple[str, str], tmp_path: Path) -> None:
     make_pdf(tmp_path / "a.pdf")
     res = docvlm("convert", str(tmp_path / "a.pdf"), "-o", str(tmp_path / "out"), "--engine", "scripted",
-                 "--ray", ray_head, "--ray-gpus-per-worker", "1")
+                 "--ray", ray_head[0], "--ray-gpus-per-worker", "1")
     assert res.returncode == 2 and "--ray-gpus-per-worker 1: the Ray cluster has 0 GPU(s)" in res.stderr
 
 
