@@ -438,6 +438,8 @@ def run_batch(
     started_at = _now()
     kind.prepare()
     digest = kind.digest(options)
+    if executor is None and options.ray:  # a cluster that cannot be reached fails before the input walk
+        executor = choose_executor(options, workers)
     plan = plan_batch(inputs, out_dir, options, force=force, shard=shard, overlay_dir=overlay_dir,
                       collect_results=collect_results, kind=kind)
     if executor is None:

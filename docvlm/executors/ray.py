@@ -108,9 +108,17 @@ class RayExecutor:
 
     @classmethod
     def from_options(cls, options: ConvertOptions) -> RayExecutor:
+        """The executor of `--ray ...`; a head that cannot be reached is a UsageError now, before the input
+        walk (which can take long on a big archive)."""
         assert options.ray is not None
-        return cls(options.ray, workers=options.ray_workers, gpus_per_worker=options.ray_gpus_per_worker,
-                   inputs=options.ray_inputs)
+        executor = cls(options.ray, workers=options.ray_workers, gpus_per_worker=options.ray_gpus_per_worker,
+                       inputs=options.ray_inputs)
+        address = executor.address
+        if address == "auto":
+            address = os.environ.get("RAY_ADDRESS", "").strip() or "auto"
+        if address not in ("local", "auto"):
+            _check_reachable(address, executor.address)
+        return executor
 
     # --- connecting ------------------------------------------------------------------------------------------
 
