@@ -269,20 +269,24 @@ except SystemExit as exc:
 """
 
 
+def probe_cli(block: str, *args: str) -> subprocess.CompletedProcess:
+    """`docvlm ARGS` inside `python -c`, after `block`; prints the exit code and whether ray was imported."""
+    return subprocess.run([sys.executable, "-c", _PROBE.format(block=block), *args], capture_output=True,
+                          text=True, cwd=ROOT, env=ENV, timeout=120)
+
+
 def test_without_ray_flag_nothing_of_ray_is_imported(tmp_path: Path) -> None:
-    make_pdf(tmp_path / "a.pdf")
-    code = _PROBE.format(block="")
-    res = subprocess.run([sys.executable, "-c", code, "convert", str(tmp_path / "a.pdf"), "-o", str(tmp_path / "o"),
-                          "--engine", "scripted", "--workers", "2"], capture_output=True, text=True, cwd=ROOT,
-                         env=ENV, timeout=120)
+    make_pdf(tmp_path / "in" / "a.pdf")
+    make_pdf(tmp_path / "in" / "b.pdf")
+    res = probe_cli("", "convert", str(tmp_path / "in"), "-o", str(tmp_path / "o"), "--engine", "scripted",
+                    "--workers", "2")
     assert "EXIT 0 RAY_IMPORTED False" in res.stdout, res.stderr
 
 
 def test_without_the_extra_the_error_names_the_install_command(tmp_path: Path) -> None:
     make_pdf(tmp_path / "a.pdf")
-    code = _PROBE.format(block="sys.modules['ray'] = None  # import ray raises ImportError, as when not installed")
-    res = subprocess.run([sys.executable, "-c", code, "convert", str(tmp_path / "a.pdf"), "-o", str(tmp_path / "o"),
-                          "--engine", "scripted", "--ray", "local"], capture_output=True, text=True, cwd=ROOT,
-                         env=ENV, timeout=120)
+    block = "sys.modules['ray'] = None  # import ray raises ImportError, as when not installed"
+    res = probe_cli(block, "convert", str(tmp_path / "a.pdf"), "-o", str(tmp_path / "o"), "--engine", "scripted",
+                    "--ray", "local")
     assert "EXIT 2" in res.stdout, res.stdout + res.stderr
     assert "pip install -e '.[ray]'" in res.stderr and "Traceback" not in res.stderr

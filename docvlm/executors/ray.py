@@ -187,8 +187,11 @@ class RayExecutor:
         slot_of: dict[Any, _Slot] = {}
 
         while todo or slot_of:
-            for slot in slots:  # keep every actor busy, never more than `in_flight` documents each
-                while todo and len(slot.queue) < self.in_flight:
+            # keep every actor busy, never more than `in_flight` documents each; near the end only idle actors
+            # get one, so the last documents do not wait behind a busy actor while another one idles
+            limit = self.in_flight if len(todo) >= len(slots) * self.in_flight else 1
+            for slot in slots:
+                while todo and len(slot.queue) < limit:
                     item = todo.popleft()
                     sent = self._with_data(item, spec)
                     if isinstance(sent, WorkDone):
