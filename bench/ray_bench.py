@@ -62,6 +62,7 @@ def child(args: argparse.Namespace) -> None:
         "mode": args.mode, "documents": summary.totals.documents, "pages": summary.totals.pages,
         "failed": summary.totals.failure, "wall_s": round(wall, 3), "first_result_s": round(firsts[0], 3),
         "pages_per_s": round(summary.totals.pages / wall, 4),
+        "ray_connect_s": None if executor is None else round(executor.connect_seconds or 0.0, 3),
         "rss_peak_mib": round(max(samples) / 2**20, 1),
         "rss_mib_at_10_50_100pct": [round(samples[max(0, int(n * f) - 1)] / 2**20, 1) for f in (0.1, 0.5, 1.0)],
     }))

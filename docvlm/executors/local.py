@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import multiprocessing as mp
 import os
@@ -18,6 +19,10 @@ from docvlm.executors.worker import DocumentWorker, threads_per_worker
 
 if TYPE_CHECKING:
     from docvlm.datamodel import PageResult
+
+
+IN_FLIGHT_PER_WORKER = 4
+"""Documents submitted per pool worker at a time (the pool keeps each worker fed; the rest wait here)."""
 
 
 class InProcessExecutor:
@@ -37,7 +42,8 @@ class ProcessPoolExecutor:
     """Runs documents in `workers` spawn processes; a crashed worker (segfault, OOM kill) costs a retry.
 
     A worker dying breaks the whole pool: every unfinished document is rerun in a new pool, and only the one
-    the dead worker was running is charged an attempt (all of them when that cannot be told).
+    the dead worker was running is charged an attempt (all of them when that cannot be told). At most
+    `IN_FLIGHT_PER_WORKER` documents per worker are submitted at a time.
     """
 
     def __init__(self, workers: int) -> None:
@@ -55,11 +61,13 @@ class ProcessPoolExecutor:
                          initargs=(spec, events, starts, threads_per_worker(n_workers)))
             broken: list[WorkItem] = []
             running: dict[int, str] = {}  # worker pid -> key of the document it started last
+            queue = collections.deque(remaining)
+            pending: dict[Future[WorkDone], WorkItem] = {}
             try:
-                with _sigint_ignored():  # workers are spawned inside submit(); they inherit SIG_IGN from birth
-                    pending: dict[Future[WorkDone], WorkItem] = {pool.submit(_worker_run, it): it for it in remaining}
+                _submit(pool, queue, pending, window=IN_FLIGHT_PER_WORKER * n_workers)
                 procs = dict(getattr(pool, "_processes", None) or {})
                 while pending:
+                    _submit(pool, queue, pending, window=IN_FLIGHT_PER_WORKER * n_workers)
                     done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                     _drain(events, on_page)
                     _drain_starts(starts, running)
@@ -79,7 +87,7 @@ class ProcessPoolExecutor:
             _drain_starts(starts, running)
             starts.close()
             procs.update(getattr(pool, "_processes", None) or {})
-            remaining = []
+            remaining = list(queue)  # never submitted to the broken pool: rerun, not charged
             keys = {item.key for item in broken}
             suspects = _crashed_jobs(procs, running) & keys or keys
             for item in broken:
@@ -91,6 +99,20 @@ class ProcessPoolExecutor:
                     yield WorkDone(item.key, crash=crash_message(item.path))
                 else:
                     remaining.append(item)
+
+
+def _submit(pool: _Pool, queue: collections.deque[WorkItem], pending: dict[Future[WorkDone], WorkItem], *,
+            window: int) -> None:
+    """Submit from `queue` until `window` documents are pending: the driver's memory does not grow with the
+    number of documents (a broken pool refuses new work: the rest waits in `queue` for the next pool)."""
+    with _sigint_ignored():  # workers are spawned inside submit(); they inherit SIG_IGN from birth
+        while queue and len(pending) < window:
+            item = queue.popleft()
+            try:
+                pending[pool.submit(_worker_run, item)] = item
+            except BrokenProcessPool:
+                queue.appendleft(item)
+                return
 
 
 _WORKER: dict[str, Any] = {}

@@ -26,6 +26,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,7 @@ class RayExecutor:
         self.object_store_bytes = object_store_bytes
         self.ships_inputs: bool | None = None
         self.pool_size: int | None = None
+        self.connect_seconds: float | None = None
 
     @classmethod
     def from_options(cls, options: ConvertOptions) -> RayExecutor:
@@ -159,7 +161,9 @@ class RayExecutor:
     # --- running ---------------------------------------------------------------------------------------------
 
     def run(self, items: Sequence[WorkItem], spec: WorkerSpec, on_page: PageEvent) -> Iterator[WorkDone]:
+        started = time.perf_counter()
         ray, leave = self._connect()
+        self.connect_seconds = time.perf_counter() - started
         slots: list[_Slot] = []
         try:
             yield from self._stream(ray, items, spec, on_page, slots)
