@@ -123,7 +123,7 @@ class BatchResult(Protocol):
 
 class DocumentKind(Protocol):
     """What a batch does per document. Implementations are small frozen dataclasses: they are pickled to the
-    spawn workers (carry specs, not loaded objects, and load lazily in `prepare`)."""
+    workers (spawn processes, Ray actors): carry specs, not loaded objects, and load lazily in `prepare`."""
 
     name: ClassVar[str]
     """Recorded as `BatchSummary.kind`."""
@@ -495,7 +495,8 @@ def _now() -> str:
 
 
 __all__ = [
-    "CONVERT", "SUMMARY_PREFIX", "BatchAborted", "BatchTotals", "BatchCallbacks", "BatchInterrupted", "BatchPlan", "BatchResult", "BatchSummary",
-    "ConvertKind", "DocRecord", "DocumentKind", "MergedSummary", "Shard", "load_summary", "merge_summaries",
-    "parse_shard", "plan_batch", "run_batch", "summary_filename", "write_outputs",
+    "CONVERT", "SUMMARY_PREFIX", "BatchAborted", "BatchCallbacks", "BatchInterrupted", "BatchPlan", "BatchResult",
+    "BatchSummary", "BatchTotals", "ConvertKind", "DocRecord", "DocumentKind", "MergedSummary", "Shard",
+    "load_summary", "merge_summaries", "parse_shard", "plan_batch", "run_batch", "summary_filename",
+    "write_outputs",
 ]
