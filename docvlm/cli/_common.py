@@ -73,7 +73,7 @@ def batch_options(func: F) -> F:
     """--workers --shard --ray...: how a batch command spreads its inputs (processes, machines, a Ray cluster)."""
     for opt in reversed([
         click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-                     help="Worker processes."),
+                     help="Worker processes on this machine (with --ray: see --ray-workers)."),
         click.option("--shard", metavar="I/N", help="Do only shard I of N (1-based), e.g. 1/4 .. 4/4; "
                                                      "`docvlm summary OUT` merges the shards' summaries."),
         click.option("--ray", metavar="ADDRESS", help="Run on Ray (pip install -e '.[ray]'): local (a Ray "
