@@ -214,6 +214,7 @@ def test_a_poison_document_fails_after_killing_two_workers(ray_head: tuple[str, 
 
 
 def test_ctrl_c_on_ray_local_stops_and_a_rerun_resumes(tmp_path: Path) -> None:
+    """`--ray local` listens on loopback only; SIGINT mid-run: exit 130, summary interrupted; a rerun resumes."""
     for i in range(6):
         make_pdf(tmp_path / "in" / f"doc{i}.pdf", pages=2)
     out = tmp_path / "out"
@@ -224,6 +225,8 @@ def test_ctrl_c_on_ray_local_stops_and_a_rerun_resumes(tmp_path: Path) -> None:
     while not list(out.glob("doc*.pdf.json")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, "the batch finished before it could be interrupted"
+    listening = listening_addresses(proc.pid)
+    assert listening and all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for ip, _ in listening), listening
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
@@ -238,6 +241,20 @@ def test_ctrl_c_on_ray_local_stops_and_a_rerun_resumes(tmp_path: Path) -> None:
     summary = json.loads((out / "_docvlm_summary.json").read_text())
     assert summary["interrupted"] is False and summary["totals"]["success"] == 6
     assert sorted(d["key"] + ".json" for d in summary["documents"] if d["resumed"]) == done_before
+
+
+def listening_addresses(pid: int) -> list[tuple[str, int]]:
+    """(ip, port) of every listening TCP socket of a process and its descendants (the in-run Ray's)."""
+    psutil = pytest.importorskip("psutil")
+    root = psutil.Process(pid)
+    found = []
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            conns = p.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        found += [(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN]
+    return found
 
 
 def test_an_unreachable_head_is_a_clear_error_within_seconds(tmp_path: Path) -> None:
