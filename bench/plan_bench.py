@@ -49,7 +49,7 @@ def even_sample(items: list, n: int | None) -> list:
     return [items[int(i * step)] for i in range(n)]
 
 
-def datasets(data: Path, split: str, limit: int | None) -> dict[str, list[Path]]:
+def datasets(data: Path, split: str, limit: int | None, pdf_limit: int | None = None) -> dict[str, list[Path]]:
     out: dict[str, list[Path]] = {}
     sroie = sorted((data / "sroie-dev" / "img").glob("*.jpg"))
     funsd = sorted((data / "funsd-train" / "images").glob("*.png"))
@@ -62,7 +62,7 @@ def datasets(data: Path, split: str, limit: int | None) -> dict[str, list[Path]]
     for name in PDF_SETS:
         files = sorted((data / name).rglob("*.pdf")) + (sorted((data / name).rglob("*.png")) if name == "invoice2data"
                                                         else [])
-        out[name] = even_sample(files, limit)
+        out[name] = even_sample(files, pdf_limit if pdf_limit is not None else limit)
     return out
 
 
@@ -144,14 +144,15 @@ def page_row(dataset: str, path: Path, page, min_text_px: float) -> dict:
     return row
 
 
-def run_pages(data: Path, split: str, limit: int | None, max_pages: int, min_text_px: float) -> list[dict]:
+def run_pages(data: Path, split: str, limit: int | None, max_pages: int, min_text_px: float,
+              pdf_limit: int | None = None) -> list[dict]:
     from docvlm.errors import DocvlmError
     from docvlm.options import make_options
     from docvlm.sources import open_document
 
     options = make_options(dpi=200, max_pages=max_pages)
     rows = []
-    for name, files in datasets(data, split, limit).items():
+    for name, files in datasets(data, split, limit, pdf_limit).items():
         for path in files:
             try:
                 with open_document(path, options) as doc:
@@ -159,8 +160,7 @@ def run_pages(data: Path, split: str, limit: int | None, max_pages: int, min_tex
                         rows.append(page_row(name, path, page, min_text_px))
             except DocvlmError as exc:
                 rows.append({"dataset": name, "file": path.name, "error": str(exc)})
-            print(f"\r{name}: {path.name[:40]:<40}", end="", flush=True)
-    print()
+    print(f"{len(rows)} page(s)")
     return rows
 
 
@@ -268,8 +268,7 @@ def scale_invariance(rows: list[dict], data: Path, scales: list[float], limit: i
                 v["content_vs_x1"] = v["content_px"] / base1["content_px"]
                 v["tokens_vs_x1"] = v["tokens"] / base1["tokens"]
         out.append(entry)
-        print(f"\rscale invariance: {r['file']}", end="", flush=True)
-    print()
+
     return out
 
 
@@ -299,6 +298,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--split", choices=["dev", "check", "all"], default="all")
     ap.add_argument("--limit", type=int, default=None, help="Files per dataset and split, sampled evenly.")
+    ap.add_argument("--pdf-limit", type=int, default=None, help="Files per PDF set [default: --limit].")
     ap.add_argument("--max-pages", type=int, default=2, help="Pages per PDF.")
     ap.add_argument("--min-text-px", type=float, default=16.0)
     ap.add_argument("--scales", default="0.3,1,3,5", help="Resampling factors of the invariance table ('' = off).")
@@ -309,7 +309,7 @@ def main() -> None:
         ap.error(f"--data {args.data}: no such folder (the shared data sits at ../shared/data of the main checkout)")
     started = time.time()
     load = os.getloadavg()[0]
-    rows = run_pages(args.data, args.split, args.limit, args.max_pages, args.min_text_px)
+    rows = run_pages(args.data, args.split, args.limit, args.max_pages, args.min_text_px, args.pdf_limit)
     table = summarize(rows)
     print_summary(table, args.min_text_px)
     scales = [float(s) for s in args.scales.split(",") if s.strip()]

@@ -193,7 +193,10 @@ class ScaleDecision:
 
 
 def default_scale(width: int, height: int, family: Family) -> float:
-    """Scale the family's released processor would apply to the whole page (smart_resize, default max_pixels)."""
+    """Scale the family's released processor would apply to the whole page (smart_resize, default max_pixels);
+    for a page the processor refuses (aspect ratio above 200), the scale that fits its max_pixels, at most 1."""
+    if max(width, height) / min(width, height) > 200:
+        return min(1.0, math.sqrt(FAMILIES[family].max_pixels / (width * height)))
     h, w = family_smart_resize(height, width, family)
     return math.sqrt((w * h) / (width * height))
 
@@ -235,7 +238,7 @@ def choose_scale(
         if need > max_upscale:
             scale, rule = max_upscale, "upscale-capped"
             why += f"; upscaling capped at x{max_upscale:g}: small text gets {text_line_px * scale:.1f} px"
-    floor = min(1.0, MIN_LONGEST_SIDE_PX / longest)
+    floor = min(1.0, base, MIN_LONGEST_SIDE_PX / longest)
     if scale < floor:
         scale, rule = floor, "longest-side"
         why += f"; raised to x{floor:.3f} so the longest side stays >= {MIN_LONGEST_SIDE_PX} px"
@@ -368,6 +371,19 @@ def plan_page(
         native = _tile(0, "page", (0, 0, width, height), scale, family)
         ew, eh = native.encoded_size
         native_tokens = native.visual_tokens
+    if aspect_ok and decision.rule in ("floor", "longest-side", "no-text") and decision.scale <= decision.default_scale \
+            and max(width, height) / min(width, height) <= 200:
+        # the scale rounds up to factor multiples; where that lands above the default's encoding
+        # (which keeps the small text above the floor here), the default encoding is used
+        dh, dw = family_smart_resize(height, width, family)
+        if visual_tokens((dw, dh), family) < native_tokens:
+            native = TilePlan(index=0, kind="page", crop_page_px=(0, 0, width, height), encoded_size=(dw, dh),
+                              visual_tokens=visual_tokens((dw, dh), family))
+            ew, eh, native_tokens = dw, dh, native.visual_tokens
+            scale = decision.default_scale
+            why += "; the family default encoding is smaller after rounding: used as is"
+            common["scale"] = round(scale, 6)
+            common["scale_rule"] = "default"
     if aspect_ok and native_tokens <= budget:
         return EncodingPlan(
             mode="native",
