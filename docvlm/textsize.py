@@ -298,8 +298,14 @@ def detect_text_size(image: Image.Image) -> TextSizeResult:
 
 
 def estimate_text_size(page: SourcePage) -> TextSizeResult:
-    """Text line heights from the PDF text layer when it has words, else the detector on the rendered page."""
+    """Text line heights from the PDF text layer when it has words, else the detector on the rendered page.
+
+    Raises:
+        PageTooLargeError: the page is over --max-page-pixels (checked first: a page that cannot be rendered
+            cannot be encoded either, even when its text layer could be sized).
+    """
     started = time.perf_counter()
+    page.check_size()
     layer = page.text_layer() if page.kind == "pdf" else None
     found = text_size_from_text_layer(layer, page.dpi)
     if found is not None:
