@@ -304,8 +304,9 @@ def estimate_memory(
     fits = None if device_bytes is None else total <= device_bytes
     device = device_name or ("GPU" if on_gpu else "CPU")
     if fits is False:
+        smaller = "a smaller model" if q == "4bit" else "--quant 4bit or a smaller model"
         why.append(f"needs {total / GIB:.1f} GiB > {device_bytes / GIB:.1f} GiB on {device}: lower --batch-size, "  # type: ignore[operator]
-                   "--max-visual-tokens or --max-new-tokens, or use --quant 4bit / a smaller model")
+                   f"--max-visual-tokens or --max-new-tokens, or use {smaller}")
     elif fits:
         why.append(f"fits {device} ({total / GIB:.1f} of {device_bytes / GIB:.1f} GiB)")  # type: ignore[operator]
     else:

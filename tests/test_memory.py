@@ -118,5 +118,6 @@ def test_plan_cli_shows_memory_and_warns(tmp_path, samples_dir):
     assert mem["fits"] is True and mem["weights_bytes"] > 4e9 and mem["kv_cache_bytes"] > 0
     page = data["pages"][0]["plan"]
     assert page["text_line_px"] > 0 and page["min_text_px"] == 16.0 and page["scale_rule"]
+    assert page["max_visual_tokens"] == 16384  # planned for the 80 GiB GPU's budget, not the CPU's 1280
     assert shape_from_config({"model_type": "qwen2_vl", "hidden_size": 64, "num_attention_heads": 4,
                               "intermediate_size": 128, "num_hidden_layers": 2, "vocab_size": 100}, "x").layers == 2

@@ -33,7 +33,8 @@ from docvlm.cli._common import (
               help="Model family whose resize rule applies [default: the model's, DOCVLM_FAMILY or qwen2.5].")
 @click.option("--task", "task_kind", type=click.Choice(["read", "ground", "extract"]), default="read",
               show_default=True, help="extract adds a whole-page thumbnail to tiled pages.")
-@click.option("--max-visual-tokens", type=int, help="Per-request visual-token budget [default: 1280 on CPU].")
+@click.option("--max-visual-tokens", type=int,
+              help="Per-request visual-token budget [default: 1280 on CPU, ~512 per GiB of a GPU].")
 @click.option("--min-text-px", type=float, metavar="PX",
               help="Readability floor: small-text line height in encoded pixels [16].")
 @click.option("--model", help="Hub id or local folder whose size sets the memory estimate "
@@ -43,7 +44,8 @@ from docvlm.cli._common import (
 @click.option("--batch-size", type=int, help="Tiles per generate call [4].")
 @click.option("--max-new-tokens", type=int, help="Output tokens per tile [1024].")
 @click.option("--gpu-memory", type=float, metavar="GIB",
-              help="Memory of the GPU to check against [default: nvidia-smi's first GPU, else CPU RAM].")
+              help="Plan for a GPU of this memory: token budget and memory check [default: nvidia-smi's first "
+                   "GPU, else the CPU].")
 @click.option("--tiles", "show_tiles", is_flag=True, help="List every tile (crop_page_px, encoded size).")
 @source_options
 def plan(inputs: tuple[str, ...], json_out: bool, family: str | None, task_kind: str, show_tiles: bool,
@@ -63,14 +65,16 @@ def plan(inputs: tuple[str, ...], json_out: bool, family: str | None, task_kind:
         files = expand_inputs(inputs)
     except InputError as exc:
         raise click.UsageError(str(exc)) from None
+    device = _plan_device(options, gpu_memory)
     rows = []
     for f in files:
-        rows.extend(plan_document(str(f.path), options, fam, task_kind, display_path=f.relpath))  # type: ignore[arg-type]
+        rows.extend(plan_document(str(f.path), options, fam, task_kind, display_path=f.relpath,  # type: ignore[arg-type]
+                                  device_memory_bytes=device[1] if device[2] else None))
     failed = [r for r in rows if r.error]
     planned = [r for r in rows if r.plan is not None]
     total_tokens = sum(r.plan.visual_tokens for r in planned)
     total_tiles = sum(len(r.plan.tiles) for r in planned)
-    memory, memory_note = _memory(options, fam, planned, gpu_memory)
+    memory, memory_note = _memory(options, fam, planned, device)
     if json_out:
         payload = {
             "family": fam,
@@ -101,9 +105,21 @@ def _model_family(model: str | None) -> str | None:
     return shape.family if shape else None
 
 
-def _memory(options: Any, fam: str, planned: list, gpu_memory: float | None) -> tuple[Any, str]:
+def _plan_device(options: Any, gpu_memory: float | None) -> tuple[str, int | None, bool]:
+    """(name, memory bytes, is a GPU) the plan is made for: --gpu-memory, else nvidia-smi's first GPU (no
+    torch), else this machine's CPU RAM. A GPU sets the per-request token budget as the hf engine would."""
+    from docvlm.memory import GIB, gpu_memory_bytes, host_memory_bytes
+
+    if gpu_memory is not None:
+        return f"GPU ({gpu_memory:g} GiB, --gpu-memory)", int(gpu_memory * GIB), True
+    if options.device != "cpu" and (found := gpu_memory_bytes()) is not None:
+        return found[0], found[1], True
+    return "CPU RAM (no GPU found; --gpu-memory GIB plans for a GPU)", host_memory_bytes(), False
+
+
+def _memory(options: Any, fam: str, planned: list, device: tuple[str, int | None, bool]) -> tuple[Any, str]:
     """The run's memory estimate for the largest planned tile (None and why when the model is unknown)."""
-    from docvlm.memory import GIB, estimate_memory, find_model_shape, gpu_memory_bytes, host_memory_bytes
+    from docvlm.memory import estimate_memory, find_model_shape
 
     shape, source = find_model_shape(options.model, fam)
     if shape is None:
@@ -111,15 +127,7 @@ def _memory(options: Any, fam: str, planned: list, gpu_memory: float | None) -> 
     if not planned:
         return None, "no page planned: memory not estimated"
     max_tile = max(t.visual_tokens for r in planned for t in r.plan.tiles)
-    device = options.device
-    on_gpu = device != "cpu"
-    name: str | None
-    if gpu_memory is not None:
-        name, total = f"GPU ({gpu_memory:g} GiB, --gpu-memory)", int(gpu_memory * GIB)
-    elif on_gpu and (found := gpu_memory_bytes()) is not None:
-        name, total = found
-    else:
-        on_gpu, name, total = False, "CPU RAM (no GPU found; --gpu-memory GIB checks a GPU)", host_memory_bytes()
+    name, total, on_gpu = device
     result = estimate_memory(shape, source, max_tile_tokens=max_tile, batch=options.batch_size,
                              max_new_tokens=options.max_new_tokens, dtype=options.dtype, quant=options.quant,
                              device_name=name, device_bytes=total, on_gpu=on_gpu)
