@@ -181,6 +181,8 @@ def accepts_mm_token_types() -> bool:
 
 
 MM_TYPES = False
+WARMUP = True
+"""Warm-up runs before timing (kernels, allocator); off in --tiny, where the numbers are not the point."""
 
 
 def sync(device: str) -> None:
@@ -229,7 +231,8 @@ def time_decode(model, batch: int, prompt_len: int, steps: int, device: str) -> 
 
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    run(2)  # warm-up
+    if WARMUP:
+        run(2)
     one = run(1)
     full = run(steps + 1)
     peak = torch.cuda.max_memory_allocated() if device.startswith("cuda") else 0
@@ -260,7 +263,7 @@ def bench_model(name: str, spec: dict, pages: list[dict], args, device: str, dty
                 row.setdefault("skipped", []).append(f"{policy} {page['name']}: time budget")
                 continue
             reqs = page_inputs(page[policy]["tiles"], ids, spec, device, dtype)
-            if not prefill:
+            if not prefill and WARMUP:
                 time_prefill(model, reqs, device)  # warm-up (kernels, allocator)
             secs, peak = time_prefill(model, reqs, device)
             prefill.append(secs)
@@ -373,8 +376,9 @@ def main() -> None:
         return
     import torch
 
-    global MM_TYPES
+    global MM_TYPES, WARMUP
     MM_TYPES = accepts_mm_token_types()
+    WARMUP = not args.tiny
     started = time.perf_counter()
     args.batches = [int(b) for b in args.batches.split(",")]
     pages = json.loads(args.pages.read_text())["pages"]
@@ -383,7 +387,7 @@ def main() -> None:
         models = tiny_models()
         pages = tiny_pages(pages)
         args.batches = [1, 2]
-        args.decode_steps = 6
+        args.decode_steps = 4
         args.output_tokens = 600
         quants = ["none"]
     else:
