@@ -404,7 +404,12 @@ def main() -> None:
             if time.perf_counter() > deadline:
                 rows.append({"model": name, "quant": quant, "skipped": "time budget"})
                 continue
-            row = bench_model(name, spec, pages, args, device, dtype, quant, deadline)
+            try:
+                row = bench_model(name, spec, pages, args, device, dtype, quant, deadline)
+            except Exception as exc:  # noqa: BLE001 - one model's failure (OOM, an API change) must not lose the table
+                if device == "cuda":
+                    torch.cuda.empty_cache()
+                row = {"model": name, "quant": quant, "skipped": f"{type(exc).__name__}: {exc}"[:500]}
             rows.append(row)
             print(f"{name} {quant}: {row.get('seconds', 0):.1f} s", flush=True)
     env = {"torch": torch.__version__, "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
