@@ -256,7 +256,7 @@ def choose_scale(
 def encode_size_for_crop(crop_w: int, crop_h: int, scale: float, family: Family) -> tuple[int, int]:
     """Encoded [w, h] of a crop at `scale`: rounded up to the factor, then the family's smart_resize.
 
-    Rounding up keeps the x-height at or above the threshold; the result is a fixed point of smart_resize.
+    Rounding up keeps the small text at or above the floor; the result is a fixed point of smart_resize.
     """
     f = FAMILIES[family].factor
     th, tw = family_smart_resize(ceil_to(crop_h * scale, f), ceil_to(crop_w * scale, f), family)
