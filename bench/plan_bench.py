@@ -1,26 +1,31 @@
-"""Encoding plan vs the fixed resize policies peers use: visual tokens per page and pages left unreadable.
+"""The encoding planner on real pages: text-size estimate vs annotations, tokens vs fixed policies, readability.
 
-Policies (all with the Qwen2-VL resize rule, factor 28):
-- docvlm:        `plan_page` (smallest scale keeping the smallest x-height >= 10 px; tiles within the budget),
-                 at the CPU budget (1280 tokens/request) and at a 24-GiB GPU budget; `-noup` is the same
-                 plan with up-scaling of tiny text disabled (max_upscale 1.0), to show what the 2x costs.
-- default:       the released Qwen2-VL preprocessor: smart_resize with max_pixels = 16384*28*28 (native).
-- fixed-1288:    the page resized so its longest side is 1288 px, then smart_resize.
+For every page of ../shared/data (SROIE receipts, FUNSD forms, the PDF sets) it records:
 
-A page is unreadable under a policy when its smallest text's x-height (page px) times the policy's scale is
-below the threshold (10 px). The x-height is docvlm's estimate (PDF text layer, else the raster detector);
-because docvlm plans from that same estimate, the SROIE and FUNSD pages are also scored against an
-independent x-height from their annotations (half the 10th-percentile height of the annotated line / word
-boxes), reported as `unreadable_gt`.
+- docvlm's small-text estimate (docvlm.textsize: text layer for PDFs, detector for images) against the
+  annotations: SROIE line boxes (5th percentile of line heights), FUNSD word boxes (5th percentile of the
+  heights of words of 3+ characters), PDF font sizes (5th percentile x dpi/72; the detector is also run on the
+  rendered PDF page and compared with them, since docvlm plans PDFs from the text layer itself);
+- visual tokens (Qwen2-VL rule, factor 28) of docvlm's plan (`plan_page`, 16384-token budget so the count has
+  no tile overlap; `docvlm-cpu` is the 1280-token CPU budget with its overlap), of the released default
+  (smart_resize, max_pixels 16384*28*28) and of a fixed 1288-px longest side (olmOCR's rendering);
+- whether the page stays readable under each policy: a page passes when >= 95% of its annotated lines (words
+  for FUNSD, text-layer words for PDFs) are >= --min-text-px tall as encoded.
 
-    python bench/plan_bench.py --data ../shared/data [--limit 40] [--max-pages 3]
+Splits: `dev` = SROIE 000-149 and the first half of FUNSD (tuned on), `check` = SROIE 150-299 and the second
+half of FUNSD (not tuned on); PDFs are in both. `--limit N` samples N files evenly per dataset and split.
+`--scales 0.3,1,3,5` adds the scale-invariance table: each sampled image resampled by those factors and
+planned again (encoded content size and tokens relative to x1).
+
+    python bench/plan_bench.py --split check --limit 60 --scale-limit 8
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
+import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -28,57 +33,63 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FAMILY = "qwen2"
 F = 28
-DEFAULT_MAX_PIXELS = 16384 * 28 * 28
 MIN_PIXELS = 56 * 56
+DEFAULT_MAX_PIXELS = 16384 * 28 * 28
 FIXED_LONGEST = 1288
-GPU_BUDGET_BYTES = 24 * 2**30
-POLICIES = ["docvlm-cpu", "docvlm-gpu24", "docvlm-gpu24-noup", "default", "fixed-1288"]
+GPU_BUDGET = 16384
+POLICIES = ("docvlm", "docvlm-cpu", "default", "fixed-1288")
+PDF_SETS = ("docling-pdf", "olmocr-bench-sample", "invoice2data", "camelot-tables")
 
 
-def datasets(data: Path, limit: int) -> dict[str, list[Path]]:
-    def pick(pattern: str) -> list[Path]:
-        return [Path(p) for p in sorted(glob.glob(str(data / pattern)))][:limit]
-
-    return {
-        "sroie-dev": pick("sroie-dev/img/*.jpg"),
-        "funsd-train": pick("funsd-train/images/*.png"),
-        "docling-pdf": pick("docling-pdf/sources/*.pdf"),
-        "olmocr-bench-sample": pick("olmocr-bench-sample/pdfs/*.pdf"),
-        "invoice2data": pick("invoice2data/compare/*.pdf") + pick("invoice2data/compare/*.png"),
-    }
+def even_sample(items: list, n: int | None) -> list:
+    """n items spread evenly over the list (all when n is None or larger)."""
+    if n is None or n >= len(items):
+        return items
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
 
 
-def gt_x_height(dataset: str, path: Path) -> float | None:
-    """Independent smallest x-height from the annotations (SROIE line boxes, FUNSD word boxes)."""
-    from docvlm.plan import percentile
+def datasets(data: Path, split: str, limit: int | None, pdf_limit: int | None = None) -> dict[str, list[Path]]:
+    out: dict[str, list[Path]] = {}
+    sroie = sorted((data / "sroie-dev" / "img").glob("*.jpg"))
+    funsd = sorted((data / "funsd-train" / "images").glob("*.png"))
+    halves = {"dev": (lambda p: int(p.stem[:3]) < 150, funsd[: len(funsd) // 2]),
+              "check": (lambda p: int(p.stem[:3]) >= 150, funsd[len(funsd) // 2:])}
+    for name, (in_split, funsd_half) in halves.items():
+        if split in (name, "all"):
+            out[f"sroie-{name}"] = even_sample([p for p in sroie if p.stem[:3].isdigit() and in_split(p)], limit)
+            out[f"funsd-{name}"] = even_sample(funsd_half, limit)
+    for name in PDF_SETS:
+        files = sorted((data / name).rglob("*.pdf")) + (sorted((data / name).rglob("*.png")) if name == "invoice2data"
+                                                        else [])
+        out[name] = even_sample(files, pdf_limit if pdf_limit is not None else limit)
+    return out
 
+
+def annotated_heights(dataset: str, path: Path) -> list[float]:
+    """Heights (page px) of the annotated lines of an image page: SROIE line boxes, FUNSD words of 3+ chars."""
     heights: list[float] = []
-    if dataset == "sroie-dev":
+    if dataset.startswith("sroie"):
         box = path.parent.parent / "box" / f"{path.stem}.csv"
-        if not box.is_file():
-            return None
-        for row in box.read_text(encoding="utf-8", errors="replace").splitlines():
-            parts = row.split(",")
-            if len(parts) >= 9 and parts[8].strip():
+        for row in box.read_text(encoding="utf-8", errors="replace").splitlines() if box.is_file() else []:
+            parts = row.split(",", 8)
+            if len(parts) == 9 and parts[8].strip():
                 try:
-                    ys = [float(parts[i]) for i in (1, 3, 5, 7)]
+                    c = [float(v) for v in parts[:8]]
                 except ValueError:
                     continue
-                heights.append(max(ys) - min(ys))
-    elif dataset == "funsd-train":
+                heights.append(((c[7] - c[1]) + (c[5] - c[3])) / 2)
+    elif dataset.startswith("funsd"):
         ann = path.parent.parent / "annotations" / f"{path.stem}.json"
-        if not ann.is_file():
-            return None
-        for entity in json.loads(ann.read_text()).get("form", []):
+        for entity in json.loads(ann.read_text()).get("form", []) if ann.is_file() else []:
             for w in entity.get("words", []):
-                if len(w.get("text", "")) >= 3:
+                if len(w.get("text", "").strip()) >= 3:
                     heights.append(float(w["box"][3] - w["box"][1]))
-    heights = [h for h in heights if h > 0]
-    return percentile(heights, 10.0) * 0.5 if heights else None
+    return [h for h in heights if h > 0]
 
 
-def fixed_policy(width: int, height: int, longest: int | None) -> tuple[int, float]:
-    """(visual tokens, min scale) of a fixed policy."""
+def fixed_tokens(width: int, height: int, longest: int | None) -> tuple[int, float]:
+    """(visual tokens, vertical scale) of a fixed policy: the default smart_resize, after a longest-side resize."""
     from docvlm.plan import smart_resize
 
     w, h = width, height
@@ -86,128 +97,234 @@ def fixed_policy(width: int, height: int, longest: int | None) -> tuple[int, flo
         k = longest / max(width, height)
         w, h = max(1, round(width * k)), max(1, round(height * k))
     eh, ew = smart_resize(h, w, F, MIN_PIXELS, DEFAULT_MAX_PIXELS)
-    return (ew // F) * (eh // F), min(ew / width, eh / height)
+    return (ew // F) * (eh // F), eh / height
 
 
 def plan_scale(plan) -> float:
-    """The smallest scale (encoded px per page px) among the plan's reading tiles (the thumbnail aside)."""
-    scales = []
-    for t in plan.tiles:
-        if t.kind == "thumbnail":
-            continue
-        x0, y0, x1, y1 = t.crop_page_px
-        scales.append(min(t.encoded_size[0] / (x1 - x0), t.encoded_size[1] / (y1 - y0)))
-    return min(scales)
+    """Vertical encoded px per page px of the plan's reading tiles (the smallest, thumbnail aside)."""
+    return min(t.encoded_size[1] / (t.crop_page_px[3] - t.crop_page_px[1]) for t in plan.tiles if t.kind != "thumbnail")
 
 
-def bench(data: Path, limit: int, max_pages: int, threshold: float) -> dict:
+def page_row(dataset: str, path: Path, page, min_text_px: float) -> dict:
+    from docvlm.plan import plan_page
+    from docvlm.textsize import detect_text_size, estimate_text_size, percentile
+
+    size = estimate_text_size(page)
+    row: dict = {"dataset": dataset, "file": path.name, "page": page.index, "size": [page.width_px, page.height_px],
+                 "source": size.source, "estimate": size.line_px, "estimate_ms": 1000 * size.seconds,
+                 "reason": size.reason}
+    if page.kind == "pdf":
+        layer = page.text_layer()
+        k = (page.dpi or 72) / 72.0
+        heights = [w.font_size_pt * k for w in layer.words if len(w.text.strip()) >= 3] if layer else []
+        if size.source == "text_layer":  # the detector on the same page, against the font sizes
+            det = detect_text_size(page.render())
+            row["detector_estimate"] = det.line_px
+            row["detector_ms"] = 1000 * det.seconds
+    else:
+        heights = annotated_heights(dataset, path)
+    row["annotation"] = percentile(heights, 5.0) if heights else None
+    plans = {
+        "docvlm": plan_page(row["size"], FAMILY, text_line_px=size.line_px, line_height_px=size.tall_px,
+                            min_text_px=min_text_px, max_visual_tokens=GPU_BUDGET),
+        "docvlm-cpu": plan_page(row["size"], FAMILY, text_line_px=size.line_px, line_height_px=size.tall_px,
+                                min_text_px=min_text_px, max_visual_tokens=1280),
+    }
+    pol: dict = {}
+    for name, plan in plans.items():
+        pol[name] = {"tokens": plan.visual_tokens, "scale": plan_scale(plan), "tiles": len(plan.tiles),
+                     "rule": plan.scale_rule}
+    for name, longest in (("default", None), ("fixed-1288", FIXED_LONGEST)):
+        tokens, scale = fixed_tokens(*row["size"], longest)
+        pol[name] = {"tokens": tokens, "scale": scale, "tiles": 1}
+    for p in pol.values():
+        if heights:
+            p["lines_ok"] = sum(1 for h in heights if h * p["scale"] >= min_text_px - 1e-9) / len(heights)
+    row["policies"] = pol
+    return row
+
+
+def run_pages(data: Path, split: str, limit: int | None, max_pages: int, min_text_px: float,
+              pdf_limit: int | None = None) -> list[dict]:
+    from docvlm.errors import DocvlmError
     from docvlm.options import make_options
-    from docvlm.plan import budget_from_device, estimate_text_heights, plan_page
     from docvlm.sources import open_document
 
     options = make_options(dpi=200, max_pages=max_pages)
-    cpu_budget = budget_from_device(None, FAMILY)
-    gpu_budget = budget_from_device(GPU_BUDGET_BYTES, FAMILY)
     rows = []
-    for name, files in datasets(data, limit).items():
+    for name, files in datasets(data, split, limit, pdf_limit).items():
         for path in files:
             try:
-                doc = open_document(path, options)
-            except Exception as exc:  # noqa: BLE001 - a bench row, not a crash
+                with open_document(path, options) as doc:
+                    for page in doc.pages():
+                        rows.append(page_row(name, path, page, min_text_px))
+            except DocvlmError as exc:
                 rows.append({"dataset": name, "file": path.name, "error": str(exc)})
-                continue
-            with doc:
-                for page in doc.pages():
-                    started = time.perf_counter()
-                    heights = estimate_text_heights(page)
-                    est_s = time.perf_counter() - started
-                    xh = heights.x_height_px if heights else None
-                    kw = dict(x_height_px=xh, line_height_px=heights.line_height_px if heights else None,
-                              min_x_height_px=threshold,
-                              text_height_source=heights.source if heights else "default")
-                    size = (page.width_px, page.height_px)
-                    cpu = plan_page(size, FAMILY, max_visual_tokens=cpu_budget, **kw)
-                    gpu = plan_page(size, FAMILY, max_visual_tokens=gpu_budget, **kw)
-                    noup = plan_page(size, FAMILY, max_visual_tokens=gpu_budget, max_upscale=1.0, **kw)
-                    d_tok, d_scale = fixed_policy(*size, None)
-                    f_tok, f_scale = fixed_policy(*size, FIXED_LONGEST)
-                    rows.append({
-                        "dataset": name, "file": path.name, "page": page.index, "size": list(size),
-                        "source": heights.source if heights else "default", "x_height": xh,
-                        "x_height_gt": gt_x_height(name, path) if page.kind == "image" else None,
-                        "estimate_s": est_s,
-                        "policies": {
-                            "docvlm-cpu": {"tokens": cpu.visual_tokens, "scale": plan_scale(cpu),
-                                           "tiles": len(cpu.tiles)},
-                            "docvlm-gpu24": {"tokens": gpu.visual_tokens, "scale": plan_scale(gpu),
-                                             "tiles": len(gpu.tiles)},
-                            "docvlm-gpu24-noup": {"tokens": noup.visual_tokens, "scale": plan_scale(noup),
-                                                  "tiles": len(noup.tiles)},
-                            "default": {"tokens": d_tok, "scale": d_scale, "tiles": 1},
-                            "fixed-1288": {"tokens": f_tok, "scale": f_scale, "tiles": 1},
-                        },
-                    })
-    return summarize(rows, threshold)
+    print(f"{len(rows)} page(s)")
+    return rows
 
 
-def summarize(rows: list[dict], threshold: float) -> dict:
-    ok = [r for r in rows if "policies" in r]
-    policies = POLICIES
-    groups = {"ALL": ok}
-    for r in ok:
-        groups.setdefault(r["dataset"], []).append(r)
+def pct(values: list[float], q: float) -> float:
+    from docvlm.textsize import percentile
+
+    return percentile(values, q) if values else float("nan")
+
+
+def summarize(rows: list[dict]) -> dict:
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if "policies" in r:
+            groups.setdefault(r["dataset"], []).append(r)
     table = {}
     for g, rs in groups.items():
-        entry = {"pages": len(rs), "unknown_x_height": sum(1 for r in rs if r["x_height"] is None),
-                 "estimate_ms_median": round(1000 * statistics.median(r["estimate_s"] for r in rs), 1)}
-        for p in policies:
+        ratios = [r["estimate"] / r["annotation"] for r in rs if r["estimate"] and r["annotation"]]
+        det = [r["detector_estimate"] / r["annotation"] for r in rs if r.get("detector_estimate") and r["annotation"]]
+        entry: dict = {
+            "pages": len(rs),
+            "no_estimate": sum(1 for r in rs if r["estimate"] is None),
+            "estimate_ms_median": statistics.median(r["estimate_ms"] for r in rs),
+            "estimate_over_annotation": {"median": pct(ratios, 50), "p5": pct(ratios, 5), "p95": pct(ratios, 95),
+                                         "n": len(ratios)},
+        }
+        if det:
+            entry["detector_over_font_size"] = {"median": pct(det, 50), "p5": pct(det, 5), "p95": pct(det, 95),
+                                                "n": len(det),
+                                                "ms_median": statistics.median(r["detector_ms"] for r in rs
+                                                                               if "detector_ms" in r)}
+        for p in POLICIES:
             toks = [r["policies"][p]["tokens"] for r in rs]
-            known = [r for r in rs if r["x_height"] is not None]
-            bad = [r for r in known if r["x_height"] * r["policies"][p]["scale"] < threshold - 1e-9]
-            gt = [r for r in rs if r.get("x_height_gt")]
-            bad_gt = [r for r in gt if r["x_height_gt"] * r["policies"][p]["scale"] < threshold - 1e-9]
+            vs_default = [r["policies"][p]["tokens"] / r["policies"]["default"]["tokens"] for r in rs]
+            vs_fixed = [r["policies"][p]["tokens"] / r["policies"]["fixed-1288"]["tokens"] for r in rs]
+            scored = [r["policies"][p]["lines_ok"] for r in rs if "lines_ok" in r["policies"][p]]
             entry[p] = {
-                "tokens_total": sum(toks),
-                "tokens_per_page": round(sum(toks) / len(toks), 1) if toks else 0,
-                "tiles_per_page": round(sum(r["policies"][p]["tiles"] for r in rs) / len(rs), 2) if rs else 0,
-                "unreadable": round(len(bad) / len(known), 4) if known else None,
-                "unreadable_gt": round(len(bad_gt) / len(gt), 4) if gt else None,
+                "tokens_per_page": sum(toks) / len(toks),
+                "mean_ratio_vs_default": sum(vs_default) / len(vs_default),
+                "mean_ratio_vs_fixed1288": sum(vs_fixed) / len(vs_fixed),
+                "tiles_per_page": sum(r["policies"][p]["tiles"] for r in rs) / len(rs),
+                "pages_95pct_lines_ok": (sum(1 for v in scored if v >= 0.95) / len(scored)) if scored else None,
+                "pages_under_floor": (sum(1 for v in scored if v < 0.95) / len(scored)) if scored else None,
             }
         table[g] = entry
-    return {"threshold_px": threshold, "family": FAMILY, "summary": table, "rows": rows,
-            "errors": [r for r in rows if "error" in r]}
+    return table
 
 
-def print_table(result: dict) -> None:
-    policies = POLICIES
-    head = f"{'dataset':<20}{'pages':>6}{'est ms':>7}" + "".join(f"{p:>25}" for p in policies)
-    print(head)
-    print(f"{'':<33}" + "".join(f"{'tok/pg unread unr_gt':>25}" for _ in policies))
-    for g, e in result["summary"].items():
+def print_summary(table: dict, min_text_px: float) -> None:
+    print(f"\nestimate = small-text line height (page px); annotation = 5th percentile of annotated heights; "
+          f"floor {min_text_px:g} px")
+    print(f"{'dataset':<20}{'pages':>6}{'ms':>6}{'est/ann med [p5,p95]':>24}  "
+          + "".join(f"{p:>24}" for p in ("docvlm", "docvlm-cpu", "default", "fixed-1288")))
+    print(f"{'':<58}" + "".join(f"{'tok/pg x_def ok95':>24}" for _ in POLICIES))
+    for g, e in table.items():
+        r = e["estimate_over_annotation"]
+        ratio = f"{r['median']:.2f} [{r['p5']:.2f},{r['p95']:.2f}]" if r["n"] else "-"
         cells = []
-        for p in policies:
+        for p in POLICIES:
             s = e[p]
-            un = "-" if s["unreadable"] is None else f"{100 * s['unreadable']:.0f}%"
-            ug = "-" if s["unreadable_gt"] is None else f"{100 * s['unreadable_gt']:.0f}%"
-            cells.append(f"{s['tokens_per_page']:>10.0f} {un:>6} {ug:>6}")
-        print(f"{g:<20}{e['pages']:>6}{e['estimate_ms_median']:>7}" + "".join(f"{c:>25}" for c in cells))
-    if result["errors"]:
-        print(f"{len(result['errors'])} file(s) could not be opened")
+            ok = "-" if s["pages_95pct_lines_ok"] is None else f"{100 * s['pages_95pct_lines_ok']:.0f}%"
+            cells.append(f"{s['tokens_per_page']:>8.0f} {s['mean_ratio_vs_default']:>5.2f} {ok:>5}")
+        print(f"{g:<20}{e['pages']:>6}{e['estimate_ms_median']:>6.0f}{ratio:>24}  " + "".join(f"{c:>24}" for c in cells))
+        if "detector_over_font_size" in e:
+            d = e["detector_over_font_size"]
+            print(f"{'':<20}detector on the rendered pages / PDF font sizes: median {d['median']:.2f} "
+                  f"[{d['p5']:.2f}, {d['p95']:.2f}] over {d['n']} pages, {d['ms_median']:.0f} ms/page")
+
+
+def scale_invariance(rows: list[dict], data: Path, scales: list[float], limit: int, min_text_px: float) -> list[dict]:
+    """Resample sampled image pages by each factor and plan again; compare with x1."""
+    from PIL import Image
+
+    from docvlm.plan import plan_page
+    from docvlm.textsize import detect_text_size
+
+    Image.MAX_IMAGE_PIXELS = None
+    images = [r for r in rows if "policies" in r and r["file"].lower().endswith((".jpg", ".png"))
+              and r["dataset"].startswith(("sroie", "funsd"))]
+    # the largest scans first (the hard case), then an even sample of the rest
+    images.sort(key=lambda r: -r["size"][0] * r["size"][1])
+    picked = images[: max(1, limit // 3)] + even_sample(images[max(1, limit // 3):], limit - max(1, limit // 3))
+    out = []
+    for r in picked:
+        folder = "img" if r["dataset"].startswith("sroie") else "images"
+        base = "sroie-dev" if r["dataset"].startswith("sroie") else "funsd-train"
+        src = Image.open(data / base / folder / r["file"]).convert("RGB")
+        entry = {"dataset": r["dataset"], "file": r["file"], "size": r["size"], "by_scale": {}}
+        for s in scales:
+            w, h = max(8, round(src.width * s)), max(8, round(src.height * s))
+            if w * h > 80_000_000:  # the default --max-page-pixels: such a page is refused, not planned
+                entry["by_scale"][str(s)] = {"skipped": f"{w}x{h} over the 80 MP page cap"}
+                continue
+            img = src if s == 1 else src.resize((w, h), Image.Resampling.LANCZOS if s < 1 else Image.Resampling.BICUBIC)
+            size = detect_text_size(img)
+            plan = plan_page((w, h), FAMILY, text_line_px=size.line_px, line_height_px=size.tall_px,
+                             min_text_px=min_text_px, max_visual_tokens=GPU_BUDGET)
+            content = plan.scale * math.sqrt(w * h)  # encoded side of the page's content (geometric mean)
+            entry["by_scale"][str(s)] = {"size": [w, h], "estimate_rel": (size.line_px or 0) / s,
+                                         "content_px": content, "tokens": plan.visual_tokens,
+                                         "ms": 1000 * size.seconds}
+            del img
+        base1 = entry["by_scale"].get("1") or entry["by_scale"].get("1.0")
+        for v in entry["by_scale"].values():
+            if "tokens" in v and base1:
+                v["content_vs_x1"] = v["content_px"] / base1["content_px"]
+                v["tokens_vs_x1"] = v["tokens"] / base1["tokens"]
+        out.append(entry)
+
+    return out
+
+
+def print_invariance(inv: list[dict], scales: list[float]) -> None:
+    keys = [str(s) for s in scales]
+    print("\nscale invariance: encoded content size / tokens relative to x1 (goal: within 25% / 1.33x)")
+    print(f"{'page':<28}{'size':>11}" + "".join(f"{'x' + k:>16}" for k in keys))
+    pairs = fails = 0
+    for e in inv:
+        cells = []
+        for k in keys:
+            v = e["by_scale"].get(k, {})
+            if "content_vs_x1" in v:
+                cells.append(f"{v['content_vs_x1']:.2f} / {v['tokens_vs_x1']:.2f}")
+                if k not in ("1", "1.0"):
+                    pairs += 1
+                    bad = abs(v["content_vs_x1"] - 1) > 0.25 or not (1 / 1.33 <= v["tokens_vs_x1"] <= 1.33)
+                    fails += bad
+            else:
+                cells.append("skip")
+        print(f"{e['dataset'] + '/' + e['file']:<28}{'x'.join(map(str, e['size'])):>11}" + "".join(f"{c:>16}" for c in cells))
+    print(f"{pairs - fails} of {pairs} resampled pairs within 25% content size and 1.33x tokens")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--limit", type=int, default=1000, help="Files per dataset.")
-    ap.add_argument("--max-pages", type=int, default=3, help="Pages per document.")
-    ap.add_argument("--threshold", type=float, default=10.0, help="Readable x-height in encoded px.")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "plan_bench.json")
+    ap.add_argument("--split", choices=["dev", "check", "all"], default="all")
+    ap.add_argument("--limit", type=int, default=None, help="Files per dataset and split, sampled evenly.")
+    ap.add_argument("--pdf-limit", type=int, default=None, help="Files per PDF set [default: --limit].")
+    ap.add_argument("--max-pages", type=int, default=2, help="Pages per PDF.")
+    ap.add_argument("--min-text-px", type=float, default=16.0)
+    ap.add_argument("--scales", default="0.3,1,3,5", help="Resampling factors of the invariance table ('' = off).")
+    ap.add_argument("--scale-limit", type=int, default=8, help="Image pages in the invariance table.")
+    ap.add_argument("--tag", default="")
     args = ap.parse_args()
-    result = bench(args.data, args.limit, args.max_pages, args.threshold)
-    print_table(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out}")
+    if not args.data.is_dir():
+        ap.error(f"--data {args.data}: no such folder (the shared data sits at ../shared/data of the main checkout)")
+    started = time.time()
+    load = os.getloadavg()[0]
+    rows = run_pages(args.data, args.split, args.limit, args.max_pages, args.min_text_px, args.pdf_limit)
+    table = summarize(rows)
+    print_summary(table, args.min_text_px)
+    scales = [float(s) for s in args.scales.split(",") if s.strip()]
+    inv = scale_invariance(rows, args.data, scales, args.scale_limit, args.min_text_px) if scales else []
+    if inv:
+        print_invariance(inv, scales)
+    errors = [r for r in rows if "error" in r]
+    if errors:
+        print(f"{len(errors)} file(s) could not be opened: " + "; ".join(r["error"][:80] for r in errors[:5]))
+    out = ROOT / "bench" / "results" / f"plan_bench-{time.strftime('%Y%m%d-%H%M%S')}{'-' + args.tag if args.tag else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "load_at_start": load,
+                               "seconds": time.time() - started, "summary": table, "invariance": inv, "rows": rows},
+                              indent=1, default=str))
+    print(f"load at start {load:.2f}; {time.time() - started:.0f} s; wrote {out}")
 
 
 if __name__ == "__main__":

@@ -73,6 +73,15 @@ class EncodingPlan(Frozen):
         default=None, description="Estimated smallest text height (x-height) in page pixels."
     )
     text_height_source: Literal["text_layer", "detector", "default"] = "default"
+    text_line_px: float | None = Field(
+        default=None, description="Estimated small-text line height in page pixels (low percentile of lines)."
+    )
+    min_text_px: float | None = Field(
+        default=None, description="Readability floor: small-text line height the plan aims for, encoded px."
+    )
+    scale_rule: str | None = Field(
+        default=None, description="Which rule of the readability policy set the scale (floor, default, ...)."
+    )
     tiles: list[TilePlan]
     visual_tokens: int = Field(description="Sum of visual tokens over the tiles.")
     max_visual_tokens: int = Field(description="The per-request visual-token budget the plan respected.")

@@ -45,7 +45,10 @@ class ConvertOptions(BaseSettings):
         default="auto", description="auto: use a PDF's text layer when usable; ignore: always OCR/model."
     )
     # planning
-    min_x_height_px: float = Field(default=10.0, gt=0, description="Readability threshold in encoded pixels.")
+    min_text_px: float = Field(
+        default=16.0, gt=0, le=200,
+        description="Readability floor: small-text line height in encoded pixels (--min-text-px).",
+    )
     max_visual_tokens: int | None = Field(default=None, ge=4, description="Per-request visual-token budget.")
     # openai engine
     base_url: str | None = None
@@ -72,7 +75,7 @@ class ConvertOptions(BaseSettings):
 
     OUTPUT_FIELDS: ClassVar[tuple[str, ...]] = (
         "dpi", "pages", "max_pages", "engine", "model", "family", "quant", "dtype", "max_new_tokens",
-        "text_layer", "min_x_height_px", "max_visual_tokens", "redo_text",
+        "text_layer", "min_text_px", "max_visual_tokens", "redo_text",
     )
 
     @model_validator(mode="before")

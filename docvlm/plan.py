@@ -6,9 +6,10 @@ Never imports torch. Public API (used by the VLM engines, `docvlm plan` and the 
   default min/max pixels.
 - `smart_resize(height, width, factor, min_pixels, max_pixels) -> (h, w)`: an exact copy of the rule in
   transformers' Qwen2-VL image processor (Qwen2.5-VL and Qwen3-VL use the same function with their factor).
-- `estimate_text_height(page) -> (x_height_px | None, source)`: the smallest text on a page, in page pixels.
+- `choose_scale(page_size_px, family, text_line_px, min_text_px=16) -> ScaleDecision`: the readability
+  policy (the one place that decides how large a page is encoded).
 - `plan_page(page_size_px, family, ...) -> EncodingPlan`: the planner proper, on sizes only.
-- `plan_for_page(page, options, family, task_kind) -> EncodingPlan`: estimation + planning for a `SourcePage`.
+- `plan_for_page(page, options, family, task_kind) -> EncodingPlan`: text size (docvlm.textsize) + planning.
 - `budget_from_device(device_memory_bytes, family) -> int`: default per-request visual-token budget.
 - `render_tile(page_image, tile) -> PIL.Image`: crop + resize to exactly `tile.encoded_size`.
 
@@ -24,16 +25,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from docvlm.datamodel import EncodingPlan, TilePlan
+from docvlm.textsize import TextSizeResult, estimate_text_size
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from docvlm.datamodel import Family
     from docvlm.options import ConvertOptions
-    from docvlm.sources import SourcePage, TextLayer
+    from docvlm.sources import SourcePage
 
 TaskKind = Literal["read", "ground", "extract"]
 TextHeightSource = Literal["text_layer", "detector", "default"]
+ScaleRule = Literal["floor", "default", "upscale-capped", "no-text", "longest-side", "page-tokens"]
 
 
 @dataclass(frozen=True)
@@ -61,17 +64,23 @@ FAMILIES: dict[str, FamilySpec] = {
     "qwen3": FamilySpec(patch_size=16, merge_size=2, min_pixels=65536, max_pixels=16384 * 32 * 32),
 }
 
-DEFAULT_MIN_X_HEIGHT_PX = 10.0
-"""A line of text is readable when its x-height is about 10 px in the encoded image (DESIGN.md)."""
-MAX_UPSCALE = 2.0
-"""Tiny text (x-height below the threshold at page resolution) may be enlarged up to 2x: the vision tower
-sees 14/16-px patches, and a 5-px x-height occupies a third of a patch, where Qwen-VL models misread
-characters; interpolated pixels add no detail but keep each glyph over several patches. Beyond 2x the
-token cost grows 4x for little gain, so the scale is capped there and the reason says so."""
+DEFAULT_MIN_TEXT_PX = 16.0
+"""The readability floor: the page's small text (a low percentile of its line heights, see docvlm.textsize)
+must be at least this many pixels tall in the encoded image. Anchor: olmOCR renders a Letter page at 1288 px
+on its longest side (1.63 px/pt), so the 11-pt body text its models are trained on reaches them at ~18 px
+font size, and 9-10-pt small print at 15-16 px font size, a line box of ~16-18 px. 16 px keeps every
+glyph over at least one 14/16-px vision patch row. `--min-text-px` overrides."""
+MAX_UPSCALE = 3.0
+"""Text under the floor at page resolution is enlarged until it reaches the floor, at most 3x: interpolated
+pixels add no detail but keep each glyph over a whole patch, and a copy of a page resampled down to x0.3
+must get the plan of the original (scale invariance). Beyond 3x the text was never legible in the source."""
+NO_TEXT_LONGEST_SIDE_PX = 1288
+"""A page where no text size could be measured is encoded with its longest side at 1288 px (olmOCR's
+rendering of a Letter page), never above the family default: enough for text the detector missed."""
 TALL_ASPECT = 2.5
 """Height/width above which a page is a long receipt: vertical strips, never columns, when it must be tiled."""
-OVERLAP_X_HEIGHTS = 4.0
-"""Tiles overlap by at least 4 x-heights of the smallest text (about 1.6 of its line heights)..."""
+OVERLAP_SMALL_LINES = 2.0
+"""Tiles overlap by at least 2 small-text line heights..."""
 OVERLAP_LINES = 1.2
 """... and by 1.2 times the tallest ordinary line (a heading must fit whole in some tile too)."""
 MIN_OVERLAP_PX = 24
@@ -79,17 +88,12 @@ MIN_STRIP_ROWS = 8
 MAX_STRIP_ASPECT = 8.0
 """A full-width strip thinner than 8 token rows, or more than 8 times wider than tall, wastes too much on
 overlap and gives the model a sliver: a grid (columns) is used instead (long receipts always get strips)."""
-PERCENTILE = 5.0
-"""Low percentile of text heights taken as 'the smallest text' (the minimum is a stray glyph or a stamp)."""
-MIN_TEXT_LAYER_WORDS = 3
-MIN_WORD_CHARS = 3
-"""Text-layer words shorter than this (sub/superscripts, footnote markers, bullets) don't set the smallest
-text: a page of math would otherwise be planned for its subscripts."""
 THUMBNAIL_TOKENS = 640
 """The extraction thumbnail gives layout context, not detail: at most 640 tokens (about 700x900 px)."""
-MIN_LONGEST_SIDE_PX = 1024
+MIN_LONGEST_SIDE_PX = 896
 """Floor on the encoded longest side (for pages larger than that): big text or handwriting planned at 0.1x
-would leave a 300-px thumbnail where every mark and estimate error is lost; 1024 px costs ~1000 tokens."""
+would leave a 300-px thumbnail where every mark and estimate error is lost; 896 px costs ~700 tokens. On SROIE
+000-149 a 1024-px floor cost 1.7% more tokens than 896 for no page more readable (bench/plan_bench.py)."""
 
 
 # --- the processor's resize rule ------------------------------------------------------------------------
@@ -171,140 +175,6 @@ def clamp_budget(budget: int, family: Family) -> int:
     return max(lo, min(hi, int(budget)))
 
 
-# --- text height estimation -----------------------------------------------------------------------------
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Linear-interpolation percentile of a non-empty list (no numpy needed)."""
-    vals = sorted(values)
-    if len(vals) == 1:
-        return vals[0]
-    pos = (len(vals) - 1) * pct / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(vals) - 1)
-    return vals[lo] + (vals[hi] - vals[lo]) * (pos - lo)
-
-
-X_HEIGHT_PER_FONT_SIZE = 0.5
-"""x-height is about half the font size in common Latin fonts (Helvetica 0.52, Times 0.45, Courier 0.42)."""
-
-
-@dataclass(frozen=True)
-class TextHeights:
-    """Text sizes of a page in page pixels: the smallest x-height (readability) and the tallest line (overlap)."""
-
-    x_height_px: float
-    line_height_px: float
-    source: TextHeightSource
-
-
-LINE_HEIGHT_PER_FONT_SIZE = 1.25
-LARGE_PERCENTILE = 98.0
-"""High percentile of text heights taken as 'the tallest ordinary line' (a huge logo is not a text line)."""
-
-
-def text_heights_from_text_layer(layer: TextLayer | None, dpi: float | None) -> TextHeights | None:
-    """Smallest x-height (low percentile of font sizes / 2) and tallest line of a PDF text layer; None if sparse."""
-    if layer is None or not dpi:
-        return None
-    sizes = [w.font_size_pt for w in layer.words if len(w.text.strip()) >= MIN_WORD_CHARS and w.font_size_pt >= 1.0]
-    if len(sizes) < MIN_TEXT_LAYER_WORDS:
-        return None
-    k = dpi / 72.0
-    return TextHeights(
-        x_height_px=percentile(sizes, PERCENTILE) * X_HEIGHT_PER_FONT_SIZE * k,
-        line_height_px=percentile(sizes, LARGE_PERCENTILE) * LINE_HEIGHT_PER_FONT_SIZE * k,
-        source="text_layer",
-    )
-
-
-def x_height_from_text_layer(layer: TextLayer | None, dpi: float | None) -> float | None:
-    """Low-percentile x-height (page px) of a PDF text layer's words, from their font sizes; None if too few."""
-    heights = text_heights_from_text_layer(layer, dpi)
-    return heights.x_height_px if heights else None
-
-
-def detect_x_height(image: Image.Image) -> float | None:
-    """Smallest x-height in page px found by the raster detector (`detect_text_heights`), or None."""
-    heights = detect_text_heights(image)
-    return heights.x_height_px if heights else None
-
-
-SOLID_FILL = 0.85
-"""A character component filling this share of its bounding box is a bar or a dash, not a letter."""
-
-
-def detect_text_heights(image: Image.Image) -> TextHeights | None:
-    """Fast text-size detector for raster pages (no model, no torch): OpenCV morphology, ~30-150 ms a page.
-
-    Median blur (scanner speckle) -> adaptive threshold AND global Otsu (faint paper texture is not ink) ->
-    a horizontal closing about 1.5 glyph heights wide joins letters and words into line segments ->
-    connected components; keeps segments at least 3x wider than tall, holding 3+ glyphs that are not solid
-    bars (so a dashed rule is not a line of tiny text), not huge. A line
-    segment's ink runs from ascender to descender (about the font size), so x-height ~ 0.5 x its height (for
-    all-caps receipts this underestimates, which errs on the readable side). Smallest x-height: 10th
-    percentile; tallest line: 98th percentile. Returns None when no text-like segment is found.
-    """
-    import cv2
-    import numpy as np
-
-    gray = np.asarray(image.convert("L"))
-    h, w = gray.shape
-    if h < 8 or w < 8:
-        return None
-    block = max(15, (min(h, w) // 40) | 1)
-    gray = cv2.medianBlur(gray, 3)  # scanner speckle would otherwise pass for the smallest glyphs
-    ink = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, 15)
-    # and darker than the page's global ink/paper split (Otsu): faint paper texture is not ink
-    _, dark = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    ink = cv2.bitwise_and(ink, dark)
-    # character components first: their median height sets the closing width that joins letters into words
-    n1, labels1, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
-    ch = stats[1:, cv2.CC_STAT_HEIGHT]
-    cw = stats[1:, cv2.CC_STAT_WIDTH]
-    # a solid rectangle (a dash of a rule line, a bar) is no letter: dashed rules are not lines of tiny text
-    solid = np.zeros(n1, dtype=bool)
-    solid[1:] = stats[1:, cv2.CC_STAT_AREA] >= SOLID_FILL * np.maximum(1, ch * cw)
-    glyph = (ch >= 5) & (ch <= h / 8) & (cw <= ch * 3) & (cw >= 1)
-    if n1 <= 1 or glyph.sum() < 3:
-        return None
-    k = max(3, int(round(float(np.median(ch[glyph])) * 1.5)))
-    closed = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, 3)))
-    n2, labels2, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
-    bh = stats[1:, cv2.CC_STAT_HEIGHT].astype(float)
-    bw = stats[1:, cv2.CC_STAT_WIDTH].astype(float)
-    area = stats[1:, cv2.CC_STAT_AREA].astype(float)
-    fill = area / np.maximum(1.0, bh * bw)
-    # letters per blob: a word joins several glyphs; a rule line or a smudge is one component
-    on = ink > 0
-    pairs = np.unique(labels2[on].astype(np.int64) * n1 + labels1[on].astype(np.int64))
-    pairs = pairs[~solid[pairs % n1]]
-    letters = np.bincount(pairs // n1, minlength=n2)[1:]
-    word = (bh >= 6) & (bh <= h / 10) & (bw >= 3.0 * bh) & (fill >= 0.2) & (fill <= 0.95) & (letters >= 3)
-    heights = [float(v) for v in bh[word]]
-    if len(heights) < 3:
-        return None
-    return TextHeights(
-        x_height_px=percentile(heights, 10.0) * 0.5,
-        line_height_px=percentile(heights, LARGE_PERCENTILE) * 1.1,
-        source="detector",
-    )
-
-
-def estimate_text_heights(page: SourcePage) -> TextHeights | None:
-    """Text sizes from the PDF text layer when it has words, else the raster detector, else None."""
-    layer = page.text_layer() if page.kind == "pdf" else None
-    return text_heights_from_text_layer(layer, page.dpi) or detect_text_heights(page.render())
-
-
-def estimate_text_height(page: SourcePage) -> tuple[float | None, TextHeightSource]:
-    """Smallest text's x-height in page pixels: from the PDF text layer, else the raster detector, else None."""
-    heights = estimate_text_heights(page)
-    if heights is None:
-        return None, "default"
-    return heights.x_height_px, heights.source
-
-
 # --- planning -------------------------------------------------------------------------------------------
 
 
@@ -313,26 +183,80 @@ def ceil_to(value: float, factor: int) -> int:
     return max(factor, math.ceil(value / factor - 1e-9) * factor)
 
 
+@dataclass(frozen=True)
+class ScaleDecision:
+    """The readability policy's answer for one page: the scale (encoded px per page px) and why."""
+
+    scale: float
+    rule: ScaleRule
+    default_scale: float
+    reason: str
+
+
+def default_scale(width: int, height: int, family: Family) -> float:
+    """Scale the family's released processor would apply to the whole page (smart_resize, default max_pixels);
+    for a page the processor refuses (aspect ratio above 200), the scale that fits its max_pixels, at most 1."""
+    if max(width, height) / min(width, height) > 200:
+        return min(1.0, math.sqrt(FAMILIES[family].max_pixels / (width * height)))
+    h, w = family_smart_resize(height, width, family)
+    return math.sqrt((w * h) / (width * height))
+
+
 def choose_scale(
-    x_height_px: float | None, min_x_height_px: float, max_upscale: float = MAX_UPSCALE
-) -> tuple[float, str]:
-    """Smallest scale that keeps the x-height readable, capped at `max_upscale`; 1.0 when unknown."""
-    if x_height_px is None or x_height_px <= 0:
-        return 1.0, "text height unknown: page resolution kept (scale 1.0)"
-    need = min_x_height_px / x_height_px
-    if need > max_upscale:
-        return max_upscale, (
-            f"smallest x-height {x_height_px:.1f} px needs x{need:.2f} to reach {min_x_height_px:g} px; "
-            f"capped at x{max_upscale:g}"
-        )
-    verb = "kept" if abs(need - 1.0) < 1e-9 else ("down" if need < 1 else "up")
-    return need, f"smallest x-height {x_height_px:.1f} px -> {min_x_height_px:g} px: scaled {verb} x{need:.3f}"
+    page_size_px: tuple[int, int],
+    family: Family,
+    text_line_px: float | None,
+    *,
+    min_text_px: float = DEFAULT_MIN_TEXT_PX,
+    max_upscale: float = MAX_UPSCALE,
+    max_page_tokens: int | None = None,
+) -> ScaleDecision:
+    """The readability policy, in one place: the scale at which the page's small text is `min_text_px` tall.
+
+    - small text known: scale = min_text_px / text_line_px (down for big text, up for small text), so the
+      encoded content size depends on the text's size relative to the page, not on the scan's resolution;
+      never more than `max_upscale` up; when the family's default encoding already keeps the small text at or
+      above the floor, this scale is at most the default's, so docvlm never spends more than the default then;
+    - unknown (no text found): longest side NO_TEXT_LONGEST_SIDE_PX, at most the default's scale;
+    - never below the scale that keeps the longest side at MIN_LONGEST_SIDE_PX (a wrong-high estimate must
+      not erase the page), never above the family's tokens per page (`max_page_tokens`, default 16384).
+    """
+    width, height = page_size_px
+    spec = FAMILIES[family]
+    f = spec.factor
+    base = default_scale(width, height, family)
+    longest = max(width, height)
+    if text_line_px is None or text_line_px <= 0:
+        scale = min(base, NO_TEXT_LONGEST_SIDE_PX / longest)
+        rule: ScaleRule = "no-text"
+        why = f"no text size measured: longest side {round(longest * scale)} px (x{scale:.3f})"
+    else:
+        need = min_text_px / text_line_px
+        scale, rule = need, "floor"
+        at_default = text_line_px * base
+        why = (f"small text {text_line_px:.1f} px; floor {min_text_px:g} px -> x{need:.3f} "
+               f"(the default x{base:.3f} gives it {at_default:.1f} px)")
+        if need > max_upscale:
+            scale, rule = max_upscale, "upscale-capped"
+            why += f"; upscaling capped at x{max_upscale:g}: small text gets {text_line_px * scale:.1f} px"
+    floor = min(1.0, base, MIN_LONGEST_SIDE_PX / longest)
+    if scale < floor:
+        scale, rule = floor, "longest-side"
+        why += f"; raised to x{floor:.3f} so the longest side stays >= {MIN_LONGEST_SIDE_PX} px"
+    page_tokens = max_page_tokens if max_page_tokens is not None else spec.max_pixels // (f * f)
+    cap = math.sqrt(page_tokens * f * f / (width * height))
+    if scale > cap:
+        scale, rule = cap, "page-tokens"
+        why += f"; capped at x{cap:.3f} to stay within {page_tokens} visual tokens per page"
+        if text_line_px:
+            why += f" (small text gets {text_line_px * cap:.1f} px, under the floor)"
+    return ScaleDecision(scale=scale, rule=rule, default_scale=base, reason=why)
 
 
 def encode_size_for_crop(crop_w: int, crop_h: int, scale: float, family: Family) -> tuple[int, int]:
     """Encoded [w, h] of a crop at `scale`: rounded up to the factor, then the family's smart_resize.
 
-    Rounding up keeps the x-height at or above the threshold; the result is a fixed point of smart_resize.
+    Rounding up keeps the small text at or above the floor; the result is a fixed point of smart_resize.
     """
     f = FAMILIES[family].factor
     th, tw = family_smart_resize(ceil_to(crop_h * scale, f), ceil_to(crop_w * scale, f), family)
@@ -378,38 +302,37 @@ def plan_page(
     page_size_px: tuple[int, int],
     family: Family,
     *,
-    x_height_px: float | None,
-    min_x_height_px: float = DEFAULT_MIN_X_HEIGHT_PX,
+    text_line_px: float | None = None,
+    min_text_px: float = DEFAULT_MIN_TEXT_PX,
     max_visual_tokens: int = CPU_BUDGET_TOKENS,
     task_kind: TaskKind = "read",
     text_height_source: TextHeightSource | None = None,
     line_height_px: float | None = None,
     max_page_tokens: int | None = None,
     max_upscale: float = MAX_UPSCALE,
+    x_height_px: float | None = None,
 ) -> EncodingPlan:
     """Plan one page of `page_size_px` = (width, height) for `family`.
 
-    Scale: the smallest that brings the smallest x-height to `min_x_height_px` (down-scaling big text, up to
-    2x up-scaling of tiny text, 1.0 when the text height is unknown), but never below the scale that keeps
-    the longest side at MIN_LONGEST_SIDE_PX (an estimate that is wrong on the high side must not erase the
-    page) and never above the one that keeps the page within `max_page_tokens`. Native when the whole page at that scale
-    fits `max_visual_tokens`; otherwise tiles at the same scale: full-width vertical strips when each strip is
+    Scale: `choose_scale` (the readability policy). Native when the whole page at that scale fits
+    `max_visual_tokens`; otherwise tiles at the same scale: full-width vertical strips when each strip is
     at least MIN_STRIP_ROWS token rows tall (long receipts, ordinary pages), else a grid; tiles overlap by
-    4 x-heights and 1.2 tallest line heights (at most half a tile) so every line is whole in some tile. `task_kind == "extract"` adds a whole-page thumbnail
-    within the budget to a tiled plan.
+    two small-text lines and 1.2 tallest line heights (at most half a tile) so every line is whole in some
+    tile. `task_kind == "extract"` adds a whole-page thumbnail within the budget to a tiled plan.
 
     Args:
         page_size_px: (width, height) in page pixels.
         family: qwen2, qwen2.5 or qwen3.
-        x_height_px: smallest text x-height in page pixels, or None when unknown.
-        min_x_height_px: readability threshold in encoded pixels.
+        text_line_px: the page's small-text line height in page pixels (docvlm.textsize), None when unknown.
+        min_text_px: the readability floor on that height in encoded pixels.
         max_visual_tokens: per-request budget (clamped to what the family can emit for one image).
         task_kind: read, ground or extract.
-        text_height_source: where x_height_px came from (recorded in the plan).
+        text_height_source: where text_line_px came from (recorded in the plan).
         line_height_px: tallest ordinary text line in page pixels (the overlap holds 1.2 of it), if known.
         max_page_tokens: ceiling on the page's total visual tokens (default: the family's max_pixels, 16384
             tokens, i.e. never more than the released processor would spend on one image).
-        max_upscale: largest enlargement for tiny text (1.0 = never upscale).
+        max_upscale: largest enlargement for small text (1.0 = never upscale).
+        x_height_px: older callers' x-height; taken as half a line (text_line_px = 2 * x_height_px).
 
     Returns:
         The EncodingPlan; every tile's encoded size is a fixed point of the family's smart_resize.
@@ -419,22 +342,15 @@ def plan_page(
     width, height = int(page_size_px[0]), int(page_size_px[1])
     if width < 1 or height < 1:
         raise ValueError(f"page size must be positive, got {width}x{height}")
+    if text_line_px is None and x_height_px is not None:
+        text_line_px = 2.0 * x_height_px
     spec = FAMILIES[family]
     f = spec.factor
     budget = clamp_budget(max_visual_tokens, family)
-    source: TextHeightSource = text_height_source or ("default" if x_height_px is None else "text_layer")
-    scale, why = choose_scale(x_height_px, min_x_height_px, max_upscale)
-    floor = min(1.0, MIN_LONGEST_SIDE_PX / max(width, height))
-    if scale < floor:
-        scale = floor
-        why += f"; raised to x{floor:.3f} so the longest side stays >= {MIN_LONGEST_SIDE_PX} px"
-    page_tokens = max_page_tokens if max_page_tokens is not None else spec.max_pixels // (f * f)
-    cap = math.sqrt(page_tokens * f * f / (width * height))
-    if scale > cap:
-        scale = cap
-        why += f"; capped at x{cap:.3f} to stay within {page_tokens} visual tokens per page"
-        if x_height_px:
-            why += f" (the smallest text gets {x_height_px * cap:.1f} px, under the threshold)"
+    source: TextHeightSource = text_height_source or ("default" if text_line_px is None else "text_layer")
+    decision = choose_scale((width, height), family, text_line_px, min_text_px=min_text_px,
+                            max_upscale=max_upscale, max_page_tokens=max_page_tokens)
+    scale, why = decision.scale, decision.reason
     if budget != max_visual_tokens:
         why += f"; budget {max_visual_tokens} clamped to {budget} for {family}"
 
@@ -442,8 +358,11 @@ def plan_page(
         family=family,
         page_size_px=(width, height),
         scale=round(scale, 6),
-        min_text_height_px=None if x_height_px is None else round(float(x_height_px), 3),
+        min_text_height_px=None if text_line_px is None else round(float(text_line_px) / 2, 3),
         text_height_source=source,
+        text_line_px=None if text_line_px is None else round(float(text_line_px), 3),
+        min_text_px=float(min_text_px),
+        scale_rule=decision.rule,
         max_visual_tokens=budget,
     )
     ew, eh = ceil_to(width * scale, f), ceil_to(height * scale, f)
@@ -453,6 +372,19 @@ def plan_page(
         native = _tile(0, "page", (0, 0, width, height), scale, family)
         ew, eh = native.encoded_size
         native_tokens = native.visual_tokens
+    if aspect_ok and decision.rule in ("floor", "longest-side", "no-text") and decision.scale <= decision.default_scale \
+            and max(width, height) / min(width, height) <= 200:
+        # the scale rounds up to factor multiples; where that lands above the default's encoding
+        # (which keeps the small text above the floor here), the default encoding is used
+        dh, dw = family_smart_resize(height, width, family)
+        if visual_tokens((dw, dh), family) < native_tokens:
+            native = TilePlan(index=0, kind="page", crop_page_px=(0, 0, width, height), encoded_size=(dw, dh),
+                              visual_tokens=visual_tokens((dw, dh), family))
+            ew, eh, native_tokens = dw, dh, native.visual_tokens
+            scale = decision.default_scale
+            why += "; the family default encoding is smaller after rounding: used as is"
+            common["scale"] = round(scale, 6)
+            common["scale_rule"] = "default"
     if aspect_ok and native_tokens <= budget:
         return EncodingPlan(
             mode="native",
@@ -462,14 +394,16 @@ def plan_page(
             **common,
         )
 
-    xh_page = x_height_px if x_height_px else min_x_height_px / scale
-    need = (MIN_OVERLAP_PX, OVERLAP_X_HEIGHTS * xh_page, OVERLAP_LINES * (line_height_px or 0.0))
+    small_page = text_line_px if text_line_px else min_text_px / scale
+    need = (MIN_OVERLAP_PX, OVERLAP_SMALL_LINES * small_page, OVERLAP_LINES * (line_height_px or 0.0))
     overlap = int(math.ceil(max(need)))
     wide_cells = ceil_to(width * scale, f) // f
     strip_rows = budget // max(1, wide_cells)
     tall = height / width > TALL_ASPECT
     ox = 0
-    if strip_rows >= max(MIN_STRIP_ROWS, wide_cells / MAX_STRIP_ASPECT) or (tall and strip_rows >= 1):
+    # a strip must also hold the overlap twice (a tall line, e.g. the text of a page turned by /Rotate 90)
+    strip_ok = _max_span(strip_rows, scale, f) >= 2 * overlap
+    if (strip_rows >= max(MIN_STRIP_ROWS, wide_cells / MAX_STRIP_ASPECT) and strip_ok) or (tall and strip_rows >= 1):
         nx = 1
         layout = "vertical strips" + (" (long page)" if tall else "")
     else:
@@ -560,22 +494,37 @@ def plan_for_page(
     *,
     device_memory_bytes: int | None = None,
 ) -> EncodingPlan:
-    """Estimate the page's smallest text and plan it with the run's options.
+    """Estimate the page's text size (docvlm.textsize) and plan it with the run's options.
 
     The budget is `options.max_visual_tokens` when set, else `budget_from_device(device_memory_bytes)`.
     """
-    heights = estimate_text_heights(page)
+    size = estimate_text_size(page)
+    return plan_with_text_size(page, size, options, family, task_kind, device_memory_bytes=device_memory_bytes)
+
+
+def plan_with_text_size(
+    page: SourcePage,
+    size: TextSizeResult,
+    options: ConvertOptions,
+    family: Family,
+    task_kind: TaskKind = "read",
+    *,
+    device_memory_bytes: int | None = None,
+) -> EncodingPlan:
+    """`plan_page` for a page whose text size is already estimated; the plan's reason starts with the
+    estimate's own reason."""
     budget = options.max_visual_tokens or budget_from_device(device_memory_bytes, family)
-    return plan_page(
+    plan = plan_page(
         (page.width_px, page.height_px),
         family,
-        x_height_px=heights.x_height_px if heights else None,
-        line_height_px=heights.line_height_px if heights else None,
-        min_x_height_px=options.min_x_height_px,
+        text_line_px=size.line_px,
+        line_height_px=size.tall_px,
+        min_text_px=options.min_text_px,
         max_visual_tokens=budget,
         task_kind=task_kind,
-        text_height_source=heights.source if heights else "default",
+        text_height_source=size.source,
     )
+    return plan.model_copy(update={"reason": f"{size.reason}; {plan.reason}"})
 
 
 def render_tile(page_image: Image.Image, tile: TilePlan) -> Image.Image:

@@ -120,7 +120,7 @@ def test_convert_a_real_sample_pdf(tiny_dirs, samples_dir):
     from docvlm.pipeline import convert_document
 
     # x-height threshold 5 px: a quarter of the default pixels, so the tiny model reads 2-3 tiles, not 16
-    engine = engine_for(tiny_dirs["qwen2.5"], max_visual_tokens=1024, min_x_height_px=5.0)
+    engine = engine_for(tiny_dirs["qwen2.5"], max_visual_tokens=1024, min_text_px=10.0)
     opts = engine.options.model_copy(update={"pages": "1"})
     result = convert_document(sample, opts, engine=engine)
     [page] = result.pages

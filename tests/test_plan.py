@@ -11,22 +11,24 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from docvlm.options import make_options
 from docvlm.plan import (
+    DEFAULT_MIN_TEXT_PX,
     FAMILIES,
     MAX_UPSCALE,
     budget_from_device,
-    detect_x_height,
+    choose_scale,
+    default_scale,
     family_smart_resize,
     plan_for_page,
     plan_page,
     render_tile,
     smart_resize,
     visual_tokens,
-    x_height_from_text_layer,
 )
+from docvlm.textsize import text_size_from_text_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMS = ["qwen2", "qwen2.5", "qwen3"]
@@ -115,20 +117,57 @@ def test_plan_invariants(w, h, xh, fam, budget, task):
         assert len(plan.tiles) == 1 and plan.tiles[0].kind == "page"
 
 
-def test_scale_keeps_smallest_text_readable():
-    # 200-dpi letter page, 10-pt text (x-height 13.9 px): scaled down, x-height stays >= 10 px
-    plan = plan_page((1700, 2200), "qwen2.5", x_height_px=13.9, max_visual_tokens=8000)
-    assert plan.mode == "native"
+def test_policy_scales_small_text_to_the_floor():
+    # 200-dpi letter page, small text 27.8 px: scaled down until it is 16 px, and no further
+    plan = plan_page((1700, 2200), "qwen2.5", text_line_px=27.8, max_visual_tokens=8000)
+    assert plan.mode == "native" and plan.scale_rule == "floor" and plan.min_text_px == DEFAULT_MIN_TEXT_PX
     ew, eh = plan.tiles[0].encoded_size
-    assert 13.9 * ew / 1700 >= 10.0 and 13.9 * eh / 2200 >= 10.0
-    assert plan.scale < 1.0
-    assert 13.9 * (ew - 28) / 1700 < 10.0  # and no bigger than needed (one factor step less is too small)
-    # tiny text is enlarged, but never more than MAX_UPSCALE
-    tiny = plan_page((800, 600), "qwen2", x_height_px=2.0, max_visual_tokens=100_000)
-    assert tiny.scale == MAX_UPSCALE and "capped" in tiny.reason
-    # unknown text height: page resolution kept
-    unknown = plan_page((800, 600), "qwen3", x_height_px=None, max_visual_tokens=100_000)
-    assert unknown.scale == 1.0 and unknown.text_height_source == "default"
+    assert 27.8 * ew / 1700 >= 16.0 and 27.8 * eh / 2200 >= 16.0
+    assert 27.8 * (ew - 28) / 1700 < 16.0  # one factor step less would be under the floor
+    assert plan.text_line_px == 27.8 and "floor 16 px" in plan.reason
+    # small text is enlarged exactly to the floor...
+    up = plan_page((800, 600), "qwen2", text_line_px=10.0, max_visual_tokens=100_000)
+    assert up.scale == pytest.approx(1.6) and up.scale_rule == "floor"
+    # ...but never more than MAX_UPSCALE
+    tiny = plan_page((800, 600), "qwen2", text_line_px=2.0, max_visual_tokens=100_000)
+    assert tiny.scale == MAX_UPSCALE and tiny.scale_rule == "upscale-capped" and "capped" in tiny.reason
+    # --min-text-px moves the floor
+    big = plan_page((800, 600), "qwen2", text_line_px=10.0, min_text_px=24, max_visual_tokens=100_000)
+    assert big.scale == pytest.approx(2.4)
+    # unknown text size: olmOCR's 1288-px longest side, never above the default
+    unknown = plan_page((2000, 3000), "qwen3", text_line_px=None, max_visual_tokens=100_000)
+    assert unknown.scale_rule == "no-text" and unknown.text_height_source == "default"
+    assert max(unknown.tiles[0].encoded_size) <= 1288 + 32
+    small_unknown = plan_page((600, 800), "qwen2", text_line_px=None, max_visual_tokens=100_000)
+    assert small_unknown.scale == pytest.approx(default_scale(600, 800, "qwen2"))
+
+
+@settings(max_examples=120, deadline=None)
+@given(w=st.integers(200, 8000), h=st.integers(200, 8000), line=st.floats(3.0, 200.0),
+       floor=st.floats(8.0, 30.0), fam=st.sampled_from(FAMS))
+def test_policy_never_spends_more_than_the_default_when_it_is_readable(w, h, line, floor, fam):
+    """When the family default already keeps the small text at the floor, the plan costs no more than it;
+    otherwise the plan reaches the floor (up to MAX_UPSCALE and the family's tokens per page)."""
+    if max(w, h) / min(w, h) > 100:
+        return
+    plan = plan_page((w, h), fam, text_line_px=line, min_text_px=floor, max_visual_tokens=16384)
+    dh, dw = family_smart_resize(h, w, fam)
+    default_tokens = visual_tokens((dw, dh), fam)
+    if line * default_scale(w, h, fam) >= floor:
+        assert plan.visual_tokens <= default_tokens
+    assert plan.visual_tokens <= FAMILIES[fam].max_pixels // FAMILIES[fam].factor ** 2
+    ew, eh = plan.tiles[0].encoded_size if plan.mode == "native" else (None, None)
+    if plan.scale_rule == "floor" and ew:
+        assert line * eh / h >= floor - 1e-6  # the floor is reached, in encoded pixels
+
+
+def test_choose_scale_is_resolution_free():
+    """The same page at 5 resolutions (text scaled with it) gets the same encoded size."""
+    sizes = []
+    for k in (0.3, 1, 3, 5):
+        d = choose_scale((round(900 * k), round(2000 * k)), "qwen2", 30.0 * k)
+        sizes.append(d.scale * 900 * k)
+    assert max(sizes) / min(sizes) < 1.05
 
 
 def test_native_when_within_budget_tiled_when_not():
@@ -140,12 +179,12 @@ def test_native_when_within_budget_tiled_when_not():
 
 
 def test_long_receipt_gets_full_width_strips():
-    plan = plan_page((480, 4000), "qwen2", x_height_px=9.0, max_visual_tokens=1280)
+    plan = plan_page((480, 4000), "qwen2", text_line_px=12.0, max_visual_tokens=1280)
     assert plan.mode == "tiled" and "strips" in plan.reason
     assert all(t.crop_page_px[0] == 0 and t.crop_page_px[2] == 480 for t in plan.tiles)
     ys = [(t.crop_page_px[1], t.crop_page_px[3]) for t in plan.tiles]
     for (_, a1), (b0, _) in zip(ys, ys[1:], strict=False):
-        assert a1 - b0 >= 4 * 9.0  # overlap holds a text line
+        assert a1 - b0 >= 2 * 12.0  # overlap holds two small-text lines
 
 
 def test_dense_wide_page_gets_a_grid():
@@ -177,42 +216,6 @@ def test_render_tile_exact_size():
         assert render_tile(img, t).size == t.encoded_size
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    for p in ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/dejavu/DejaVuSans.ttf"):
-        if Path(p).is_file():
-            return ImageFont.truetype(p, size)
-    return ImageFont.load_default(size)
-
-
-@pytest.mark.parametrize("font_px", [16, 28, 44])
-def test_detector_tracks_text_size(font_px):
-    img = Image.new("RGB", (1200, 1400), "white")
-    draw = ImageDraw.Draw(img)
-    font = _font(font_px)
-    y = 40
-    while y < 1300:
-        draw.text((40, y), "The quick brown fox jumps over lazy dogs 1234", fill="black", font=font)
-        y += int(font_px * 1.8)
-    xh = detect_x_height(img)
-    assert xh is not None
-    # x-height of DejaVu Sans is 0.55 em; the detector errs low (ascender-descender / 2), never far off
-    assert 0.3 * font_px <= xh <= 0.65 * font_px, xh
-
-
-def test_detector_ignores_dashed_rules(samples_dir):
-    """The receipt sample's '-----' separators are bars, not lines of tiny text: they must not set the estimate.
-
-    Its text is DejaVu Sans Mono at 24 px (x-height about 13 px); the detector errs low (ascender-descender / 2)
-    but not below half of that. Counting the dashed rules as text gave 4 px, and a needless 2x upscale.
-    """
-    xh = detect_x_height(Image.open(samples_dir / "receipt_long.jpg"))
-    assert xh is not None and 6.5 <= xh <= 13.5, xh
-
-
-def test_detector_blank_page():
-    assert detect_x_height(Image.new("RGB", (600, 800), "white")) is None
-
-
 def test_text_layer_estimate_and_plan_for_page(tmp_path):
     pymupdf = pytest.importorskip("pymupdf")
     from docvlm.sources import open_document
@@ -228,11 +231,13 @@ def test_text_layer_estimate_and_plan_for_page(tmp_path):
     with open_document(pdf, options) as d:
         src = next(d.pages())
         layer = src.text_layer()
-        xh = x_height_from_text_layer(layer, src.dpi)
-        # 5th percentile of sizes (mostly 10 pt, a few 6 pt words) -> between 6 and 10 pt, x-height = size/2
-        assert 6 * 0.5 * 2 <= xh <= 10 * 0.5 * 2 + 1e-6
+        size = text_size_from_text_layer(layer, src.dpi)
+        # 5th percentile of font sizes (mostly 10 pt, a few 6 pt words), in page px at 144 dpi
+        assert size is not None and 6 * 2 <= size.line_px <= 10 * 2 + 1e-6
+        assert size.body_px == pytest.approx(20.0)
         plan = plan_for_page(src, options, "qwen2.5", "read")
-    assert plan.text_height_source == "text_layer"
+    assert plan.text_height_source == "text_layer" and plan.text_line_px == pytest.approx(size.line_px, abs=1e-3)
+    assert plan.reason.startswith("text layer:")
     assert plan.page_size_px == (src.width_px, src.height_px)
     _check_plan(plan, 1280)
 

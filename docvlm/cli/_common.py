@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 # CLI name -> ConvertOptions field, where they differ
-_RENAMES = {"min_x_height": "min_x_height_px"}
+_RENAMES: dict[str, str] = {}
 
 
 def source_options(func: F) -> F:
@@ -56,7 +56,8 @@ def engine_options(func: F) -> F:
         click.option("--max-new-tokens", type=int),
         click.option("--batch-size", type=int, help="Tiles per generate call (VLM engines)."),
         click.option("--max-visual-tokens", type=int, help="Per-request visual-token budget."),
-        click.option("--min-x-height", type=float, metavar="PX", help="Readability threshold in encoded pixels."),
+        click.option("--min-text-px", type=float, metavar="PX",
+                     help="Readability floor: small-text line height in encoded pixels [16]."),
         click.option("--base-url", help="OpenAI-compatible server URL (openai engine)."),
         click.option("--api-key-env", metavar="VAR", help="Env var holding the API key (openai engine)."),
         click.option("--concurrency", type=int, help="Requests in flight (openai engine)."),

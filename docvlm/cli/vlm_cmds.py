@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,36 +30,51 @@ from docvlm.cli._common import (
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--json", "json_out", is_flag=True, help="Print the plans as JSON on stdout.")
 @click.option("--family", type=click.Choice(["qwen2", "qwen2.5", "qwen3"]), default=None,
-              help="Model family whose resize rule applies [default: DOCVLM_FAMILY or qwen2.5].")
+              help="Model family whose resize rule applies [default: the model's, DOCVLM_FAMILY or qwen2.5].")
 @click.option("--task", "task_kind", type=click.Choice(["read", "ground", "extract"]), default="read",
               show_default=True, help="extract adds a whole-page thumbnail to tiled pages.")
-@click.option("--max-visual-tokens", type=int, help="Per-request visual-token budget [default: 1280 on CPU].")
-@click.option("--min-x-height", type=float, metavar="PX", help="Readability threshold in encoded pixels [10].")
+@click.option("--max-visual-tokens", type=int,
+              help="Per-request visual-token budget [default: 1280 on CPU, ~512 per GiB of a GPU].")
+@click.option("--min-text-px", type=float, metavar="PX",
+              help="Readability floor: small-text line height in encoded pixels [16].")
+@click.option("--model", help="Hub id or local folder whose size sets the memory estimate "
+                              "[default: the family's smallest released model].")
+@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), help="Weights dtype [auto].")
+@click.option("--quant", type=click.Choice(["auto", "none", "4bit", "8bit"]), help="Quantization [auto].")
+@click.option("--batch-size", type=int, help="Tiles per generate call [4].")
+@click.option("--max-new-tokens", type=int, help="Output tokens per tile [1024].")
+@click.option("--gpu-memory", type=float, metavar="GIB",
+              help="Plan for a GPU of this memory: token budget and memory check [default: nvidia-smi's first "
+                   "GPU, else the CPU].")
 @click.option("--tiles", "show_tiles", is_flag=True, help="List every tile (crop_page_px, encoded size).")
 @source_options
 def plan(inputs: tuple[str, ...], json_out: bool, family: str | None, task_kind: str, show_tiles: bool,
-         **opts: Any) -> None:
-    """Show how each page would be encoded for a Qwen-VL model (no model is loaded).
+         gpu_memory: float | None, **opts: Any) -> None:
+    """Show how each page would be encoded for a Qwen-VL model and the memory the run needs (no model loaded).
 
-    Per page: native or tiled, tiles, encoded sizes, visual tokens and the reason; then totals.
+    Per page: small-text estimate, readability floor, scale decision, native or tiled, encoded sizes, visual
+    tokens and the reason; then totals and the memory estimate (weights, vision activations, KV cache).
     """
     from docvlm.errors import InputError
     from docvlm.plan import plan_document
     from docvlm.sources import expand_inputs
 
     options = build_options(**opts)
-    fam = family or options.family or "qwen2.5"
+    fam = family or options.family or _model_family(options.model) or "qwen2.5"
     try:
         files = expand_inputs(inputs)
     except InputError as exc:
         raise click.UsageError(str(exc)) from None
+    device = _plan_device(options, gpu_memory)
     rows = []
     for f in files:
-        rows.extend(plan_document(str(f.path), options, fam, task_kind, display_path=f.relpath))  # type: ignore[arg-type]
+        rows.extend(plan_document(str(f.path), options, fam, task_kind, display_path=f.relpath,  # type: ignore[arg-type]
+                                  device_memory_bytes=device[1] if device[2] else None))
     failed = [r for r in rows if r.error]
     planned = [r for r in rows if r.plan is not None]
     total_tokens = sum(r.plan.visual_tokens for r in planned)
     total_tiles = sum(len(r.plan.tiles) for r in planned)
+    memory, memory_note = _memory(options, fam, planned, device)
     if json_out:
         payload = {
             "family": fam,
@@ -69,12 +85,53 @@ def plan(inputs: tuple[str, ...], json_out: bool, family: str | None, task_kind:
             ],
             "totals": {"pages": len(planned), "failed": len(failed), "tiles": total_tiles,
                        "visual_tokens": total_tokens},
+            "memory": asdict(memory) if memory else None,
+            "memory_note": memory_note,
         }
         click.echo(json.dumps(payload, indent=2))
     else:
         _print_plans(rows, fam, show_tiles, total_tokens, total_tiles)
+        _print_memory(memory, memory_note)
     if failed:
         sys.exit(1)
+
+
+def _model_family(model: str | None) -> str | None:
+    from docvlm.memory import find_model_shape
+
+    if not model:
+        return None
+    shape, _ = find_model_shape(model, "qwen2.5")
+    return shape.family if shape else None
+
+
+def _plan_device(options: Any, gpu_memory: float | None) -> tuple[str, int | None, bool]:
+    """(name, memory bytes, is a GPU) the plan is made for: --gpu-memory, else nvidia-smi's first GPU (no
+    torch), else this machine's CPU RAM. A GPU sets the per-request token budget as the hf engine would."""
+    from docvlm.memory import GIB, gpu_memory_bytes, host_memory_bytes
+
+    if gpu_memory is not None:
+        return f"GPU ({gpu_memory:g} GiB, --gpu-memory)", int(gpu_memory * GIB), True
+    if options.device != "cpu" and (found := gpu_memory_bytes()) is not None:
+        return found[0], found[1], True
+    return "CPU RAM (no GPU found; --gpu-memory GIB plans for a GPU)", host_memory_bytes(), False
+
+
+def _memory(options: Any, fam: str, planned: list, device: tuple[str, int | None, bool]) -> tuple[Any, str]:
+    """The run's memory estimate for the largest planned tile (None and why when the model is unknown)."""
+    from docvlm.memory import estimate_memory, find_model_shape
+
+    shape, source = find_model_shape(options.model, fam)
+    if shape is None:
+        return None, source
+    if not planned:
+        return None, "no page planned: memory not estimated"
+    max_tile = max(t.visual_tokens for r in planned for t in r.plan.tiles)
+    name, total, on_gpu = device
+    result = estimate_memory(shape, source, max_tile_tokens=max_tile, batch=options.batch_size,
+                             max_new_tokens=options.max_new_tokens, dtype=options.dtype, quant=options.quant,
+                             device_name=name, device_bytes=total, on_gpu=on_gpu)
+    return result, source
 
 
 def _print_plans(rows: list, fam: str, show_tiles: bool, total_tokens: int, total_tiles: int) -> None:
@@ -82,22 +139,25 @@ def _print_plans(rows: list, fam: str, show_tiles: bool, total_tokens: int, tota
 
     console = stdout_console()
     table = Table(title=f"encoding plan ({fam})", show_lines=False)
-    for col in ("file", "page", "mode", "tiles", "encoded", "tokens", "x-height"):
-        table.add_column(col, justify="right" if col in ("page", "tiles", "tokens", "x-height") else "left",
-                         overflow="fold")
+    for col in ("file", "page", "small text", "floor", "scale", "mode", "tiles", "encoded", "tokens"):
+        table.add_column(col, justify="left" if col in ("file", "mode", "encoded") else "right", overflow="fold")
     for r in rows:
         page = "-" if r.page < 0 else str(r.page + 1)
         if r.plan is None:
-            table.add_row(r.path, page, "[red]error[/]", "", "", "", "")
+            table.add_row(r.path, page, "", "", "", "[red]error[/]", "", "", "")
             continue
         p = r.plan
         sizes = sorted({f"{t.encoded_size[0]}x{t.encoded_size[1]}" for t in p.tiles})
-        xh = "?" if p.min_text_height_px is None else f"{p.min_text_height_px:.1f} ({p.text_height_source})"
-        table.add_row(r.path, page, p.mode, str(len(p.tiles)), ", ".join(sizes), str(p.visual_tokens), xh)
+        small = "none" if p.text_line_px is None else f"{p.text_line_px:.1f} px ({p.text_height_source})"
+        floor = "" if p.min_text_px is None else f"{p.min_text_px:g} px"
+        got = "" if p.text_line_px is None else f" -> {p.text_line_px * p.scale:.1f} px"
+        table.add_row(r.path, page, small, floor, f"x{p.scale:.3f} {p.scale_rule or ''}{got}", p.mode,
+                      str(len(p.tiles)), ", ".join(sizes), str(p.visual_tokens))
         if show_tiles:
             for t in p.tiles:
-                table.add_row("", "", f"  {t.kind} {t.index}", "", f"{t.encoded_size[0]}x{t.encoded_size[1]}",
-                              str(t.visual_tokens), f"crop {list(t.crop_page_px)}")
+                table.add_row("", "", "", "", "", f"  {t.kind} {t.index}", "",
+                              f"{t.encoded_size[0]}x{t.encoded_size[1]} crop {list(t.crop_page_px)}",
+                              str(t.visual_tokens))
     console.print(table)
     for r in rows:
         page = "-" if r.page < 0 else str(r.page + 1)
@@ -106,6 +166,28 @@ def _print_plans(rows: list, fam: str, show_tiles: bool, total_tokens: int, tota
     n = sum(1 for r in rows if r.plan is not None)
     console.print(f"total: {n} page(s), {total_tiles} tile(s), {total_tokens} visual tokens"
                   + (f", {total_tokens / n:.0f} per page" if n else ""))
+
+
+def _print_memory(memory: Any, note: str) -> None:
+    from docvlm.memory import GIB
+
+    console = stdout_console()
+    if memory is None:
+        console.print(f"[yellow]memory[/]: {note}", highlight=False)
+        return
+    m = memory
+    quant = "" if m.quant == "none" else f" {m.quant}"
+    console.print(
+        f"memory for {m.model} ({m.params / 1e9:.2f}B params, {m.dtype}{quant}; {m.source}), "
+        f"batch {m.batch} x (largest tile {m.max_tile_tokens} visual tokens, prompt {m.prompt_tokens} + "
+        f"{m.new_tokens} new tokens):", highlight=False)
+    console.print(
+        f"  weights {m.weights_bytes / GIB:.2f} GiB + vision activations {m.vision_bytes / GIB:.2f} GiB "
+        f"(prefill {m.prefill_bytes / GIB:.2f}; the larger counts) + KV cache {m.kv_cache_bytes / GIB:.2f} GiB "
+        f"+ context {m.context_bytes / GIB:.2f} GiB = [bold]{m.total_bytes / GIB:.2f} GiB[/]", highlight=False)
+    style = "red" if m.fits is False else "green" if m.fits else "yellow"
+    label = "warning" if m.fits is False else "ok" if m.fits else "note"
+    console.print(f"  [{style}]{label}[/]: {m.reason}", highlight=False)
 
 
 @click.command()
