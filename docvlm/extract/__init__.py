@@ -212,7 +212,7 @@ def to_value(kind: str, found: Found | None, sources: dict[int, str | None], cur
         extra["currency"] = found.currency or (currency.value if currency else None)
     if value is None:
         return cls(status="invalid", **{**common, "note": f"{found.raw!r} does not read as a {kind}"})
-    return cls(value=value, status="verified", **common, **extra)
+    return cls(value=value, status=found.status or "verified", **common, **extra)
 
 
 # --- VLM engines: answers -> validated, verified fields --------------------------------------------------

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from docvlm.datamodel import Box, Line
@@ -123,6 +123,43 @@ LABELS: dict[str, dict[str, list[str]]] = {
         "DE": [r"bar(?:zahlung)?", r"ec-?karte", r"karte"],
         "MS": [r"tunai", r"kad\s*kredit"],
     },
+    "total_strong": {  # the amount actually to pay: beats a bare "total" and every weak label
+        "EN": [r"grand\s*total", r"(?:amount|amt)\.?\s*due", r"balance\s*due", r"total\s*due", r"total\s*payable",
+               r"amount\s*payable", r"nett?\s*total", r"rounded\s*total", r"total\s*rounded",
+               r"(?:total|amount|amt)\s*after\s*round\w*", r"total\s*\(?\s*incl\w*", r"incl\w*\.?\s*(?:of\s*)?(?:gst|tax|vat|sst)",
+               r"(?:amount|amt|total)\s*paid", r"paid\s*amount", r"total\s*to\s*pay", r"nett?\s*amount\s*payable"],
+        "NL": [r"te\s*betalen", r"totaal\s*incl\w*", r"totaalbedrag", r"incl\w*\.?\s*btw"],
+        "FR": [r"net\s*[àa]\s*payer", r"montant\s*[àa]\s*payer", r"total\s*ttc", r"total\s*[àa]\s*payer",
+               r"somme\s*[àa]\s*payer", r"montant\s*ttc"],
+        "DE": [r"zu\s*zahlen", r"gesamtbetrag", r"rechnungsbetrag", r"endbetrag", r"brutto\w*"],
+        "MS": [r"jumlah\s*besar", r"jumlah\s*bayaran", r"jumlah\s*keseluruhan", r"jumlah\s*perlu\s*dibayar",
+               r"jumlah\s*termasuk\s*cukai"],
+    },
+    "total_weak": {  # totals that are not the amount to pay: before tax, before rounding, a subtotal
+        "EN": [r"sub\s*-?\s*total", r"excl\w*\.?\s*(?:of\s*)?(?:gst|tax|vat|sst)", r"before\s*(?:round\w*|tax|gst|disc\w*)",
+               r"total\s*(?:excl\w*|net)\b", r"net\s*amount", r"total\s*sales\s*\(?excl\w*", r"amount\s*\(?excl\w*"],
+        "NL": [r"subtotaal", r"excl\w*\.?\s*btw", r"totaal\s*excl\w*", r"netto\s*bedrag"],
+        "FR": [r"sous[-\s]*total", r"total\s*ht", r"montant\s*ht", r"hors\s*tax\w*"],
+        "DE": [r"zwischensumme", r"nettobetrag", r"summe\s*netto", r"netto", r"ohne\s*mwst"],
+        "MS": [r"jumlah\s*kecil", r"sebelum\s*(?:cukai|bundar\w*)", r"tidak\s*termasuk\s*cukai"],
+    },
+    "cash": {  # money handed over
+        "EN": [r"cash\s*(?:tendered|received|paid)?", r"tendered", r"amount\s*tendered", r"payment\s*received"],
+        "NL": [r"contant", r"ontvangen"], "FR": [r"esp[èe]ces", r"montant\s*re[çc]u"], "DE": [r"bar\s*gegeben", r"gegeben", r"barzahlung"],
+        "MS": [r"tunai", r"wang\s*diterima"],
+    },
+    "change": {  # money handed back
+        "EN": [r"change\s*(?:due|given)?", r"balance\s*(?:returned|change)"], "NL": [r"wisselgeld", r"terug"],
+        "FR": [r"rendu", r"monnaie\s*rendue"], "DE": [r"r[üu]ckgeld", r"zur[üu]ck"], "MS": [r"baki", r"wang\s*baki", r"kembalian"],
+    },
+    "discount": {
+        "EN": [r"discount", r"disc\.?", r"less", r"voucher", r"coupon", r"promo\w*"], "NL": [r"korting"],
+        "FR": [r"remise", r"r[ée]duction", r"rabais"], "DE": [r"rabatt", r"nachlass"], "MS": [r"diskaun", r"potongan"],
+    },
+    "void": {  # a cancelled line or receipt: its amounts are not the amount to pay
+        "EN": [r"void(?:ed)?", r"cancel+ed", r"cancel+ation", r"refund\w*"], "NL": [r"geannuleerd", r"storno"],
+        "FR": [r"annul[ée]e?s?", r"annulation"], "DE": [r"storn\w*", r"storniert"], "MS": [r"batal", r"dibatalkan"],
+    },
     "line_items_header": {
         "EN": [r"description", r"item", r"qty", r"quantity", r"unit\s*price", r"price", r"amount"],
         "NL": [r"omschrijving", r"aantal", r"prijs", r"bedrag"],
@@ -209,6 +246,8 @@ class Found:
     note: str | None = None
     currency: str | None = None
     score: float = 0.0
+    status: str | None = None  # None: verified (read at its box); "unverified": read, but the evidence is weak
+    printed: str | None = None  # the value as it must have been printed, when OCR letters were read as digits
 
 
 @dataclass(frozen=True)
@@ -237,29 +276,73 @@ class PageText:
     rows: tuple[tuple[int, ...], ...]  # indices into lines, each row left to right
     width_px: float
     height_px: float
+    skew: float = 0.0  # text slope dy/dx that the rows were built with
 
     def row_of(self, i: int) -> int:
         return next(r for r, row in enumerate(self.rows) if i in row)
 
 
+def estimate_skew(lines: Sequence[Line]) -> float:
+    """The page's text slope (dy/dx) from pairs of boxes printed side by side on one row; 0 when unclear.
+
+    A photographed receipt is rarely level: a label at the left and its amount far right drift apart by
+    slope x distance, enough to put the amount on the next row's band.
+    """
+    boxes = [ln.bbox_page_px for ln in lines]
+    slopes = []
+    for a in boxes:
+        ha = a[3] - a[1]
+        for b in boxes:
+            if b[0] < a[2] or b is a:
+                continue
+            hb = b[3] - b[1]
+            overlap = min(a[3], b[3]) - max(a[1], b[1])
+            if overlap < 0.4 * min(ha, hb) or max(ha, hb) > 2.0 * min(ha, hb):
+                continue
+            dx = (b[0] + b[2]) / 2 - (a[0] + a[2]) / 2
+            slopes.append(((b[1] + b[3]) / 2 - (a[1] + a[3]) / 2) / dx)
+    if len(slopes) < 3:
+        return 0.0
+    slopes.sort()
+    mid = slopes[len(slopes) // 2]
+    return max(-0.15, min(0.15, mid)) if abs(mid) > 0.005 else 0.0
+
+
+def _band(box: Box, skew: float) -> tuple[float, float]:
+    """A box's vertical extent with the page's slope taken out (the printed row it sits on)."""
+    cx = (box[0] + box[2]) / 2
+    h = box[3] - box[1]
+    h = max(h - abs(skew) * (box[2] - box[0]), 0.5 * h)
+    cy = (box[1] + box[3]) / 2 - skew * cx
+    return cy - h / 2, cy + h / 2
+
+
 def build_page(lines: Sequence[Line], index: int, width_px: float, height_px: float) -> PageText:
-    """Sort lines top to bottom and group those sharing most of their height into rows."""
-    order = sorted(range(len(lines)), key=lambda i: (lines[i].bbox_page_px[1] + lines[i].bbox_page_px[3]) / 2)
+    """Sort lines top to bottom and group those on one printed row: bands that overlap by half their height
+    once the page's slope (`estimate_skew`) is taken out, so a label and an amount far to its right on a
+    tilted photo stay on one row."""
+    skew = estimate_skew(lines)
+    bands = [_band(ln.bbox_page_px, skew) for ln in lines]
+    order = sorted(range(len(lines)), key=lambda i: (bands[i][0] + bands[i][1]) / 2)
     rows: list[list[int]] = []
+    row_bands: list[tuple[float, float]] = []
     for i in order:
-        b = lines[i].bbox_page_px
+        b = bands[i]
         placed = False
-        for row in rows[-3:]:
-            r = union_box([lines[j].bbox_page_px for j in row])
-            overlap = min(b[3], r[3]) - max(b[1], r[1])
-            if overlap >= 0.6 * min(b[3] - b[1], r[3] - r[1]):
-                row.append(i)
+        for k in range(len(rows) - 1, max(-1, len(rows) - 4), -1):
+            r = row_bands[k]
+            overlap = min(b[1], r[1]) - max(b[0], r[0])
+            if overlap >= 0.5 * min(b[1] - b[0], r[1] - r[0]):
+                rows[k].append(i)
+                row_bands[k] = (min(r[0], b[0]), max(r[1], b[1])) if len(rows[k]) < 2 else (
+                    (r[0] * (len(rows[k]) - 1) + b[0]) / len(rows[k]), (r[1] * (len(rows[k]) - 1) + b[1]) / len(rows[k]))
                 placed = True
                 break
         if not placed:
             rows.append([i])
+            row_bands.append(b)
     ordered = [sorted(row, key=lambda j: lines[j].bbox_page_px[0]) for row in rows]
-    ordered.sort(key=lambda row: min(lines[j].bbox_page_px[1] for j in row))
+    ordered.sort(key=lambda row: min(bands[j][0] for j in row))
     flat = [j for row in ordered for j in row]
     remap = {old: new for new, old in enumerate(flat)}
     return PageText(
@@ -268,6 +351,7 @@ def build_page(lines: Sequence[Line], index: int, width_px: float, height_px: fl
         rows=tuple(tuple(remap[j] for j in row) for row in ordered),
         width_px=width_px,
         height_px=height_px,
+        skew=skew,
     )
 
 
@@ -388,8 +472,14 @@ def _amount_in(text: str, start: int, *, decimal_comma: bool | None) -> AmountMa
     with_dec = [a for a in amounts if a.has_decimals or a.currency and not re.match(r"\s\d", masked[a.end:])]
     pick = with_dec[0] if with_dec else None
     if pick is None:
+        # the decimal point lost by OCR: "10 00" alone at the end of a value is 10.00
+        m = re.search(r"(?<![\d.,])(\d{1,6}) (\d{2})\s*$", masked)
+        if m:
+            fixed = f"{m.group(1)}.{m.group(2)}"
+            return AmountMatch(m.group(0).strip(), m.start() + start, m.end() + start, Decimal(fixed), None, True,
+                               f"read {m.group(0).strip()!r} as {fixed!r} (decimal point not read)", fixed)
         return None
-    return AmountMatch(pick.raw, pick.start + start, pick.end + start, pick.value, pick.currency, pick.has_decimals)
+    return replace(pick, start=pick.start + start, end=pick.end + start)
 
 
 def find_amount_for(page: PageText, i: int, label_end: int, *, decimal_comma: bool | None) -> tuple[int, AmountMatch] | None:
@@ -404,14 +494,18 @@ def find_amount_for(page: PageText, i: int, label_end: int, *, decimal_comma: bo
 def _money(page: PageText, j: int, a: AmountMatch, note: str, score: float) -> Found:
     raw_start, raw_end = a.start, a.end
     text = page.lines[j].text
+    fixed = a.repaired_raw if a.repair else text[a.start:a.end]
     # keep a "$" printed right before the number (receipts print "$8.20"), drop letter codes from the raw span
     m = re.match(r"(?:RM|EUR|USD|MYR|GBP|INR|PLN|CHF|Rs\.?)\s*", text[raw_start:raw_end], re.IGNORECASE)
     if m:
         raw_start += m.end()
     trailing = re.search(r"\s*(?:€|EUR|USD|MYR|GBP|INR|PLN|CHF|zł|RM)?\s*$", text[raw_start:raw_end], re.IGNORECASE)
     raw_end = raw_start + (trailing.start() if trailing else raw_end - raw_start)
+    printed = fixed[raw_start - a.start:raw_end - a.start].strip() if a.repair else None
+    if a.repair:
+        note = f"{note}; {a.repair}" if note else a.repair
     return Found(a.value, text[raw_start:raw_end].strip(), page.index, span_box(page.lines[j], raw_start, raw_end),
-                 note, a.currency, score)
+                 note, a.currency, score, printed=printed)
 
 
 def find_labelled_amounts(pages: Sequence[PageText], label_field: str, *, exclude: str | None,
@@ -441,45 +535,216 @@ def _stronger_than_exclusion(text: str, label_field: str, exclude: str | None) -
     return best_in > best_out
 
 
-def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None,
-               subtotal: Found | None, tax: Found | None) -> tuple[Found | None, list[tuple[str, str]]]:
-    """The amount to pay: the strongest 'total' label, then arithmetic (see `adjust_total`)."""
-    total, notes = _labelled_total(pages, decimal_comma=decimal_comma, subtotal=subtotal, tax=tax)
-    if total is None:
+TOTAL_STRENGTH = {"total_strong": 3, "total": 2, "total_weak": 1}
+"""Label strength of an amount offered as the total: strong (payable, due, incl. tax, paid), plain, weak."""
+
+
+@dataclass(frozen=True)
+class RoleAmount:
+    """An amount next to a label, with the part it plays in the receipt's arithmetic."""
+
+    found: Found
+    role: str  # total, cash, change, rounding, tax, discount
+    strength: int  # TOTAL_STRENGTH of its label (totals only)
+    label: str
+    row: int
+    void: bool = False
+
+
+def label_role(text: str) -> tuple[str, int, re.Match[str]] | None:
+    """What a line's label says its amount is: (role, strength, label match), strongest reading first."""
+    def first(field_name: str) -> re.Match[str] | None:
+        hits = [m for _, p in PATTERNS[field_name] for m in [p.search(text)] if m]
+        return max(hits, key=lambda m: (m.end() - m.start(), -m.start())) if hits else None
+
+    for role, field_name in (("change", "change"),):
+        m = first(field_name)
+        if m and not first("total_strong"):
+            return role, 0, m
+    strong, weak = first("total_strong"), first("total_weak")
+    if weak and (not strong or weak.end() - weak.start() >= strong.end() - strong.start()
+                 and not re.search(r"incl|ttc|inkl|termasuk", strong.group(0), re.I)):
+        return "total", TOTAL_STRENGTH["total_weak"], weak
+    if strong:
+        return "total", TOTAL_STRENGTH["total_strong"], strong
+    for role in ("cash", "rounding", "discount"):
+        m = first(role)
+        if m:
+            return role, 0, m
+    plain = first("total")
+    if plain and not first("not_total"):
+        return "total", TOTAL_STRENGTH["total"], plain
+    m = first("tax")
+    if m:
+        return "tax", 0, m
+    return None
+
+
+def collect_role_amounts(pages: Sequence[PageText], *, decimal_comma: bool | None) -> list[RoleAmount]:
+    """Every labelled amount of the totals block, paired by printed row (see `find_amount_for`)."""
+    out = []
+    for page in pages:
+        void_rows = {page.row_of(i) for i, *_ in find_labels(page, "void")}
+        for i, line in enumerate(page.lines):
+            got = label_role(line.text)
+            if got is None:
+                continue
+            role, strength, m = got
+            hit = find_amount_for(page, i, m.end(), decimal_comma=decimal_comma)
+            if hit is None:
+                continue
+            j, a = hit
+            r = page.row_of(i)
+            found = _money(page, j, a, "", 0.0)
+            out.append(RoleAmount(found, role, strength, m.group(0), r, r in void_rows or r - 1 in void_rows))
+    return out
+
+
+def _fmt(v: object) -> str:
+    return str(v)
+
+
+def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtotal: Found | None = None,
+               tax: Found | None = None, items_sum: Decimal | None = None
+               ) -> tuple[Found | None, list[tuple[str, str]]]:
+    """The amount to pay, chosen by evidence: label strength, then arithmetic votes.
+
+    Every amount offered as a total scores 2 x its label strength (strong 3, plain 2, weak 1) and gets votes
+    from the receipt's own arithmetic: cash - change, subtotal + tax - discount + rounding, a labelled total
+    plus a rounding adjustment (this one also lends the base total's label strength), the sum of the line
+    items. A voided row loses. The note of the chosen total lists its label, row and votes, and the runner-up.
+    When only a weak total (a subtotal) exists it is returned `unverified`, with a warning.
+    """
+    notes: list[tuple[str, str]] = []
+    roles = collect_role_amounts(pages, decimal_comma=decimal_comma)
+    roles = [r for r in roles if r.found.value is not None]
+    by = {k: [r for r in roles if r.role == k and not r.void] for k in ("total", "cash", "change", "rounding", "tax",
+                                                                         "discount")}
+    # "amount paid" is the total on some receipts and the money handed over on others: it votes as cash too
+    by["cash"] += [r for r in by["total"] if re.search(r"paid", r.label, re.I)]
+    rounding = [r.found.value for r in by["rounding"] if abs(r.found.value) < 1]  # type: ignore[arg-type]
+    weak = [r for r in by["total"] if r.strength == TOTAL_STRENGTH["total_weak"]]
+    taxes = [r.found.value for r in by["tax"]] + ([tax.value] if tax is not None else [])
+    discounts = [abs(r.found.value) for r in by["discount"]]  # type: ignore[arg-type]
+    cands: dict[Decimal, dict] = {}
+
+    def cand(value: Decimal, found: Found, strength: int, why: str, role: RoleAmount | None) -> dict:
+        c = cands.setdefault(value, {"found": found, "strength": -1, "label": None, "votes": [], "void": False,
+                                     "roles": []})
+        if role is not None:
+            c["roles"].append(role)
+        if strength > c["strength"]:
+            c.update(found=found, strength=strength, label=why)
+        return c
+
+    for r in by["total"]:
+        if r.found.value >= 0:  # type: ignore[operator]
+            cand(r.found.value, r.found, r.strength, f"label {r.label!r} on row {r.row + 1}", r)  # type: ignore[arg-type]
+    for r in roles:
+        if r.void and r.role == "total" and r.found.value in cands:
+            cands[r.found.value]["void"] = True
+    # arithmetic: which printed amounts do the receipt's own sums explain?
+    printed = _printed_amounts(pages, decimal_comma=decimal_comma)
+    sums: list[tuple[Decimal, str, int]] = []  # (value, how, lent strength)
+    for c_ in by["cash"]:
+        for ch in by["change"]:
+            sums.append((c_.found.value - ch.found.value, f"cash {c_.found.raw} - change {ch.found.raw}", 0))  # type: ignore[operator]
+    for base in by["total"]:
+        for adj in rounding:
+            if adj:
+                sums.append((base.found.value + adj, f"{base.label!r} {base.found.raw} + rounding {adj}",  # type: ignore[operator]
+                             base.strength + 1 if base.strength != TOTAL_STRENGTH["total_weak"] else 2))
+    for sub in [r.found for r in weak] + ([subtotal] if subtotal is not None else []):
+        for t in taxes or [Decimal(0)]:
+            for d in [Decimal(0), *discounts]:
+                for adj in [Decimal(0), *rounding]:
+                    if not (t or d or adj):
+                        continue
+                    how = f"subtotal {sub.raw}" + (f" + tax {t}" if t else "") + (f" - discount {d}" if d else "") \
+                        + (f" + rounding {adj}" if adj else "")
+                    sums.append((sub.value + t - d + adj, how, 0))  # type: ignore[operator]
+    if items_sum is not None and items_sum > 0:
+        sums.append((items_sum, f"sum of the line items {items_sum}", 0))
+    seen_votes: set[tuple[Decimal, str]] = set()
+    for value, how, lent in sums:
+        if value <= 0 or (value, how) in seen_votes:
+            continue
+        seen_votes.add((value, how))
+        if value in cands:
+            c = cands[value]
+        elif value in printed and (lent or not how.startswith("sum of")):
+            c = cand(value, printed[value], 0, "printed amount (no total label read)", None)
+        else:
+            continue
+        c["votes"].append(how)
+        if lent > c["strength"]:
+            c["strength"] = lent
+            c["label"] = (c["label"] or "") + f"; takes the label of {how.split(' + ')[0]}"
+    for c_ in by["cash"]:
+        if c_.found.value in cands and not by["change"]:
+            cands[c_.found.value]["votes"].append(f"cash paid {c_.found.raw} (no change)")
+    if not cands:
         guess = _unlabelled_total(pages, subtotal, tax, decimal_comma=decimal_comma)
         if guess is not None:
+            guess = Found(guess.value, guess.raw, guess.page, guess.bbox_page_px, guess.note, guess.currency,
+                          status="unverified", printed=guess.printed)
             return guess, [("no_total_label", f"no amount next to a 'total' label; took {guess.raw} ({guess.note})")]
-        return None, notes
-    return adjust_total(pages, total, subtotal, tax, decimal_comma=decimal_comma), notes
+        return None, [("missing_total", "no amount next to a 'total' label")]
+
+    def score(c: dict) -> int:
+        return 2 * c["strength"] + 2 * sum(not v.startswith(("sum of", "cash paid")) for v in c["votes"]) \
+            + sum(v.startswith(("sum of", "cash paid")) for v in c["votes"]) - (10 if c["void"] else 0)
+
+    ranked = sorted(cands.items(), key=lambda kv: (score(kv[1]), len(kv[1]["votes"]), kv[0]), reverse=True)
+    value, best = ranked[0]
+    top = score(best)
+    ties = [(v, c) for v, c in ranked[1:] if score(c) == top and len(c["votes"]) == len(best["votes"]) and v != value]
+    runner = ranked[1] if len(ranked) > 1 else None
+    note = f"{best['label']}" + (f"; votes: {'; '.join(best['votes'])}" if best["votes"] else "; no arithmetic vote")
+    if best["found"].note:
+        note += f"; {best['found'].note}"
+    if best["void"]:
+        note += "; on a voided row"
+    if runner is not None:
+        note += f"; beat {runner[1]['found'].raw} ({runner[1]['label']}, score {score(runner[1])} vs {top})"
+    if ties:
+        notes.append(("two_totals", "different amounts under equally strong total evidence: "
+                      + ", ".join([best["found"].raw] + [c["found"].raw for _, c in ties])
+                      + f"; took {best['found'].raw} (the largest)"))
+    else:
+        rivals = [c for v, c in ranked[1:] if c["strength"] >= best["strength"] and not c["void"]
+                  and any(r.role == "total" for r in c["roles"])]
+        if rivals:
+            notes.append(("two_totals", "different amounts under equally strong total labels: "
+                          + ", ".join([best["found"].raw] + [c["found"].raw for c in rivals])
+                          + f"; took {best['found'].raw} by its votes ({'; '.join(best['votes']) or 'none'})"))
+    if any(r.void for r in roles if r.role == "total"):
+        voided = sorted({r.found.raw for r in roles if r.role == "total" and r.void})
+        notes.append(("voided_total", f"a voided total was skipped: {', '.join(voided)}"))
+    f = best["found"]
+    status = None
+    if best["strength"] == TOTAL_STRENGTH["total_weak"] and not any(
+            c["strength"] > TOTAL_STRENGTH["total_weak"] for c in cands.values()):
+        nonzero_tax = [t for t in taxes if t]
+        if nonzero_tax and not [v for v in best["votes"] if not v.startswith("sum of")]:
+            sub = f.value + nonzero_tax[0]  # type: ignore[operator]
+            return None, [("missing_total", f"no total label was read; the subtotal {f.raw} plus tax "
+                           f"{nonzero_tax[0]} = {sub} is not printed, so no total is given")]
+        status = "unverified"
+        notes.append(("only_subtotal", f"no total label was read, only a subtotal ({f.raw}): it is returned as the "
+                      "total, unverified"))
+    return Found(f.value, f.raw, f.page, f.bbox_page_px, note, f.currency, float(top), status, f.printed), notes
 
 
-def adjust_total(pages: Sequence[PageText], total: Found, subtotal: Found | None, tax: Found | None, *,
-                 decimal_comma: bool | None) -> Found:
-    """Arithmetic on the printed amounts: a labelled total followed by a rounding adjustment, or a subtotal plus
-    tax (plus rounding) that the labelled total misses, is taken when that sum is itself printed below the
-    labels (the payable amount whose own label was not read). Only amounts printed on the page are returned."""
-    rounding = [a for a in find_labelled_amounts(pages, "rounding", exclude=None, decimal_comma=decimal_comma)
-                if abs(a.value) < 1]  # type: ignore[arg-type]
-    adj = rounding[0].value if rounding else Decimal(0)
-    sums = []
-    if adj:
-        sums.append((total.value + adj, "labelled total plus the rounding adjustment"))  # type: ignore[operator]
-    if subtotal is not None and tax is not None:
-        base = subtotal.value + tax.value  # type: ignore[operator]
-        sums += [(base + adj, "subtotal + tax + rounding"), (base, "subtotal + tax")]
-    for value, how in sums:
-        if value == total.value:
-            return total
-        for page in pages:
-            if page.index != total.page:
-                continue
-            for j, line in enumerate(page.lines):
-                if line.bbox_page_px[1] < total.bbox_page_px[1] - 2:
-                    continue
-                for a in find_amounts(line.text, decimal_comma=decimal_comma):
-                    if a.has_decimals and a.value == value:
-                        return _money(page, j, a, f"{how} = {value} (labelled total {total.raw})", total.score)
-    return total
+def _printed_amounts(pages: Sequence[PageText], *, decimal_comma: bool | None) -> dict[Decimal, Found]:
+    """Every amount with cents printed on the pages (the lowest printing of each value)."""
+    out: dict[Decimal, Found] = {}
+    for page in pages:
+        for j, line in enumerate(page.lines):
+            for a in find_amounts(line.text, decimal_comma=decimal_comma):
+                if a.has_decimals and a.value > 0:
+                    out[a.value] = _money(page, j, a, "", 0.0)
+    return out
 
 
 def _unlabelled_total(pages: Sequence[PageText], subtotal: Found | None, tax: Found | None, *,
@@ -522,35 +787,6 @@ def _row_at(pages: Sequence[PageText], found: Found) -> int:
     page = next(p for p in pages if p.index == found.page)
     cy = (found.bbox_page_px[1] + found.bbox_page_px[3]) / 2
     return min(range(len(page.rows)), key=lambda r: abs((row_box(page, r)[1] + row_box(page, r)[3]) / 2 - cy))
-
-
-def _labelled_total(pages: Sequence[PageText], *, decimal_comma: bool | None,
-                    subtotal: Found | None, tax: Found | None) -> tuple[Found | None, list[tuple[str, str]]]:
-    """The strongest 'total' label; among equals, the one that subtotal + tax explains, else the largest. Two different values under equally strong labels are reported, not hidden."""
-    notes: list[tuple[str, str]] = []
-    cands = find_labelled_amounts(pages, "total", exclude="not_total", decimal_comma=decimal_comma)
-    cands = [c for c in cands if c.value is not None and c.value >= 0]
-    if not cands:
-        return None, [("missing_total", "no amount next to a 'total' label")]
-    top = max(round(c.score) for c in cands)
-    best = [c for c in cands if round(c.score) == top]
-    values = {c.value for c in best}
-    if subtotal is not None and tax is not None:
-        expected = subtotal.value + tax.value  # type: ignore[operator]
-        match = [c for c in best if c.value == expected]
-        if match:
-            if len(values) > 1:
-                notes.append(("two_totals", "different amounts under equally strong total labels: "
-                              + ", ".join(f"{c.raw} (page {c.page + 1})" for c in best)
-                              + f"; took {match[-1].raw} = subtotal + tax"))
-            return match[-1], notes
-    if len(values) > 1:
-        # the largest wins: the others are usually a tax summary's column total or a pre-discount sum
-        pick = [c for c in best if c.value == max(values)][-1]
-        notes.append(("two_totals", "different amounts under equally strong total labels: "
-                      + ", ".join(f"{c.raw} (page {c.page + 1})" for c in best) + f"; took {pick.raw}"))
-        return pick, notes
-    return best[-1], notes
 
 
 HEADER_WORDS = re.compile(
@@ -916,7 +1152,11 @@ def extract_rules(pages: Sequence[PageText]) -> RuleResult:
     taxes = [t for t in taxes if "total" not in t.note.lower() or "tax" in t.note.lower() or "gst" in t.note.lower()]
     if taxes:
         values["tax"] = max(taxes, key=lambda c: c.score)
-    total, total_notes = find_total(pages, decimal_comma=dec_comma, subtotal=values.get("subtotal"), tax=values.get("tax"))
+    items = find_line_items(pages, decimal_comma=dec_comma)
+    item_amounts = [it.amount.value for it in items if it.amount is not None]
+    items_sum = sum(item_amounts, Decimal(0)) if len(item_amounts) >= 2 else None  # type: ignore[arg-type]
+    total, total_notes = find_total(pages, decimal_comma=dec_comma, subtotal=values.get("subtotal"),
+                                    tax=values.get("tax"), items_sum=items_sum)
     notes += total_notes
     if total:
         values["total"] = total
@@ -935,7 +1175,6 @@ def extract_rules(pages: Sequence[PageText]) -> RuleResult:
         values["currency"] = Found(currency, currency, total.page if total else 0,
                                    total.bbox_page_px if total else (0.0, 0.0, 1.0, 1.0),
                                    "currency mark on the page")
-    items = find_line_items(pages, decimal_comma=dec_comma)
     return RuleResult(values=values, line_items=items, notes=notes)
 
 
@@ -947,5 +1186,5 @@ def extract_sroie_fields(lines: Sequence[Line], width_px: float, height_px: floa
         "company": v["vendor_name"].raw if "vendor_name" in v else None,
         "address": v["vendor_address"].raw if "vendor_address" in v else None,
         "date": v["date"].raw if "date" in v else None,
-        "total": v["total"].raw if "total" in v else None,
+        "total": (v["total"].printed or v["total"].raw) if "total" in v else None,
     }
