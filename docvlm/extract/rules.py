@@ -186,7 +186,7 @@ REGISTRATION = re.compile(
 """A company registration line printed under the name (e.g. '(CO.REG : 933109-X)', '(JM0517726)')."""
 
 ADDRESS_STOP = re.compile(
-    r"\b(tel|telephone|phone|fax|h/p|hp|email|e-mail|www|http|gst|sst|vat|btw|tva|ust|kvk|iban|siret|invoice|"
+    r"\b(tel|telephone|phone|fax|h/p|hp|email|e-mail|www|http|care\s*line|hot\s*line|gst|sst|vat|btw|tva|ust|kvk|iban|siret|invoice|"
     r"receipt|cash\s*bill|tax\b|taxinvoice|inv[o0][il1]ce|guest\s*check|shopping\s*hours|opening\s*hours|"
     r"date|cashier|document|doc\s*no|bill\s*no|order|table)|@|(?:\d{2,4}-\d{3,4}\s?\d{3,4})",
     re.IGNORECASE,
@@ -317,6 +317,11 @@ def _band(box: Box, skew: float) -> tuple[float, float]:
     return cy - h / 2, cy + h / 2
 
 
+def _x_overlap(a: Box, b: Box) -> bool:
+    """Two boxes that share a third of the narrower one's width are stacked lines, never one printed row."""
+    return min(a[2], b[2]) - max(a[0], b[0]) > 0.33 * min(a[2] - a[0], b[2] - b[0])
+
+
 def build_page(lines: Sequence[Line], index: int, width_px: float, height_px: float) -> PageText:
     """Sort lines top to bottom and group those on one printed row: bands that overlap by half their height
     once the page's slope (`estimate_skew`) is taken out, so a label and an amount far to its right on a
@@ -332,7 +337,8 @@ def build_page(lines: Sequence[Line], index: int, width_px: float, height_px: fl
         for k in range(len(rows) - 1, max(-1, len(rows) - 4), -1):
             r = row_bands[k]
             overlap = min(b[1], r[1]) - max(b[0], r[0])
-            if overlap >= 0.5 * min(b[1] - b[0], r[1] - r[0]):
+            if overlap >= 0.5 * min(b[1] - b[0], r[1] - r[0]) and not any(
+                    _x_overlap(lines[i].bbox_page_px, lines[j].bbox_page_px) for j in rows[k]):
                 rows[k].append(i)
                 row_bands[k] = (min(r[0], b[0]), max(r[1], b[1])) if len(rows[k]) < 2 else (
                     (r[0] * (len(rows[k]) - 1) + b[0]) / len(rows[k]), (r[1] * (len(rows[k]) - 1) + b[1]) / len(rows[k]))
@@ -879,7 +885,27 @@ def find_company(page: PageText) -> tuple[Found | None, int]:
                     and not _continues(row_text(page, parts[k - 1]), ""):
                 found = _block(page, tail, "top of the first page (legal name under a brand line)")
                 return _cut_after_suffix(found), parts[-1]
-    return _cut_after_suffix(_block(page, parts, "top of the first page")), parts[-1]
+    if not LEGAL_FORMS.search(" ".join(row_text(page, k) for k in parts)):
+        legal = _legal_name_below(page, parts[-1] + 1)
+        if legal is not None:
+            return legal
+    return _cut_after_suffix(_block(page, parts, f"top of the first page, rows {parts[0] + 1}-{parts[-1] + 1}")), \
+        parts[-1]
+
+
+def _legal_name_below(page: PageText, first: int) -> tuple[Found, int] | None:
+    """A brand, outlet or slogan name on top, the registered name (ending in its legal form) a few rows below,
+    before the address: the registered name is the company. Returns it and its row."""
+    for r in range(first, min(len(page.rows), first + 5)):
+        text = LEADING_REGISTRATION.sub("", row_text(page, r))
+        if ADDRESS_START.match(text) or ADDRESS_STOP.search(text) or find_dates(text):
+            return None
+        cut = re.split(r"\(\s*(?:co\.?\s*)?(?:reg\w*\.?\s*)?(?:no\.?\s*)?[:.]?\s*[A-Z]{0,3}\d{4,}", text, maxsplit=1,
+                       flags=re.IGNORECASE)[0].strip()
+        if LEGAL_FORMS.search(cut) and _is_full_legal_name(cut):
+            found = _block(page, [r], f"row {r + 1}: the registered name (legal form) under a brand line")
+            return _cut_after_suffix(found), r
+    return None
 
 
 LEGAL_FORMS = re.compile(
@@ -939,22 +965,43 @@ def find_address(page: PageText, after: int) -> Found | None:
             break
         if parts and row_box(page, r)[1] - row_box(page, parts[-1])[3] > 2.0 * _row_height(page, r):
             break
-        if postcode_seen and len(text.split()) > 4:
-            break
+        if postcode_seen and (len(text.split()) > 4 or not (
+                row_text(page, parts[-1]).rstrip().endswith(",") or REGION.search(text))):
+            break  # after the postcode row only a state or country (or a row the postcode row leads into)
         parts.append(r)
         if postcode_seen:
             break
         postcode_seen = bool(POSTCODE.search(text))
     if not parts or not ADDRESS_WORDS.search(" ".join(row_text(page, k) for k in parts)):
         return None
-    found = _block(page, parts, "rows under the merchant")
+    # a brand, branch or licensee row printed above the street: the address starts at the row that starts
+    # like one ('NO 2A', 'LOT 6,', 'LEVEL 6,', '176 JLN ...'), when the rows before it hold no postcode
+    starts = [k for k, r in enumerate(parts) if ADDRESS_START.match(row_text(page, r))]
+    skipped = ""
+    if starts and starts[0] > 0 and not any(POSTCODE.search(row_text(page, r)) for r in parts[:starts[0]]):
+        skipped = "; skipped " + " / ".join(repr(row_text(page, r)) for r in parts[:starts[0]])
+        parts = parts[starts[0]:]
+    found = _block(page, parts, f"rows {parts[0] + 1}-{parts[-1] + 1} under the merchant{skipped}")
     text = LEADING_REGISTRATION.sub("", found.raw)
     return Found(text, text, found.page, found.bbox_page_px, found.note)
 
 
+ADDRESS_START = re.compile(
+    r"^\W{0,2}(?:no\b|no\.|no:|lot\b|lot\s*\d|level\b|lvl\b|unit\b|block\b|blk\b|suite\b|lorong\b|jalan\b|jln\b|"
+    r"g-?\d|(?:\d{1,2}(?:st|nd|rd|th)?\s*)?(?:flr|floor)\b|ground\s*floor|"
+    r"[a-z]?\d{1,4}[a-z]?(?:[-/&]\s?\d*[a-z]?)*\s*(?:,|&|\s+(?:jalan|jln|jl|lorong|taman|lot|road|rd|street|st)\b))",
+    re.IGNORECASE)
+"""A row that starts a street address: a house or lot number, a unit or level, or the street itself."""
 POSTCODE = re.compile(r"(?<![\d-])\d{5}(?![\d-])|\b\d{4}\s?[A-Z]{2}\b|\b[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b")
 """A postcode: 5 digits (MY, DE, FR, US), '1016 DV' (NL), 'SW1A 1AA' (UK)."""
-LEADING_REGISTRATION = re.compile(r"^\(?\s*[A-Z]{0,3}\d{4,}-?\s?[A-Z]?\s*\)\s*")
+LEADING_REGISTRATION = re.compile(r"^\(?\s*(?:[A-Z]{0,3}[.:]?\s*)?\d{4,}-?\s?[A-Z]?\s*\)\s*", re.IGNORECASE)
+REGION = re.compile(
+    r"\b(selangor|johor|kedah|perak|pahang|melaka|malacca|sabah|sarawak|penang|pulau\s*pinang|negeri\s*sembilan|"
+    r"terengganu|kelantan|perlis|putrajaya|labuan|kuala\s*lumpur|malaysia|singapore|darul\s*\w+|d\.\s?e\.?|wilayah\b.*|"
+    r"germany|deutschland|nederland|netherlands|france|belgi[eëu]m?|united\s*kingdom|uk|usa|india|poland|polska|d\.?\s?e)\W*$"
+    r"|^\(.*\)$|^\d{3,4}\s?-\s?[a-z]",
+    re.IGNORECASE)
+"""A state or country printed on its own row under the postcode."""
 
 
 def find_identifier(pages: Sequence[PageText], label_field: str) -> Found | None:
