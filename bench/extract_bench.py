@@ -29,7 +29,7 @@ RESULTS = ROOT / "bench" / "results"
 SROIE_FIELDS = ("company", "address", "date", "total")
 
 
-def ocr_lines_cached(image_path: Path, cache_dir: Path) -> tuple[list, int, int]:
+def ocr_cached(image_path: Path, cache_dir: Path):
     """OCR lines of one image: the `docvlm convert` JSON of the image, cached as `<cache>/<name>.json`.
 
     The cache holds exactly what `docvlm convert IMAGE -o CACHE` writes, so it can be filled by that command
@@ -48,10 +48,7 @@ def ocr_lines_cached(image_path: Path, cache_dir: Path) -> tuple[list, int, int]
         doc = convert_document(image_path, ConvertOptions(), display_path=image_path.name)
         cache_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cache, doc.model_dump_json(indent=2) + "\n")
-    if not doc.pages:
-        return [], 1, 1
-    page = doc.pages[0]
-    return list(page.lines), page.width_px, page.height_px
+    return doc
 
 
 SPLITS = {"dev": range(0, 150), "check": range(150, 300), "all": range(0, 10**6)}
@@ -105,8 +102,14 @@ def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_d
     counts = {f: [0, 0, 0] for f in SROIE_FIELDS}  # tp, pred, true
     failures = []
     started = time.perf_counter()
+    from docvlm.extract.choose import choose_schema
+
+    chose_receipt = 0
     for i, img in enumerate(images):
-        lines, w, h = ocr_lines_cached(img, cache_dir)
+        doc = ocr_cached(img, cache_dir)
+        page = doc.pages[0] if doc.pages else None
+        lines, w, h = (list(page.lines), page.width_px, page.height_px) if page else ([], 1, 1)
+        chose_receipt += choose_schema(doc)[0] == "receipt"
         if ocr_only:
             print(f"\r{i + 1}/{len(images)} {img.name}", end="", file=sys.stderr, flush=True)
             continue
@@ -128,7 +131,7 @@ def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_d
     per_field = {f: prf(*counts[f]) for f in SROIE_FIELDS}
     overall = prf(*(sum(c[k] for c in counts.values()) for k in range(3)))
     failures.sort(key=lambda x: (x["similarity"], x["field"], x["image"]))  # worst (least similar) first
-    return {"images": len(images), "per_field": per_field, "overall": overall, "failures": failures,
+    return {"images": len(images), "schema_auto_receipt": chose_receipt, "per_field": per_field, "overall": overall, "failures": failures,
             "seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -146,8 +149,11 @@ def run_invoice2data(data: Path) -> dict:
     rows = []
     scores = {"date": [0, 0], "amount": [0, 0], "currency": [0, 0], "invoice_number": [0, 0]}
     started = time.perf_counter()
+    chose_invoice = 0
     for pdf in sorted(compare.glob("*.pdf")):
         truth = json.loads(pdf.with_suffix(".json").read_text())[0]
+        auto = extract_document(pdf, ConvertOptions(), schema="auto")
+        chose_invoice += auto.schema_choice is not None and auto.schema_choice.startswith("auto -> invoice")
         result = extract_document(pdf, ConvertOptions(), schema="invoice")
         fields = result.fields
         pred = {
@@ -168,7 +174,7 @@ def run_invoice2data(data: Path) -> dict:
             row[key] = {"truth": t, "pred": str(p) if p is not None else None, "ok": ok}
         rows.append(row)
     acc = {k: {"correct": c, "total": n, "accuracy": round(c / n, 4) if n else 0.0} for k, (c, n) in scores.items()}
-    return {"documents": len(rows), "accuracy": acc, "rows": rows, "seconds": round(time.perf_counter() - started, 2)}
+    return {"documents": len(rows), "schema_auto_invoice": chose_invoice, "accuracy": acc, "rows": rows, "seconds": round(time.perf_counter() - started, 2)}
 
 
 def main() -> int:
@@ -189,7 +195,8 @@ def main() -> int:
         if args.ocr_only:
             return 0
         out["sroie"] = res
-        print(f"SROIE split {args.split} ({res['images']} receipts, ocr engine, {res['seconds']} s)")
+        print(f"SROIE split {args.split} ({res['images']} receipts, ocr engine, {res['seconds']} s); "
+              f"--schema auto chose receipt for {res['schema_auto_receipt']}/{res['images']}")
         print(f"{'field':<10}{'P':>8}{'R':>8}{'F1':>8}{'tp':>6}{'pred':>6}{'true':>6}")
         for f, m in [*res["per_field"].items(), ("overall", res["overall"])]:
             print(f"{f:<10}{m['precision']:>8.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}{m['tp']:>6}{m['pred']:>6}{m['true']:>6}")
@@ -207,7 +214,8 @@ def main() -> int:
     if args.set in ("invoice2data", "both"):
         res = run_invoice2data(args.data / "invoice2data")
         out["invoice2data"] = res
-        print(f"\ninvoice2data ({res['documents']} PDFs, ocr engine / text layer, {res['seconds']} s)")
+        print(f"\ninvoice2data ({res['documents']} PDFs, ocr engine / text layer, {res['seconds']} s); "
+              f"--schema auto chose invoice for {res['schema_auto_invoice']}/{res['documents']}")
         for k, m in res["accuracy"].items():
             print(f"  {k:<15} {m['correct']}/{m['total']} = {m['accuracy']:.3f}")
         for row in res["rows"]:

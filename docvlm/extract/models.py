@@ -138,6 +138,8 @@ class ExtractionResult(BaseModel):
     schema_version: str = SCHEMA_VERSION
     docvlm_version: str
     schema_name: str = Field(description="Built-in schema name, or the file (and model) the schema came from.")
+    schema_choice: str | None = Field(
+        default=None, description="With `--schema auto`: which schema was chosen for this document and why (its cues).")
     status: Status
     source: SourceInfo
     engine: EngineInfo

@@ -416,6 +416,17 @@ def value_candidates(page: PageText, i: int, label_end: int) -> list[tuple[int, 
         if any(page.lines[j].text.rstrip().endswith(":") for j in under):
             return out  # a column of labels: the line under this label is the next label, not its value
         out += [(j, 0) for j in below]
+    # column layouts: the nearest line under the label that shares its x-range, whatever the rows between
+    lb = page.lines[i].bbox_page_px
+    h = lb[3] - lb[1]
+    under_col = [j for j in range(len(page.lines)) if j != i
+                 and page.lines[j].bbox_page_px[1] >= lb[3] - 0.25 * h
+                 and page.lines[j].bbox_page_px[1] - lb[3] <= 1.5 * h
+                 and min(page.lines[j].bbox_page_px[2], lb[2]) - max(page.lines[j].bbox_page_px[0], lb[0]) > 0]
+    if under_col:
+        nearest = min(under_col, key=lambda k: page.lines[k].bbox_page_px[1])
+        if (nearest, 0) not in out:
+            out.append((nearest, 0))
     return out
 
 
