@@ -33,9 +33,13 @@ INVOICE_CUES: dict[str, str] = {
 
 def choose_schema(read: DocumentResult) -> tuple[str, str]:
     """('receipt' | 'invoice', reason) from the read text of a document and the shape of its first page."""
-    text = "\n".join(ln.text for p in read.pages for ln in p.lines)
-    receipt = [name for name, pat in RECEIPT_CUES.items() if re.search(pat, text, re.IGNORECASE)]
-    invoice = [name for name, pat in INVOICE_CUES.items() if re.search(pat, text, re.IGNORECASE)]
+    lines = [ln.text for p in read.pages for ln in p.lines]  # cues are matched within a line, never across
+
+    def seen(pattern: str) -> bool:
+        return any(re.search(pattern, text, re.IGNORECASE) for text in lines)
+
+    receipt = [name for name, pat in RECEIPT_CUES.items() if seen(pat)]
+    invoice = [name for name, pat in INVOICE_CUES.items() if seen(pat)]
     r_score, i_score = len(receipt), len(invoice)
     shape = ""
     if read.pages:

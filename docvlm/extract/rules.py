@@ -283,29 +283,35 @@ class PageText:
 
 
 def estimate_skew(lines: Sequence[Line]) -> float:
-    """The page's text slope (dy/dx) from pairs of boxes printed side by side on one row; 0 when unclear.
+    """The page's text slope (dy/dx): the slope that lines up the most boxes printed side by side; 0 when level.
 
     A photographed receipt is rarely level: a label at the left and its amount far right drift apart by
-    slope x distance, enough to put the amount on the next row's band.
+    slope x distance, enough to put the amount on the next row's band. Every pair of horizontally separate
+    boxes votes for the slopes that would put them on one row (weighted by how exactly); a slope that also
+    lines up the neighbouring rows' pairs gets fewer, closer votes than the true one, and a level page wins ties.
     """
     boxes = [ln.bbox_page_px for ln in lines]
-    slopes = []
+    if len(boxes) < 2:
+        return 0.0
+    h = sorted(b[3] - b[1] for b in boxes)[len(boxes) // 2]
+    pairs = []
     for a in boxes:
-        ha = a[3] - a[1]
         for b in boxes:
             if b[0] < a[2] or b is a:
                 continue
-            hb = b[3] - b[1]
-            overlap = min(a[3], b[3]) - max(a[1], b[1])
-            if overlap < 0.4 * min(ha, hb) or max(ha, hb) > 2.0 * min(ha, hb):
-                continue
             dx = (b[0] + b[2]) / 2 - (a[0] + a[2]) / 2
-            slopes.append(((b[1] + b[3]) / 2 - (a[1] + a[3]) / 2) / dx)
-    if len(slopes) < 3:
+            dy = (b[1] + b[3]) / 2 - (a[1] + a[3]) / 2
+            if dx > 0 and abs(dy) <= 0.15 * dx + h:
+                pairs.append((dx, dy))
+    if len(pairs) < 2:
         return 0.0
-    slopes.sort()
-    mid = slopes[len(slopes) // 2]
-    return max(-0.15, min(0.15, mid)) if abs(mid) > 0.005 else 0.0
+    best, best_score = 0.0, 0.0
+    for k in range(-30, 31):
+        slope = k * 0.005
+        score = sum(max(0.0, 1 - abs(dy - slope * dx) / (0.5 * h)) for dx, dy in pairs) - 0.5 * abs(k) / 30
+        if score > best_score + 1e-9 or score == best_score and abs(slope) < abs(best):
+            best, best_score = slope, score
+    return best
 
 
 def _band(box: Box, skew: float) -> tuple[float, float]:
@@ -669,8 +675,13 @@ def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtota
     for base in by["total"]:
         for adj in rounding:
             if adj:
-                sums.append((base.found.value + adj, f"{base.label!r} {base.found.raw} + rounding {adj}",  # type: ignore[operator]
-                             base.strength + 1 if base.strength != TOTAL_STRENGTH["total_weak"] else 2))
+                # receipts print the adjustment with either sign convention; only a printed result counts
+                lent = base.strength + 1 if base.strength != TOTAL_STRENGTH["total_weak"] else 2
+                sums.append((base.found.value + adj, f"{base.label!r} {base.found.raw} + rounding {adj}", lent))  # type: ignore[operator]
+                flipped = base.found.value - adj  # type: ignore[operator]
+                if (flipped * 100) % 5 == 0 and (base.found.value * 100) % 5 != 0:  # type: ignore[operator]
+                    # the other sign only when it rounds to the 0.05 that cash rounding aims at
+                    sums.append((flipped, f"{base.label!r} {base.found.raw} - rounding {adj}", lent))
     for sub in [r.found for r in weak] + ([subtotal] if subtotal is not None else []):
         for t in taxes or [Decimal(0)]:
             for d in [Decimal(0), *discounts]:
