@@ -709,7 +709,7 @@ def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtota
             c["strength"] = lent
             c["label"] = (c["label"] or "") + f"; takes the label of {how.split(' + ')[0]}"
     for c_ in by["cash"]:
-        if c_.found.value in cands and not by["change"]:
+        if c_.role == "cash" and c_.found.value in cands and not by["change"]:
             cands[c_.found.value]["votes"].append(f"cash paid {c_.found.raw} (no change)")
     if not cands:
         guess = _unlabelled_total(pages, subtotal, tax, decimal_comma=decimal_comma)
