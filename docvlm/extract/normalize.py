@@ -53,7 +53,7 @@ DATE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 TIME_RE = re.compile(r"(?<!\d)([01]?\d|2[0-3])[:.]([0-5]\d)(?:[:.]([0-5]\d))?\s*([AaPp]\.?[Mm]\.?)?(?![\d])")
 AMOUNT_RE = re.compile(
     r"(?P<sign0>-\s?)?(?P<cur>US\$|S\$|RM|€|\$|£|₹|Rs\.?|EUR|USD|GBP|INR|MYR|PLN|CHF|zł)?\s?"
-    r"(?P<sign>-)?(?P<num>\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)"
+    r"(?P<sign>-)?(?P<num>\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?|(?<![\d.,])[.,]\d{2})"
     r"(?!\d)(?:\s?(?P<cur2>€|EUR|USD|GBP|INR|MYR|PLN|CHF|zł|RM|\$))?",
     re.IGNORECASE,
 )
@@ -214,6 +214,8 @@ def parse_time(text: str) -> tuple[time, str] | None:
 def number_from_text(num: str, *, decimal_comma: bool | None = None) -> Decimal | None:
     """'1,234.56', '1.234,56', '1 234,56', "1'234.56", '12,5' -> Decimal. `decimal_comma` breaks ties."""
     s = num.strip().replace(" ", "").replace("'", "").replace("\u00a0", "")
+    if s[:1] in ".,":
+        s = "0" + s  # till receipts print small amounts without the leading zero (".02")
     if not s:
         return None
     last_dot, last_comma = s.rfind("."), s.rfind(",")

@@ -41,7 +41,8 @@ LABELS: dict[str, dict[str, list[str]]] = {
     "total": {  # strongest first; a bare "total" is the weakest
         "EN": [r"grand\s*total", r"total\s*amount\s*due", r"amount\s*due", r"balance\s*due", r"total\s*due",
                r"rounded\s*total", r"total\s*rounded", r"total\s*amt", r"round(?:ing)?\s*d?\s*total", r"nett?\s*total", r"total\s*payable",
-               r"total\s*\(?incl\w*", r"total\s*amount", r"total\s*sales", r"amount\s*payable", r"total", r"t[o0]t?a?[l1]"],
+               r"total\s*\(?incl\w*", r"total\s*amount", r"total\s*sales", r"amount\s*payable", r"total", r"t[o0]t?a?[l1]",
+               r"due"],
         "NL": [r"te\s*betalen", r"totaal\s*incl\w*", r"totaalbedrag", r"totaal"],
         "FR": [r"net\s*[àa]\s*payer", r"somme\s*[àa]\s*payer", r"montant\s*[àa]\s*payer", r"total\s*ttc", r"montant\s*total", r"total\s*[àa]\s*payer"],
         "DE": [r"gesamtbetrag", r"zu\s*zahlen", r"rechnungsbetrag", r"endbetrag", r"gesamt", r"summe"],
@@ -144,9 +145,12 @@ LABELS: dict[str, dict[str, list[str]]] = {
         "MS": [r"jumlah\s*kecil", r"sebelum\s*(?:cukai|bundar\w*)", r"tidak\s*termasuk\s*cukai"],
     },
     "cash": {  # money handed over
-        "EN": [r"cash\s*(?:tendered|received|paid)?", r"tendered", r"amount\s*tendered", r"payment\s*received"],
-        "NL": [r"contant", r"ontvangen"], "FR": [r"esp[èe]ces", r"montant\s*re[çc]u"], "DE": [r"bar\s*gegeben", r"gegeben", r"barzahlung"],
-        "MS": [r"tunai", r"wang\s*diterima"],
+        "EN": [r"cash\s*(?:tendered|received|paid)?", r"tendered", r"amount\s*tendered", r"payment\s*received",
+               r"payment", r"pay", r"credit\s*card", r"credit", r"debit\s*card", r"card", r"visa", r"master\s*card",
+               r"amex", r"e-?wallet"],
+        "NL": [r"contant", r"ontvangen", r"pin", r"pinbetaling"], "FR": [r"esp[èe]ces", r"montant\s*re[çc]u", r"carte"],
+        "DE": [r"bar\s*gegeben", r"gegeben", r"barzahlung", r"karte", r"ec-?karte"],
+        "MS": [r"tunai", r"wang\s*diterima", r"kad\s*kredit"],
     },
     "change": {  # money handed back
         "EN": [r"change\s*(?:due|given)?", r"balance\s*(?:returned|change)"], "NL": [r"wisselgeld", r"terug"],
@@ -496,7 +500,7 @@ def _amount_in(text: str, start: int, *, decimal_comma: bool | None) -> AmountMa
     pick = with_dec[0] if with_dec else None
     if pick is None:
         # the decimal point lost by OCR: "10 00" alone at the end of a value is 10.00
-        m = re.search(r"(?<![\d.,])(\d{1,6}) (\d{2})\s*$", masked)
+        m = re.search(r"(?<![\d.,-])(\d{1,6})[ -](\d{2})\s*$", masked)
         if m:
             fixed = f"{m.group(1)}.{m.group(2)}"
             return AmountMatch(m.group(0).strip(), m.start() + start, m.end() + start, Decimal(fixed), None, True,
@@ -518,8 +522,9 @@ def _money(page: PageText, j: int, a: AmountMatch, note: str, score: float) -> F
     raw_start, raw_end = a.start, a.end
     text = page.lines[j].text
     fixed = a.repaired_raw if a.repair else text[a.start:a.end]
-    # keep a "$" printed right before the number (receipts print "$8.20"), drop letter codes from the raw span
-    m = re.match(r"(?:RM|EUR|USD|MYR|GBP|INR|PLN|CHF|Rs\.?)\s*", text[raw_start:raw_end], re.IGNORECASE)
+    # keep a currency mark printed as one token with the number ("$8.20", "RM41.45"): that is what is printed;
+    # a code set apart by a space ("RM 3.90") is a column mark, not part of the amount
+    m = re.match(r"(?:RM|EUR|USD|MYR|GBP|INR|PLN|CHF|Rs\.?)\s+", text[raw_start:raw_end], re.IGNORECASE)
     if m:
         raw_start += m.end()
     trailing = re.search(r"\s*(?:€|EUR|USD|MYR|GBP|INR|PLN|CHF|zł|RM)?\s*$", text[raw_start:raw_end], re.IGNORECASE)
@@ -628,8 +633,8 @@ def _fmt(v: object) -> str:
 
 
 def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtotal: Found | None = None,
-               tax: Found | None = None, items_sum: Decimal | None = None
-               ) -> tuple[Found | None, list[tuple[str, str]]]:
+               tax: Found | None = None, items_sum: Decimal | None = None,
+               item_amounts: Sequence[Decimal] = ()) -> tuple[Found | None, list[tuple[str, str]]]:
     """The amount to pay, chosen by evidence: label strength, then arithmetic votes.
 
     Every amount offered as a total scores 2 x its label strength (strong 3, plain 2, weak 1) and gets votes
@@ -719,9 +724,18 @@ def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtota
             return guess, [("no_total_label", f"no amount next to a 'total' label; took {guess.raw} ({guess.note})")]
         return None, [("missing_total", "no amount next to a 'total' label")]
 
+    two_decimals = any(re.search(r"[.,]\d{2}$", c["found"].raw) for c in cands.values())
+    largest_item = max(item_amounts, default=Decimal(0))
+    for c in cands.values():
+        if two_decimals and re.search(r"(?<![.,\d])\d+[.,]\d$", c["found"].raw):
+            c["doubt"] = "one decimal where the page prints two (a misread amount)"
+        elif c["strength"] > 0 and largest_item and c["found"].value < largest_item:
+            c["doubt"] = f"smaller than a line item ({largest_item}): a tax or a count, not the total"
+
     def score(c: dict) -> int:
         return 2 * c["strength"] + 2 * sum(not v.startswith(("sum of", "cash paid")) for v in c["votes"]) \
-            + sum(v.startswith(("sum of", "cash paid")) for v in c["votes"]) - (10 if c["void"] else 0)
+            + sum(v.startswith(("sum of", "cash paid")) for v in c["votes"]) - (10 if c["void"] else 0) \
+            - (5 if c.get("doubt") else 0)
 
     ranked = sorted(cands.items(), key=lambda kv: (score(kv[1]), len(kv[1]["votes"]), kv[0]), reverse=True)
     value, best = ranked[0]
@@ -733,6 +747,8 @@ def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtota
         note += f"; {best['found'].note}"
     if best["void"]:
         note += "; on a voided row"
+    if best.get("doubt"):
+        note += f"; doubtful: {best['doubt']}"
     if runner is not None:
         note += f"; beat {runner[1]['found'].raw} ({runner[1]['label']}, score {score(runner[1])} vs {top})"
     if ties:
@@ -868,7 +884,8 @@ def find_company(page: PageText) -> tuple[Found | None, int]:
         letters = sum(ch.isalpha() for ch in text)
         if letters < 3 or text == text.lower() and not COMPANY_SUFFIXES.search(text):
             continue  # handwriting / stamps OCR'd in lower case, numbers, noise
-        if re.search(r"\b(tax\s*invoice|receipt|invoice|facture|factuur|rechnung|welcome|selamat|credit\s*note|cash\s*bill)\b", text, re.I):
+        if re.search(r"\b(tax\s*invoice|receipt|invoice|facture|factuur|rechnung|welcome|selamat|credit\s*note|cash\s*bill|"
+                     r"thank\s*you|please|goods\s*sold|returnable|terima\s*kasih|dank\s*u|merci|danke)\b", text, re.I):
             continue
         if ADDRESS_STOP.search(text) or REGISTRATION.search(text) or find_dates(text) or re.search(r"\.com\b", text, re.I):
             continue
@@ -904,7 +921,8 @@ def find_company(page: PageText) -> tuple[Found | None, int]:
         for k in range(len(parts) - 1, 0, -1):
             tail = parts[k:]
             if _is_full_legal_name(" ".join(row_text(page, t) for t in tail)) \
-                    and not _continues(row_text(page, parts[k - 1]), ""):
+                    and not _continues(row_text(page, parts[k - 1]), "") \
+                    and not re.match(r"\s*(&|and\b)", row_text(page, tail[0]), re.I):
                 found = _block(page, tail, "top of the first page (legal name under a brand line)")
                 return _cut_after_suffix(found), parts[-1]
     if not LEGAL_FORMS.search(" ".join(row_text(page, k) for k in parts)):
@@ -950,7 +968,7 @@ def _cut_after_suffix(found: Found) -> Found:
     'AEON CO. (M) BHD (126926-H)' -> 'AEON CO. (M) BHD'."""
     for m in COMPANY_SUFFIXES.finditer(found.raw):
         end = m.end() + (1 if found.raw[m.end():m.end() + 1] == "." else 0)
-        if re.match(r"\s*[(\[]?\s*[A-Z]{0,3}\s*\d{4,}", found.raw[end:], re.IGNORECASE):
+        if re.match(r"[\s'\"`,.]*[(\[]?\s*[A-Z]{0,3}\s*\d{4,}", found.raw[end:], re.IGNORECASE):
             text = found.raw[:end].rstrip(" ,-")
             return Found(text, text, found.page, found.bbox_page_px, found.note)
     return found
@@ -1225,7 +1243,8 @@ def extract_rules(pages: Sequence[PageText]) -> RuleResult:
     item_amounts = [it.amount.value for it in items if it.amount is not None]
     items_sum = sum(item_amounts, Decimal(0)) if len(item_amounts) >= 2 else None  # type: ignore[arg-type]
     total, total_notes = find_total(pages, decimal_comma=dec_comma, subtotal=values.get("subtotal"),
-                                    tax=values.get("tax"), items_sum=items_sum)
+                                    tax=values.get("tax"), items_sum=items_sum,
+                                    item_amounts=[a for a in item_amounts if isinstance(a, Decimal)])
     notes += total_notes
     if total:
         values["total"] = total
