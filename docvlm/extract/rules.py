@@ -577,6 +577,7 @@ class RoleAmount:
     label: str
     row: int
     void: bool = False
+    line_text: str = ""
 
 
 def label_role(text: str) -> tuple[str, int, re.Match[str]] | None:
@@ -624,7 +625,8 @@ def collect_role_amounts(pages: Sequence[PageText], *, decimal_comma: bool | Non
             j, a = hit
             r = page.row_of(i)
             found = _money(page, j, a, "", 0.0)
-            out.append(RoleAmount(found, role, strength, m.group(0), r, r in void_rows or r - 1 in void_rows))
+            out.append(RoleAmount(found, role, strength, m.group(0), r, r in void_rows or r - 1 in void_rows,
+                                  line.text))
     return out
 
 
@@ -729,8 +731,9 @@ def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtota
     for c in cands.values():
         if two_decimals and re.search(r"(?<![.,\d])\d+[.,]\d$", c["found"].raw):
             c["doubt"] = "one decimal where the page prints two (a misread amount)"
-        elif c["strength"] > 0 and largest_item and c["found"].value < largest_item:
-            c["doubt"] = f"smaller than a line item ({largest_item}): a tax or a count, not the total"
+        elif c["strength"] > 0 and largest_item and c["found"].value < largest_item and re.search(
+                r"gst|tax|vat|sst|btw|tva|mwst|cukai", " ".join(r.line_text for r in c["roles"]), re.I):
+            c["doubt"] = f"names a tax and is smaller than a line item ({largest_item}): the tax, not the total"
 
     def score(c: dict) -> int:
         return 2 * c["strength"] + 2 * sum(not v.startswith(("sum of", "cash paid")) for v in c["votes"]) \
