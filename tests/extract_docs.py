@@ -92,3 +92,28 @@ def render_receipt(path: Path, rows: list[tuple[str, str] | str], *, width: int 
         paper = paper.rotate(rotate, expand=True)
     paper.convert("RGB").save(path, quality=92)
     return path
+
+
+def make_receipt_pdf(path: Path, rows: list[tuple[str, str] | str], *, width: float = 230, size: float = 8) -> Path:
+    """A till receipt as a born-digital PDF (an 80 mm strip with a text layer): centred rows and (left, right)
+    pairs at the two margins."""
+    import pymupdf
+
+    gap = size * 1.6
+    doc = pymupdf.open()
+    page = doc.new_page(width=width, height=40 + gap * len(rows) + 40)
+    font = pymupdf.Font("cour")
+    y = 40.0
+    for row in rows:
+        if isinstance(row, str):
+            page.insert_text(((width - font.text_length(row, fontsize=size)) / 2, y), row, fontsize=size,
+                             fontname="cour")
+        else:
+            left, right = row
+            page.insert_text((12, y), left, fontsize=size, fontname="cour")
+            page.insert_text((width - 12 - font.text_length(right, fontsize=size), y), right, fontsize=size,
+                             fontname="cour")
+        y += gap
+    doc.save(str(path))
+    doc.close()
+    return path
