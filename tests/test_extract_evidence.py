@@ -348,3 +348,11 @@ def test_lost_decimal_point_after_a_total_label():
              _line("CHANGE", 10, 160, 120, 180), _line("10.00", 300, 160, 350, 180)]
     total = _rules(lines).values["total"]
     assert total.value == Decimal("10.00") and total.raw == "10 00" and "decimal point" in total.note
+
+
+def test_a_label_split_into_two_ocr_boxes_is_read_whole():
+    lines = [_line("SHOP SDN BHD", 100, 10, 300, 30),
+             _line("Total", 10, 100, 70, 120), _line("Payable:", 80, 100, 170, 120), _line("51.88", 500, 100, 560, 120),
+             _line("Total", 10, 130, 70, 150), _line("Sales", 80, 130, 150, 150), _line("58.00", 500, 130, 560, 150)]
+    total = _rules(lines).values["total"]
+    assert total.value == Decimal("51.88") and "Total Payable" in total.note

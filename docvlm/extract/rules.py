@@ -616,10 +616,18 @@ def collect_role_amounts(pages: Sequence[PageText], *, decimal_comma: bool | Non
         void_rows = {page.row_of(i) for i, *_ in find_labels(page, "void")}
         for i, line in enumerate(page.lines):
             got = label_role(line.text)
+            at, start = i, 0  # the line whose text the label ends in, and where that text starts in the join
+            nxt = _label_continuation(page, i)
+            if nxt is not None:
+                # a label split by OCR into two boxes ('Total' | 'Payable:'): read it whole when that says more
+                joined = label_role(f"{line.text} {page.lines[nxt].text}")
+                if joined is not None and joined[2].end() > len(line.text) + 1 and (
+                        got is None or joined[1] > got[1] or joined[0] != got[0]):
+                    got, at, start = joined, nxt, len(line.text) + 1
             if got is None:
                 continue
             role, strength, m = got
-            hit = find_amount_for(page, i, m.end(), decimal_comma=decimal_comma)
+            hit = find_amount_for(page, at, m.end() - start, decimal_comma=decimal_comma)
             if hit is None:
                 continue
             j, a = hit
@@ -630,8 +638,17 @@ def collect_role_amounts(pages: Sequence[PageText], *, decimal_comma: bool | Non
     return out
 
 
-def _fmt(v: object) -> str:
-    return str(v)
+def _label_continuation(page: PageText, i: int) -> int | None:
+    """The box right after line i on its row, close enough to continue its words and holding no amount."""
+    row = page.rows[page.row_of(i)]
+    k = row.index(i)
+    if k + 1 >= len(row):
+        return None
+    a, b = page.lines[i].bbox_page_px, page.lines[row[k + 1]].bbox_page_px
+    text = page.lines[row[k + 1]].text
+    if b[0] - a[2] > 2.0 * (a[3] - a[1]) or re.search(r"\d", text):
+        return None
+    return row[k + 1]
 
 
 def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtotal: Found | None = None,
