@@ -440,6 +440,13 @@ def value_candidates(page: PageText, i: int, label_end: int) -> list[tuple[int, 
     return out
 
 
+def _label_note(page: PageText, i: int, j: int, label: str) -> str:
+    """'label 'Date' on row 7, value to its right' -- how a labelled value was paired, for the field's note."""
+    ri, rj = page.row_of(i), page.row_of(j)
+    where = "on its line" if i == j else "to its right" if ri == rj else f"below it (row {rj + 1})"
+    return f"label {label!r} on row {ri + 1}{'' if page.index == 0 else f' of page {page.index + 1}'}, value {where}"
+
+
 def _after_separator(text: str, start: int) -> int:
     m = re.match(r"[\s:#.\-=]*(?:\((?:rm|\$|€|eur|usd|myr)\)\s*[:=]?)?[\s:#\-=]*", text[start:], re.IGNORECASE)
     return start + (m.end() if m else 0)
@@ -462,7 +469,7 @@ def find_date(pages: Sequence[PageText], label_field: str, *, day_first: bool, r
                 if dates:
                     d = dates[0]
                     value = resolve_date(d, day_first=day_first)
-                    cand = _found(page, j, d.start, d.end, value, note=f"label {page.lines[i].text[start:end]!r}",
+                    cand = _found(page, j, d.start, d.end, value, note=_label_note(page, i, j, page.lines[i].text[start:end]),
                                   score=10 - rank)
                     if best is None or cand.score > best.score:
                         best = cand
@@ -550,7 +557,7 @@ def find_labelled_amounts(pages: Sequence[PageText], label_field: str, *, exclud
                 continue
             j, a = hit
             label = page.lines[i].text[start:end]
-            out.append(_money(page, j, a, f"label {label!r}", 10 - rank + page.index * 0.01 + i * 1e-4))
+            out.append(_money(page, j, a, _label_note(page, i, j, label), 10 - rank + page.index * 0.01 + i * 1e-4))
     return out
 
 
@@ -1075,7 +1082,7 @@ def find_identifier(pages: Sequence[PageText], label_field: str) -> Found | None
                 if m and not find_dates(m.group(0)) and len(m.group(0)) >= 3 and not _is_amount(m.group(0)):
                     s, e = at + m.start(), at + m.end()
                     raw = page.lines[j].text[s:e].rstrip(".")
-                    cand = _found(page, j, s, s + len(raw), raw, note=f"label {page.lines[i].text[start:end]!r}",
+                    cand = _found(page, j, s, s + len(raw), raw, note=_label_note(page, i, j, page.lines[i].text[start:end]),
                                   score=10 - rank)
                     if best is None or cand.score > best.score:
                         best = cand
