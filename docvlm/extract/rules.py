@@ -294,28 +294,27 @@ def estimate_skew(lines: Sequence[Line]) -> float:
     boxes votes for the slopes that would put them on one row (weighted by how exactly); a slope that also
     lines up the neighbouring rows' pairs gets fewer, closer votes than the true one, and a level page wins ties.
     """
-    boxes = [ln.bbox_page_px for ln in lines]
-    if len(boxes) < 2:
+    import numpy as np
+
+    if len(lines) < 2:
         return 0.0
-    h = sorted(b[3] - b[1] for b in boxes)[len(boxes) // 2]
-    pairs = []
-    for a in boxes:
-        for b in boxes:
-            if b[0] < a[2] or b is a:
-                continue
-            dx = (b[0] + b[2]) / 2 - (a[0] + a[2]) / 2
-            dy = (b[1] + b[3]) / 2 - (a[1] + a[3]) / 2
-            if dx > 0 and abs(dy) <= 0.15 * dx + h:
-                pairs.append((dx, dy))
-    if len(pairs) < 2:
+    b = np.array([ln.bbox_page_px for ln in lines], dtype=float)
+    h = float(np.median(b[:, 3] - b[:, 1]))
+    if h <= 0:
         return 0.0
-    best, best_score = 0.0, 0.0
-    for k in range(-30, 31):
-        slope = k * 0.005
-        score = sum(max(0.0, 1 - abs(dy - slope * dx) / (0.5 * h)) for dx, dy in pairs) - 0.5 * abs(k) / 30
-        if score > best_score + 1e-9 or score == best_score and abs(slope) < abs(best):
-            best, best_score = slope, score
-    return best
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    right_of = b[None, :, 0] >= b[:, None, 2]  # [a, b]: box b starts right of where box a ends
+    dx, dy = cx[None, :] - cx[:, None], cy[None, :] - cy[:, None]
+    keep = right_of & (dx > 0) & (np.abs(dy) <= 0.15 * dx + h)
+    dx, dy = dx[keep], dy[keep]
+    if dx.size < 2:
+        return 0.0
+    ks = np.arange(-30, 31)
+    fit = np.clip(1 - np.abs(dy[None, :] - (ks * 0.005)[:, None] * dx[None, :]) / (0.5 * h), 0, None).sum(axis=1)
+    score = fit - 0.5 * np.abs(ks) / 30
+    best = score.max()
+    k = min((int(k) for k in ks[np.isclose(score, best)]), key=abs)  # a level page wins ties
+    return k * 0.005
 
 
 def _band(box: Box, skew: float) -> tuple[float, float]:
