@@ -3,15 +3,17 @@
 Read top to bottom:
 
 1. `LABELS`: the label table, per field and per language (EN, NL, FR, DE, MS). A label is a regular
-   expression matched on a whole word boundary, case-insensitive. Order inside a field's list is strength:
-   for totals the first labels ("grand total", "amount due") beat a bare "total".
-2. Page model: lines grouped into rows (vertical overlap), so a label and its value printed as separate OCR
-   boxes on one row are seen together.
-3. `value_after_label`: a label's value is the rest of its own line, else the nearest text to its right on the
-   same row, else the line below (overlapping in x).
+   expression matched on a whole word boundary, case-insensitive. Order inside a field's list is strength;
+   a total's label strength is its list: `total_strong` (payable, due, incl. tax, paid) over `total` over
+   `total_weak` (subtotal, excl. tax, before rounding), in every language of the table.
+2. Page model: lines grouped into printed rows on deskewed bands (`estimate_skew`), never stacking lines that
+   share their width, so a label and its value printed as separate OCR boxes on one row are seen together.
+3. `value_candidates`: a label's value is the rest of its own line, else the nearest text to its right on the
+   same row, else the row below, else the nearest line under it in its column.
 4. One function per field family: dates (label first, else the first date; day/month order decided by the
-   document's unambiguous dates), totals (strongest label, arithmetic for ties), merchant (top of the page),
-   address (lines under the merchant), identifiers, payment method, line items.
+   document's unambiguous dates), the total by evidence (`find_total`: label strength and arithmetic votes),
+   merchant (top of the page, the registered name under a brand line), address (from the street row to the
+   region), identifiers, payment method, line items. Every value's note says how it was chosen.
 5. `FIELD_ALIASES`: which rule answers which schema field name (built-in and user schemas alike).
 
 Every value keeps its raw text and the box of exactly the words it was read from.
