@@ -94,9 +94,12 @@ def failure_cause(truth: str, pred: str, lines: list) -> str:
     return "wrong line or candidate chosen"
 
 
-def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_dir: Path) -> dict:
+def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_dir: Path,
+              cached_only: bool = False) -> dict:
     images = [p for p in sorted((data / "img").glob("*.jpg")) if p.stem.isdigit() and int(p.stem) in SPLITS[split]]
     images = images[: limit or None]
+    if cached_only:  # a cache filled by another engine's `docvlm convert` (still running): never fill it here
+        images = [p for p in images if (cache_dir / (p.name + ".json")).exists()]
     if not images:
         raise SystemExit(f"no SROIE images under {data / 'img'} (give the shared data folder with --data)")
     counts = {f: [0, 0, 0] for f in SROIE_FIELDS}  # tp, pred, true
@@ -188,14 +191,18 @@ def main() -> int:
                     help="sroie-dev half: dev = 000-149 (tune here), check = 150-299 (measure only)")
     ap.add_argument("--ocr-cache", type=Path, default=RESULTS / "ocr_cache" / "sroie",
                     help="folder of `docvlm convert` JSONs of the images (filled when missing)")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="score only the images already in --ocr-cache, never OCR here (e.g. a cache filled by "
+                         "`docvlm convert` of another OCR build)")
     args = ap.parse_args()
     out: dict = {"engine": "ocr"}
     if args.set in ("sroie", "both"):
-        res = run_sroie(args.data / "sroie-dev", args.limit, args.ocr_only, args.split, args.ocr_cache)
+        res = run_sroie(args.data / "sroie-dev", args.limit, args.ocr_only, args.split, args.ocr_cache,
+                         args.cached_only)
         if args.ocr_only:
             return 0
         out["sroie"] = res
-        print(f"SROIE split {args.split} ({res['images']} receipts, ocr engine, {res['seconds']} s); "
+        print(f"SROIE split {args.split} ({res['images']} receipts, OCR cache {args.ocr_cache}, {res['seconds']} s); "
               f"--schema auto chose receipt for {res['schema_auto_receipt']}/{res['images']}")
         print(f"{'field':<10}{'P':>8}{'R':>8}{'F1':>8}{'tp':>6}{'pred':>6}{'true':>6}")
         for f, m in [*res["per_field"].items(), ("overall", res["overall"])]:
@@ -223,7 +230,7 @@ def main() -> int:
             if bad:
                 print(f"  {row['doc']}: " + "; ".join(f"{k} truth={v['truth']!r} pred={v['pred']!r}" for k, v in bad.items()))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"extract_bench_{args.split}.json"
+    path = RESULTS / f"extract_bench_{args.split}_{args.ocr_cache.name}.json"
     path.write_text(json.dumps(out, indent=2, default=str))
     print(f"\nwrote {path}")
     return 0

@@ -882,9 +882,44 @@ def _row_cluster(page: PageText, r: int) -> list[int]:
     return groups[0]
 
 
+WORD_GAP_SPACE = 0.4
+"""A gap between two word boxes wider than this many line heights is a printed space (text spaces: median 0.3)."""
+
+
+def spaced_line_text(line: Line) -> str:
+    """The line's text with a space wherever two of its word boxes stand apart by more than `WORD_GAP_SPACE`
+    line heights but the OCR text has none ('JALANAIR' read from the boxes 'JALAN' | 'AIR').
+
+    The recogniser drops spaces its own word boxes keep; the gap decides, never the words. Nothing else
+    changes: punctuation stays as read, and a line whose words do not spell its text is returned as is.
+    """
+    text, words = line.text, line.words
+    height = line.bbox_page_px[3] - line.bbox_page_px[1]
+    if len(words) < 2 or height <= 0:
+        return text
+    cuts, pos = [], 0
+    for a, b in zip(words, words[1:], strict=False):
+        at = text.find(a.text, pos)
+        if at < 0:
+            return text
+        pos = at + len(a.text)
+        if text[pos:pos + 1] not in ("", " ") and text.startswith(b.text, pos) \
+                and b.bbox_page_px[0] - a.bbox_page_px[2] > WORD_GAP_SPACE * height \
+                and not (_is_cjk(a.text[-1]) or _is_cjk(b.text[0])):
+            cuts.append(pos)
+    for at in reversed(cuts):
+        text = text[:at] + " " + text[at:]
+    return text
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u2e80" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" or "\uff00" <= ch <= "\uffef"
+
+
 def row_text(page: PageText, r: int) -> str:
-    """The first group of lines of a row joined left to right, with full-width brackets made ASCII."""
-    text = " ".join(page.lines[j].text.strip() for j in _row_cluster(page, r))
+    """The first group of lines of a row joined left to right (spaces where the word boxes show them), with
+    full-width brackets made ASCII."""
+    text = " ".join(spaced_line_text(page.lines[j]).strip() for j in _row_cluster(page, r))
     return text.replace("（", "(").replace("）", ")").replace("：", ":")
 
 
@@ -954,7 +989,7 @@ def find_company(page: PageText) -> tuple[Found | None, int]:
                 found = _block(page, tail, "top of the first page (legal name under a brand line)")
                 return _cut_after_suffix(found), parts[-1]
     if not LEGAL_FORMS.search(" ".join(row_text(page, k) for k in parts)):
-        legal = _legal_name_below(page, parts[-1] + 1)
+        legal = _legal_name_below(page, parts[-1] + 1) or _registered_name_below(page, parts[-1] + 1)
         if legal is not None:
             return legal
     return _cut_after_suffix(_block(page, parts, f"top of the first page, rows {parts[0] + 1}-{parts[-1] + 1}")), \
@@ -973,6 +1008,29 @@ def _legal_name_below(page: PageText, first: int) -> tuple[Found, int] | None:
         if LEGAL_FORMS.search(cut) and _is_full_legal_name(cut):
             found = _block(page, [r], f"row {r + 1}: the registered name (legal form) under a brand line")
             return _cut_after_suffix(found), r
+    return None
+
+
+def _is_registration_row(text: str) -> bool:
+    """A row that is only a registration number, bracketed or labelled ('(81109-A)', 'Co. Reg: 933109-X')."""
+    return bool(re.fullmatch(r"\(\s*[A-Z]{0,3}[.:]?\s*\d{4,}\s?-?\s?[A-Z]?\s*\)?\W*", text.strip(), re.I)
+                or re.match(r"^\W*(co\.?\s*-?\s*re?[gf]|company\s*(?:reg|no)|reg\.?\s*no|roc\b|br\s*no)", text, re.I))
+
+
+def _registered_name_below(page: PageText, first: int) -> tuple[Found, int] | None:
+    """The top row was not followed by its registration number, but a name row a little lower is: the name
+    printed right above the registration number is the registered one (the rows above it are a logo or
+    slogan the OCR read as noise). Returns it and its row."""
+    if first < len(page.rows) and _is_registration_row(row_text(page, first)):
+        return None  # the top name is itself the registered one
+    for r in range(first, min(len(page.rows) - 1, first + 4)):
+        text = row_text(page, r)
+        if ADDRESS_START.match(text) or ADDRESS_STOP.search(text) or find_dates(text):
+            return None
+        words = re.findall(r"[A-Za-z]{2,}", text)
+        if len(words) >= 2 and not any(ch.isdigit() for ch in text) and _is_registration_row(row_text(page, r + 1)):
+            found = _block(page, [r], f"row {r + 1}: the name printed above its registration number")
+            return found, r
     return None
 
 
