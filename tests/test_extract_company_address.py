@@ -73,3 +73,63 @@ def test_a_top_name_followed_by_its_own_registration_number_is_kept():
              _worded([("NO", 100, 140), ("9,", 150, 180), ("JALAN", 190, 280), ("DUA,", 300, 390)], 150, 180),
              _worded([("TEL:03-40210276", 150, 400)], 185, 215)]
     assert _rules(lines).values["vendor_name"].value == "KEDAI BUKU"
+
+
+def _rows(*texts: str, x0: float = 100, step: float = 35) -> list[Line]:
+    """One OCR line per row, each word boxed 12 px apart (a normal printed space)."""
+    lines = []
+    for k, text in enumerate(texts):
+        x, words = x0, []
+        for w in text.split():
+            words.append((w, x, x + 14 * len(w)))
+            x += 14 * len(w) + 12
+        lines.append(_worded(words, 10 + k * step, 40 + k * step))
+    return lines
+
+
+def test_a_number_glued_to_its_street_or_town_inside_one_box_is_split_and_the_note_says_so():
+    res = _rules(_rows("KEDAI MAJU SDN BHD", "14JALAN MANIS 4,", "TAMAN SEGAR 56100KL", "TEL: 03-1234 5678"))
+    f = res.values["vendor_address"]
+    assert f.value == "14 JALAN MANIS 4, TAMAN SEGAR 56100 KL"
+    assert f.raw == "14JALAN MANIS 4, TAMAN SEGAR 56100KL"  # raw keeps what was read
+    assert "as '14 JA'" in f.note and "as '00 KL'" in f.note
+    # numbers that are printed glued stay glued: a unit letter, a block code, a house number with its 'NO'
+    res = _rules(_rows("KEDAI MAJU SDN BHD", "NO1.JALAN 47G, UPTOWN3 K3-113,JL SATU", "56100 KL", "TEL: 03-1234 5678"))
+    assert res.values["vendor_address"].value == "NO1.JALAN 47G, UPTOWN3 K3-113,JL SATU 56100 KL"
+
+
+def test_a_letter_o_inside_a_house_number_is_read_as_zero_only_between_digits():
+    res = _rules(_rows("KEDAI MAJU SDN BHD", "NO 29O, JALAN AIR PANAS,", "53200, KUALA LUMPUR.", "TEL:03-40210276"))
+    f = res.values["vendor_address"]
+    assert f.value == "NO 290, JALAN AIR PANAS, 53200, KUALA LUMPUR."
+    assert f.raw.startswith("NO 29O,")
+    res = _rules(_rows("KEDAI MAJU SDN BHD", "NO 4O, LOT O1, JALAN SOO", "53200, KUALA LUMPUR.", "TEL:03-40210276"))
+    assert res.values["vendor_address"].value.startswith("NO 4O, LOT O1, JALAN SOO")  # one digit: not enough
+
+
+def test_a_company_row_that_leaves_a_bracket_open_continues_on_the_next_row():
+    res = _rules(_rows("AIK HUAT HARDWARE", "ENTERPRISE (SETIA", "ALAM) SDN BHD", "(822737-X)", "NO. 17-G, JALAN INDAH,",
+                       "40170 SHAH ALAM,", "TEL: 012-6651783"))
+    assert res.values["vendor_name"].value == "AIK HUAT HARDWARE ENTERPRISE (SETIA ALAM) SDN BHD"
+    res = _rules(_rows("BOOK MAJU (TAMAN", "DAYA INDAH) SDN BHD", "(822737-X)", "NO. 17-G, JALAN INDAH,",
+                       "40170 SHAH ALAM,", "TEL: 012-6651783"))
+    assert res.values["vendor_name"].value == "BOOK MAJU (TAMAN DAYA INDAH) SDN BHD"
+
+
+def test_the_address_takes_the_town_and_state_rows_under_the_postcode_and_a_mall_row():
+    res = _rules(_rows("RESTORAN MAJU", "NO.2-1-1 JALAN SETIA PRIMA", "U 13/Q 40170", "SHAH ALAM", "SELANGOR",
+                       "TAX INVOICE"))
+    assert res.values["vendor_address"].value == "NO.2-1-1 JALAN SETIA PRIMA U 13/Q 40170 SHAH ALAM SELANGOR"
+    res = _rules(_rows("POPULAR BOOK CO. (M) SDN BHD", "(Company No. 113825-W)", "No 8, Jalan 7/118B, Desa Tun Razak",
+                       "56000 Kuala Lumpur, Malaysia", "KL FESTIVAL CITY MALL", "Tel:03-41424540/20"))
+    assert res.values["vendor_address"].value.endswith("56000 Kuala Lumpur, Malaysia KL FESTIVAL CITY MALL")
+    # a short row under the postcode that is neither a state, nor a town above one, nor a building: not address
+    res = _rules(_rows("RESTORAN MAJU", "NO 5, JALAN SATU,", "40170 SHAH ALAM", "SELAMAT DATANG", "CASH SALE"))
+    assert res.values["vendor_address"].value == "NO 5, JALAN SATU, 40170 SHAH ALAM"
+
+
+def test_a_branch_code_row_after_the_state_belongs_to_the_address():
+    res = _rules(_rows("99 SPEED MART S/B", "LOT P.T. 2811, JALAN ANGSA,", "TAMAN BERKELEY", "41150 KLANG, SELANGOR",
+                       "1317 TRILLIUM SG BESI", "GST ID. NO: 000181747712"))
+    assert res.values["vendor_address"].value == \
+        "LOT P.T. 2811, JALAN ANGSA, TAMAN BERKELEY 41150 KLANG, SELANGOR 1317 TRILLIUM SG BESI"

@@ -962,9 +962,9 @@ def find_company(page: PageText) -> tuple[Found | None, int]:
     r = start + 1
     while r < limit and len(parts) < 4:
         so_far = " ".join(row_text(page, k) for k in parts)
-        if _ends_with_suffix(so_far) and not _continues(so_far, ""):
-            break  # a name that ends with its legal form or trade is complete
         text = row_text(page, r)
+        if _ends_with_suffix(so_far) and not _continues(so_far, "") and not COMPANY_SUFFIXES.match(text.strip()):
+            break  # a name that ends with its legal form or trade is complete (unless the next row goes on with one)
         if any(ch.isdigit() for ch in text) or ADDRESS_WORDS.search(text) or REGISTRATION.search(text) \
                 or ADDRESS_STOP.search(text):
             break
@@ -985,7 +985,8 @@ def find_company(page: PageText) -> tuple[Found | None, int]:
             tail = parts[k:]
             if _is_full_legal_name(" ".join(row_text(page, t) for t in tail)) \
                     and not _continues(row_text(page, parts[k - 1]), "") \
-                    and not re.match(r"\s*(&|and\b)", row_text(page, tail[0]), re.I):
+                    and not re.match(r"\s*(&|and\b)", row_text(page, tail[0]), re.I) \
+                    and not COMPANY_SUFFIXES.match(row_text(page, tail[0]).strip()):  # 'ENTERPRISE (..) SDN BHD'
                 found = _block(page, tail, "top of the first page (legal name under a brand line)")
                 return _cut_after_suffix(found), parts[-1]
     if not LEGAL_FORMS.search(" ".join(row_text(page, k) for k in parts)):
@@ -1005,7 +1006,7 @@ def _legal_name_below(page: PageText, first: int) -> tuple[Found, int] | None:
             return None
         cut = re.split(r"\(\s*(?:co\.?\s*)?(?:reg\w*\.?\s*)?(?:no\.?\s*)?[:.]?\s*[A-Z]{0,3}\d{4,}", text, maxsplit=1,
                        flags=re.IGNORECASE)[0].strip()
-        if LEGAL_FORMS.search(cut) and _is_full_legal_name(cut):
+        if LEGAL_FORMS.search(cut) and _is_full_legal_name(cut) and not _continues(row_text(page, r - 1), ""):
             found = _block(page, [r], f"row {r + 1}: the registered name (legal form) under a brand line")
             return _cut_after_suffix(found), r
     return None
@@ -1065,7 +1066,8 @@ def _ends_with_suffix(text: str) -> bool:
 
 
 def _continues(prev: str, cur: str) -> bool:
-    return bool(re.search(r"(&|\band\b|-)\s*$", prev.strip(), re.I))
+    """A row that leads into the next: it ends in '&', 'and' or '-', or leaves a bracket open ('(SETIA')."""
+    return bool(re.search(r"(&|\band\b|-)\s*$", prev.strip(), re.I)) or prev.count("(") > prev.count(")")
 
 
 def find_address(page: PageText, after: int) -> Found | None:
@@ -1091,8 +1093,11 @@ def find_address(page: PageText, after: int) -> Found | None:
             break
         if parts and row_box(page, r)[1] - row_box(page, parts[-1])[3] > 2.0 * _row_height(page, r):
             break
+        if postcode_seen and _town_then_state(page, r):
+            parts += [r, r + 1]  # the town on its own row, then the state: both belong to the address
+            break
         if postcode_seen and (len(text.split()) > 4 or not (
-                row_text(page, parts[-1]).rstrip().endswith(",") or REGION.search(text))):
+                row_text(page, parts[-1]).rstrip().endswith(",") or REGION.search(text) or BUILDING.search(text))):
             break  # after the postcode row only a state or country (or a row the postcode row leads into)
         parts.append(r)
         if postcode_seen:
@@ -1108,8 +1113,47 @@ def find_address(page: PageText, after: int) -> Found | None:
         skipped = "; skipped " + " / ".join(repr(row_text(page, r)) for r in parts[:starts[0]])
         parts = parts[starts[0]:]
     found = _block(page, parts, f"rows {parts[0] + 1}-{parts[-1] + 1} under the merchant{skipped}")
-    text = LEADING_REGISTRATION.sub("", found.raw)
-    return Found(text, text, found.page, found.bbox_page_px, found.note)
+    read = LEADING_REGISTRATION.sub("", found.raw)
+    text = repair_address_numbers(split_glued_address_numbers(read))
+    if text == read:
+        return Found(text, text, found.page, found.bbox_page_px, found.note)
+    from difflib import SequenceMatcher
+
+    ops = SequenceMatcher(None, read, text, autojunk=False).get_opcodes()
+    changed = [f"'{read[max(i0 - 2, 0):i1 + 2]}' as '{text[max(j0 - 2, 0):j1 + 2]}'" for op, i0, i1, j0, j1 in ops
+               if op != "equal"]
+    note = f"{found.note}; read " + ", ".join(changed[:3])
+    return Found(text, read, found.page, found.bbox_page_px, note, printed=text)
+
+
+def _town_then_state(page: PageText, r: int) -> bool:
+    """Row r is a short name without digits (a town) right above a state or country row (under the postcode)."""
+    if r + 1 >= len(page.rows):
+        return False
+    town, state = row_text(page, r), row_text(page, r + 1)
+    return (len(town.split()) <= 3 and not any(ch.isdigit() for ch in town) and not REGION.search(town)
+            and not ADDRESS_STOP.search(town) and bool(REGION.search(state)) and not ADDRESS_STOP.search(state)
+            and row_box(page, r + 1)[1] - row_box(page, r)[3] <= 1.0 * _row_height(page, r + 1))
+
+
+GLUED_POSTCODE = re.compile(r"(?<![\w-])(\d{5})(?=[A-Za-z]{2,}\b)")
+GLUED_HOUSE_NUMBER = re.compile(r"(?<![\w./])(\d{1,4}[A-Za-z]?)(?=(?:jalan|jln|lorong|taman|tmn)\b)", re.IGNORECASE)
+
+
+def split_glued_address_numbers(text: str) -> str:
+    """A space the recogniser dropped inside one word box between a number and the word it precedes: a
+    postcode and its town ('53300KL'), a house number and its street ('14JALAN'). Word boxes cannot show this
+    gap (the box spans both); no address prints them glued. Nothing else is touched."""
+    return GLUED_HOUSE_NUMBER.sub(r"\1 ", GLUED_POSTCODE.sub(r"\1 ", text))
+
+
+ADDRESS_NUMBER_WITH_O = re.compile(r"(?<![\w./-])(?=[\dOo]*\d[\dOo]*\d)(?=\d*[Oo])([\dOo]{3,})(?=[,.]?(?:\s|$))")
+
+
+def repair_address_numbers(text: str) -> str:
+    """A house or lot number whose 0 the recogniser read as the letter O ('NO 29O,' -> 'NO 290,'): only tokens
+    of at least two real digits and O's, nothing else (so 'NO', 'LOT' and '47G' stay)."""
+    return ADDRESS_NUMBER_WITH_O.sub(lambda m: m.group(1).replace("O", "0").replace("o", "0"), text)
 
 
 ADDRESS_START = re.compile(
@@ -1125,9 +1169,11 @@ REGION = re.compile(
     r"\b(selangor|johor|kedah|perak|pahang|melaka|malacca|sabah|sarawak|penang|pulau\s*pinang|negeri\s*sembilan|"
     r"terengganu|kelantan|perlis|putrajaya|labuan|kuala\s*lumpur|malaysia|singapore|darul\s*\w+|d\.\s?e\.?|wilayah\b.*|"
     r"germany|deutschland|nederland|netherlands|france|belgi[eëu]m?|united\s*kingdom|uk|usa|india|poland|polska|d\.?\s?e)\W*$"
-    r"|^\(.*\)$|^\d{3,4}\s?-\s?[a-z]",
+    r"|^\(.*\)$|^\d{3,4}\s?-?\s?[a-z]",
     re.IGNORECASE)
 """A state or country printed on its own row under the postcode."""
+BUILDING = re.compile(r"\b(mall|plaza|complex|centre|center|tower|square|arcade|galleria)\W*$", re.IGNORECASE)
+"""A mall or building printed on its own row under the postcode (the shop's location in it)."""
 
 
 def find_identifier(pages: Sequence[PageText], label_field: str) -> Found | None:
@@ -1358,7 +1404,7 @@ def extract_sroie_fields(lines: Sequence[Line], width_px: float, height_px: floa
     v = res.values
     return {
         "company": v["vendor_name"].raw if "vendor_name" in v else None,
-        "address": v["vendor_address"].raw if "vendor_address" in v else None,
+        "address": (v["vendor_address"].printed or v["vendor_address"].raw) if "vendor_address" in v else None,
         "date": v["date"].raw if "date" in v else None,
         "total": (v["total"].printed or v["total"].raw) if "total" in v else None,
     }
