@@ -12,6 +12,10 @@ against the expected JSON of each PDF.
     python bench/extract_bench.py                      # both sets
     python bench/extract_bench.py --set sroie --split dev --ocr-cache /work/cache/sroie-ocr
     python bench/extract_bench.py --set sroie --split check --ocr-cache /work/cache/sroie-ocr --worst 0
+
+A cache can be filled by another build's OCR (`PYTHONPATH=<that checkout> docvlm convert <images> -o CACHE`);
+--cached-only then scores the images already there and never OCRs with this checkout. Results go to
+bench/results/extract_bench_<split>_<cache folder name>.json.
 """
 
 from __future__ import annotations
