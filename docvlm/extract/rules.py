@@ -25,6 +25,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from difflib import SequenceMatcher
 
 from docvlm.datamodel import Box, Line
 from docvlm.extract.normalize import (
@@ -1117,8 +1118,6 @@ def find_address(page: PageText, after: int) -> Found | None:
     text = repair_address_numbers(split_glued_address_numbers(read))
     if text == read:
         return Found(text, text, found.page, found.bbox_page_px, found.note)
-    from difflib import SequenceMatcher
-
     ops = SequenceMatcher(None, read, text, autojunk=False).get_opcodes()
     changed = [f"'{read[max(i0 - 2, 0):i1 + 2]}' as '{text[max(j0 - 2, 0):j1 + 2]}'" for op, i0, i1, j0, j1 in ops
                if op != "equal"]
