@@ -2,13 +2,20 @@
 
 SROIE (../shared/data/sroie-dev): per field (company, address, date, total) precision, recall and F1 by the
 competition rule (exact match after collapsing whitespace, case-insensitive; the date as printed), and overall.
-OCR lines of each image are cached in bench/results/ocr_cache/ so the rules can be iterated on quickly.
+The OCR of each image is cached (--ocr-cache, default bench/results/ocr_cache/sroie) as the `docvlm convert`
+JSON of the image, so the rules are iterated on cached lines. Develop on --split dev (000-149), measure on
+--split check (150-299); failures are listed with a coarse cause.
 
 invoice2data (../shared/data/invoice2data/compare): accuracy of date, total amount, currency and invoice number
 against the expected JSON of each PDF.
 
     python bench/extract_bench.py                      # both sets
-    python bench/extract_bench.py --set sroie --limit 50
+    python bench/extract_bench.py --set sroie --split dev --ocr-cache /work/cache/sroie-ocr
+    python bench/extract_bench.py --set sroie --split check --ocr-cache /work/cache/sroie-ocr --worst 0
+
+A cache can be filled by another build's OCR (`PYTHONPATH=<that checkout> docvlm convert <images> -o CACHE`);
+--cached-only then scores the images already there and never OCRs with this checkout. Results go to
+bench/results/extract_bench_<split>_<cache folder name>.json.
 """
 
 from __future__ import annotations
@@ -26,28 +33,30 @@ RESULTS = ROOT / "bench" / "results"
 SROIE_FIELDS = ("company", "address", "date", "total")
 
 
-def ocr_lines_cached(image_path: Path, cache_dir: Path) -> list:
-    """OCR lines of one image (RapidOCR through the ocr engine), cached as JSON next to the results."""
-    from docvlm.datamodel import Line
+def ocr_cached(image_path: Path, cache_dir: Path):
+    """OCR lines of one image: the `docvlm convert` JSON of the image, cached as `<cache>/<name>.json`.
 
-    cache = cache_dir / (image_path.stem + ".json")
+    The cache holds exactly what `docvlm convert IMAGE -o CACHE` writes, so it can be filled by that command
+    (several processes, another machine) or by this function, and the rules are iterated on the cached lines.
+    """
+    from docvlm.datamodel import DocumentResult
+
+    cache = cache_dir / (image_path.name + ".json")
     if cache.exists():
-        data = json.loads(cache.read_text())
-        return [Line.model_validate(x) for x in data["lines"]], data["width"], data["height"]
-    from PIL import Image, ImageOps
+        doc = DocumentResult.model_validate_json(cache.read_bytes())
+    else:
+        from docvlm.options import ConvertOptions
+        from docvlm.pipeline import convert_document
+        from docvlm.writers import atomic_write_text
 
-    from docvlm.engines.ocr import OcrEngine
-    from docvlm.options import ConvertOptions
+        doc = convert_document(image_path, ConvertOptions(), display_path=image_path.name)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cache, doc.model_dump_json(indent=2) + "\n")
+    return doc
 
-    with Image.open(image_path) as im:
-        image = ImageOps.exif_transpose(im).convert("RGB")
-    lines = OcrEngine(ConvertOptions()).ocr_image(image)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"width": image.width, "height": image.height,
-                               "lines": [ln.model_dump(mode="json") for ln in lines]}))
-    tmp.replace(cache)
-    return lines, image.width, image.height
+
+SPLITS = {"dev": range(0, 150), "check": range(150, 300), "all": range(0, 10**6)}
+"""sroie-dev halves: rules are developed on `dev` (000-149) and checked on `check` (150-299)."""
 
 
 def _norm(text: str | None) -> str:
@@ -69,14 +78,45 @@ def sroie_prediction(lines, width: int, height: int) -> dict[str, str | None]:
     return extract_sroie_fields(lines, width, height)
 
 
-def run_sroie(data: Path, limit: int | None, ocr_only: bool) -> dict:
-    images = sorted((data / "img").glob("*.jpg"))[: limit or None]
-    cache_dir = RESULTS / "ocr_cache" / "sroie"
+def _squash(text: str) -> str:
+    return "".join(ch for ch in text.upper() if ch.isalnum())
+
+
+def failure_cause(truth: str, pred: str, lines: list) -> str:
+    """A coarse cause for one miss, from the truth, the prediction and the OCR text alone."""
+    page = _squash(" ".join(ln.text for ln in lines))
+    if not truth:
+        return "no truth (predicted something)"
+    if truth and pred and _squash(truth) == _squash(pred):
+        return "spacing/punctuation only"
+    if _squash(truth) not in page:
+        return "truth not in the OCR text (OCR misread or missed)" + ("" if pred else "; nothing predicted")
+    if not pred:
+        return "in the OCR text, nothing predicted"
+    if _squash(pred) in _squash(truth) or _squash(truth) in _squash(pred):
+        return "right place, wrong extent (too short / too long)"
+    return "wrong line or candidate chosen"
+
+
+def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_dir: Path,
+              cached_only: bool = False) -> dict:
+    images = [p for p in sorted((data / "img").glob("*.jpg")) if p.stem.isdigit() and int(p.stem) in SPLITS[split]]
+    images = images[: limit or None]
+    if cached_only:  # a cache filled by another engine's `docvlm convert` (still running): never fill it here
+        images = [p for p in images if (cache_dir / (p.name + ".json")).exists()]
+    if not images:
+        raise SystemExit(f"no SROIE images under {data / 'img'} (give the shared data folder with --data)")
     counts = {f: [0, 0, 0] for f in SROIE_FIELDS}  # tp, pred, true
     failures = []
     started = time.perf_counter()
+    from docvlm.extract.choose import choose_schema
+
+    chose_receipt = 0
     for i, img in enumerate(images):
-        lines, w, h = ocr_lines_cached(img, cache_dir)
+        doc = ocr_cached(img, cache_dir)
+        page = doc.pages[0] if doc.pages else None
+        lines, w, h = (list(page.lines), page.width_px, page.height_px) if page else ([], 1, 1)
+        chose_receipt += choose_schema(doc)[0] == "receipt"
         if ocr_only:
             print(f"\r{i + 1}/{len(images)} {img.name}", end="", file=sys.stderr, flush=True)
             continue
@@ -90,14 +130,15 @@ def run_sroie(data: Path, limit: int | None, ocr_only: bool) -> dict:
                 counts[f][0] += 1
             elif t or p:
                 sim = SequenceMatcher(None, t, p).ratio()
-                failures.append({"image": img.name, "field": f, "truth": t, "pred": p, "similarity": round(sim, 3)})
+                failures.append({"image": img.name, "field": f, "truth": t, "pred": p, "similarity": round(sim, 3),
+                                 "cause": failure_cause(t, p, lines)})
     if ocr_only:
         print(file=sys.stderr)
         return {}
     per_field = {f: prf(*counts[f]) for f in SROIE_FIELDS}
     overall = prf(*(sum(c[k] for c in counts.values()) for k in range(3)))
     failures.sort(key=lambda x: (x["similarity"], x["field"], x["image"]))  # worst (least similar) first
-    return {"images": len(images), "per_field": per_field, "overall": overall, "failures": failures,
+    return {"images": len(images), "schema_auto_receipt": chose_receipt, "per_field": per_field, "overall": overall, "failures": failures,
             "seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -115,8 +156,11 @@ def run_invoice2data(data: Path) -> dict:
     rows = []
     scores = {"date": [0, 0], "amount": [0, 0], "currency": [0, 0], "invoice_number": [0, 0]}
     started = time.perf_counter()
+    chose_invoice = 0
     for pdf in sorted(compare.glob("*.pdf")):
         truth = json.loads(pdf.with_suffix(".json").read_text())[0]
+        auto = extract_document(pdf, ConvertOptions(), schema="auto")
+        chose_invoice += auto.schema_choice is not None and auto.schema_choice.startswith("auto -> invoice")
         result = extract_document(pdf, ConvertOptions(), schema="invoice")
         fields = result.fields
         pred = {
@@ -137,7 +181,7 @@ def run_invoice2data(data: Path) -> dict:
             row[key] = {"truth": t, "pred": str(p) if p is not None else None, "ok": ok}
         rows.append(row)
     acc = {k: {"correct": c, "total": n, "accuracy": round(c / n, 4) if n else 0.0} for k, (c, n) in scores.items()}
-    return {"documents": len(rows), "accuracy": acc, "rows": rows, "seconds": round(time.perf_counter() - started, 2)}
+    return {"documents": len(rows), "schema_auto_invoice": chose_invoice, "accuracy": acc, "rows": rows, "seconds": round(time.perf_counter() - started, 2)}
 
 
 def main() -> int:
@@ -146,15 +190,24 @@ def main() -> int:
     ap.add_argument("--set", choices=("sroie", "invoice2data", "both"), default="both")
     ap.add_argument("--limit", type=int, default=None, help="first N SROIE images only")
     ap.add_argument("--ocr-only", action="store_true", help="only fill the OCR cache")
-    ap.add_argument("--worst", type=int, default=15, help="failures to list")
+    ap.add_argument("--worst", type=int, default=15, help="failures to list (0: counts by cause only)")
+    ap.add_argument("--split", choices=tuple(SPLITS), default="all",
+                    help="sroie-dev half: dev = 000-149 (tune here), check = 150-299 (measure only)")
+    ap.add_argument("--ocr-cache", type=Path, default=RESULTS / "ocr_cache" / "sroie",
+                    help="folder of `docvlm convert` JSONs of the images (filled when missing)")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="score only the images already in --ocr-cache, never OCR here (e.g. a cache filled by "
+                         "`docvlm convert` of another OCR build)")
     args = ap.parse_args()
     out: dict = {"engine": "ocr"}
     if args.set in ("sroie", "both"):
-        res = run_sroie(args.data / "sroie-dev", args.limit, args.ocr_only)
+        res = run_sroie(args.data / "sroie-dev", args.limit, args.ocr_only, args.split, args.ocr_cache,
+                         args.cached_only)
         if args.ocr_only:
             return 0
         out["sroie"] = res
-        print(f"SROIE ({res['images']} receipts, ocr engine, {res['seconds']} s)")
+        print(f"SROIE split {args.split} ({res['images']} receipts, OCR cache {args.ocr_cache}, {res['seconds']} s); "
+              f"--schema auto chose receipt for {res['schema_auto_receipt']}/{res['images']}")
         print(f"{'field':<10}{'P':>8}{'R':>8}{'F1':>8}{'tp':>6}{'pred':>6}{'true':>6}")
         for f, m in [*res["per_field"].items(), ("overall", res["overall"])]:
             print(f"{f:<10}{m['precision']:>8.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}{m['tp']:>6}{m['pred']:>6}{m['true']:>6}")
@@ -162,11 +215,18 @@ def main() -> int:
         for fl in res["failures"][: args.worst]:
             print(f"  {fl['image']} {fl['field']:<8} sim={fl['similarity']:.2f} truth={fl['truth']!r} pred={fl['pred']!r}")
         near = sum(1 for fl in res["failures"] if fl["similarity"] >= 0.9)
-        print(f"near misses (similarity >= 0.9, mostly OCR spacing/punctuation): {near}")
+        print(f"near misses (similarity >= 0.9): {near}")
+        causes: dict[tuple[str, str], int] = {}
+        for fl in res["failures"]:
+            causes[(fl["field"], fl["cause"])] = causes.get((fl["field"], fl["cause"]), 0) + 1
+        print("misses by cause:")
+        for (f, c), n in sorted(causes.items(), key=lambda kv: (kv[0][0], -kv[1])):
+            print(f"  {f:<8} {n:>4}  {c}")
     if args.set in ("invoice2data", "both"):
         res = run_invoice2data(args.data / "invoice2data")
         out["invoice2data"] = res
-        print(f"\ninvoice2data ({res['documents']} PDFs, ocr engine / text layer, {res['seconds']} s)")
+        print(f"\ninvoice2data ({res['documents']} PDFs, ocr engine / text layer, {res['seconds']} s); "
+              f"--schema auto chose invoice for {res['schema_auto_invoice']}/{res['documents']}")
         for k, m in res["accuracy"].items():
             print(f"  {k:<15} {m['correct']}/{m['total']} = {m['accuracy']:.3f}")
         for row in res["rows"]:
@@ -174,7 +234,7 @@ def main() -> int:
             if bad:
                 print(f"  {row['doc']}: " + "; ".join(f"{k} truth={v['truth']!r} pred={v['pred']!r}" for k, v in bad.items()))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "extract_bench.json"
+    path = RESULTS / f"extract_bench_{args.split}_{args.ocr_cache.name}.json"
     path.write_text(json.dumps(out, indent=2, default=str))
     print(f"\nwrote {path}")
     return 0

@@ -50,3 +50,70 @@ def invoice_rows(*, total: str | None = "Total: 1,103.13 EUR", extra: list | Non
         label, _, value = total.partition(": ")
         rows += [(370, 374, label + ":"), (470, 374, value)]
     return rows + (extra or [])
+
+
+MONO = ("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf", "/usr/share/fonts/dejavu/DejaVuSansMono.ttf",
+        "/usr/share/fonts/TTF/DejaVuSansMono.ttf")
+
+
+def _mono(size: int):
+    from PIL import ImageFont
+
+    for path in MONO:
+        if Path(path).is_file():
+            return ImageFont.truetype(path, size)
+    return ImageFont.load_default(size)
+
+
+def render_receipt(path: Path, rows: list[tuple[str, str] | str], *, width: int = 640, size: int = 26,
+                   tilt_deg: float = 0.0, rotate: int = 0) -> Path:
+    """A till-receipt photo: each row is a centred text or a (left, right) pair printed at the two margins, so
+    a label and its amount are far apart (two OCR boxes). `tilt_deg` tilts the paper like a hand-held photo;
+    `rotate` (90, 180, 270) turns the whole image (a photo taken sideways or upside down)."""
+    from PIL import Image, ImageDraw
+
+    font = _mono(size)
+    gap = int(size * 1.7)
+    height = 80 + gap * len(rows) + 80
+    paper = Image.new("L", (width, height), 255)
+    d = ImageDraw.Draw(paper)
+    y = 60
+    for row in rows:
+        if isinstance(row, str):
+            d.text(((width - font.getlength(row)) / 2, y), row, font=font, fill=20)
+        else:
+            left, right = row
+            d.text((40, y), left, font=font, fill=20)
+            d.text((width - 40 - font.getlength(right), y), right, font=font, fill=20)
+        y += gap
+    if tilt_deg:
+        paper = paper.rotate(tilt_deg, resample=Image.BICUBIC, expand=True, fillcolor=255)
+    if rotate:
+        paper = paper.rotate(rotate, expand=True)
+    paper.convert("RGB").save(path, quality=92)
+    return path
+
+
+def make_receipt_pdf(path: Path, rows: list[tuple[str, str] | str], *, width: float = 230, size: float = 8) -> Path:
+    """A till receipt as a born-digital PDF (an 80 mm strip with a text layer): centred rows and (left, right)
+    pairs at the two margins."""
+    import pymupdf
+
+    gap = size * 1.6
+    doc = pymupdf.open()
+    page = doc.new_page(width=width, height=40 + gap * len(rows) + 40)
+    font = pymupdf.Font("cour")
+    y = 40.0
+    for row in rows:
+        if isinstance(row, str):
+            page.insert_text(((width - font.text_length(row, fontsize=size)) / 2, y), row, fontsize=size,
+                             fontname="cour")
+        else:
+            left, right = row
+            page.insert_text((12, y), left, fontsize=size, fontname="cour")
+            page.insert_text((width - 12 - font.text_length(right, fontsize=size), y), right, fontsize=size,
+                             fontname="cour")
+        y += gap
+    doc.save(str(path))
+    doc.close()
+    return path

@@ -123,10 +123,14 @@ def test_ground_cli_with_ocr_engine_on_a_real_pdf(tmp_path):
                                   "--overlay", str(tmp_path / "ov")])
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    assert data["query"] == "Total" and data["boxes"]
+    assert data["query"] == "Total" and data["boxes"] and data["status"] == "found"
     for b in data["boxes"]:
         x0, y0, x1, y1 = b["bbox_page_px"]
-        assert 0 <= x0 < x1 and 0 <= y0 < y1 and b["label"] == "Total" and "total" in b["text"].lower()
+        assert 0 <= x0 < x1 and 0 <= y0 < y1 and b["how"]
+        if b["found_by"] == "literal":
+            assert b["label"] == "Total" and "total" in b["text"].lower()
+    # "Total" also names the total field: the amount itself is answered by the extraction rules
+    assert [b["found_by"] for b in data["boxes"]][:1] == ["field"]
     assert list((tmp_path / "ov").glob("*.png"))
     r = CliRunner().invoke(main, ["ground", str(pdf), "   "])
     assert r.exit_code == 2

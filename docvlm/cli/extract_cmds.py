@@ -29,8 +29,11 @@ from docvlm.cli._common import (
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--schema", "schema_spec", default="invoice", show_default=True, metavar="NAME|FILE.py:Model|FILE.json",
-              help="Built-in schema (invoice, receipt), a pydantic model in a Python file, or a JSON Schema file.")
+@click.option("--schema", "schema_spec", default="auto", show_default=True,
+              metavar="auto|NAME|FILE.py:Model|FILE.json",
+              help="auto (receipt or invoice per document, from its cues; the choice and reason are in the "
+              "result), a built-in schema (invoice, receipt), a pydantic model in a Python file, or a JSON "
+              "Schema file.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output folder (one JSON per input).")
 @click.option("--json", "json_out", is_flag=True, help="Print the result JSON on stdout (one line per document "
               "when there are several).")
@@ -133,12 +136,14 @@ def show_extraction(result_json: str, out_dir: str | None, source: str | None, p
     pages = render_extraction_overlays(result, src, out_dir or path.parent, relpath=stem, password=password)
     console = stdout_console()
     table = Table(title=f"{result.source.path} ({result.schema_name})", show_header=True)
-    for col in ("field", "value", "raw", "page", "bbox_page_px", "status"):
+    for col in ("field", "value", "raw", "page", "bbox_page_px", "status", "how it was found"):
         table.add_column(col, overflow="fold")
     colors = {"verified": "green", "unverified": "yellow", "invalid": "red", "missing": "dim"}
-    for name, value, raw, page, box, status in field_rows(result):
-        table.add_row(name, value, raw, page, box, f"[{colors.get(status, 'white')}]{status}[/]")
+    for name, value, raw, page, box, status, note in field_rows(result):
+        table.add_row(name, value, raw, page, box, f"[{colors.get(status, 'white')}]{status}[/]", note)
     console.print(table)
+    if result.schema_choice:
+        console.print(f"schema {result.schema_choice}", soft_wrap=True, highlight=False)
     for w in result.warnings:
         console.print(f"[yellow]warning[/] {w.code}: {w.message}", soft_wrap=True)
     for note in sorted({p.note for p in pages if p.note}):

@@ -198,7 +198,12 @@ def _print_memory(memory: Any, note: str) -> None:
 @source_options
 @engine_options
 def ground(input_path: str, query: str, json_out: bool, overlay_dir: str | None, **opts: Any) -> None:
-    """Find QUERY (e.g. "the total amount") on each page and print its boxes in page pixels."""
+    """Find QUERY (e.g. "the total amount") on each page and print its boxes in page pixels.
+
+    On the offline ocr engine a query is answered by the extraction rules when it names a field ("the total
+    amount", "the date", "the merchant"), else by literal and fuzzy matches of the printed text; each box says
+    how it was found. Exit 1 when nothing is found (the message says what would find it: a VLM engine).
+    """
     from docvlm.engines.base import Task
     from docvlm.errors import EngineError
     from docvlm.grounding import ground_matches
@@ -209,6 +214,9 @@ def ground(input_path: str, query: str, json_out: bool, overlay_dir: str | None,
     if not Path(input_path).exists():
         raise click.UsageError(f"{input_path}: no such file")
     options = build_options(**opts)
+    if options.engine == "ocr":
+        _ground_offline(input_path, query, json_out, overlay_dir, options)
+        return
     try:
         result = convert_document(input_path, options, task=Task(kind="ground", query=query))
     except EngineError as exc:
@@ -242,6 +250,46 @@ def ground(input_path: str, query: str, json_out: bool, overlay_dir: str | None,
                                  password=options.password):
             stderr_console().print(f"wrote {p.png_path}")
     if result.status == "failure":
+        sys.exit(1)
+
+
+def _ground_offline(input_path: str, query: str, json_out: bool, overlay_dir: str | None, options: Any) -> None:
+    """`ground` on the ocr engine: field rules, literal and fuzzy text (docvlm.extract.ground); exit 1 when
+    nothing is found, with what would find it."""
+    from docvlm.extract.ground import ground_document
+
+    got, read = ground_document(input_path, options, query)
+    if json_out:
+        click.echo(json.dumps({
+            "path": got.path, "query": query, "status": got.status, "field": got.field,
+            "boxes": [h.model_dump(mode="json") for h in got.hits], "message": got.message,
+            "errors": [e.model_dump(mode="json") for e in got.errors]}, indent=2))
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"{got.path}: {query!r}")
+        for col in ("page", "found by", "text", "bbox_page_px", "how"):
+            table.add_column(col, justify="right" if col == "page" else "left", overflow="fold")
+        for h in got.hits:
+            table.add_row(str(h.page + 1), h.found_by, h.text, fmt_box(h.bbox_page_px), h.how)
+        stdout_console().print(table)
+        style = {"found": "green", "not_found": "yellow", "failure": "red"}[got.status]
+        stdout_console().print(f"[{style}]{got.status}[/]: {len(got.hits)} box(es)", highlight=False)
+        for e in got.errors:
+            stderr_console().print(f"[yellow]{e.code}[/]: {e.message}", soft_wrap=True)
+    if got.message:
+        stderr_console().print(f"[yellow]{got.status}[/]: {got.message}", soft_wrap=True, highlight=False)
+    if overlay_dir:
+        from docvlm.overlay import OverlayBox, write_page_overlays
+
+        def boxes_of(page: Any) -> list[OverlayBox]:
+            return [OverlayBox(h.bbox_page_px, f"{h.found_by}: {h.text}"[:40], h.score)
+                    for h in got.hits if h.page == page.index]
+
+        for p in write_page_overlays(read, input_path, overlay_dir, boxes_of, suffix=".ground.page",
+                                     relpath=Path(input_path).name, password=options.password):
+            stderr_console().print(f"wrote {p.png_path}")
+    if got.status != "found":
         sys.exit(1)
 
 

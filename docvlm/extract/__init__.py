@@ -38,7 +38,7 @@ from docvlm.extract.models import (
 )
 from docvlm.extract.normalize import currency_code, parse_amount, parse_date, parse_time
 from docvlm.extract.rules import FIELD_ALIASES, Found, build_page, extract_rules
-from docvlm.extract.schema_loading import FieldSpec, LoadedSchema, load_schema
+from docvlm.extract.schema_loading import AUTO_SCHEMA, FieldSpec, LoadedSchema, load_schema
 
 if TYPE_CHECKING:
     from docvlm.batch import BatchCallbacks, BatchSummary, DocRecord, Shard
@@ -72,7 +72,7 @@ def extract_document(
     path: str | Path,
     options: ConvertOptions,
     *,
-    schema: str | LoadedSchema = "invoice",
+    schema: str | LoadedSchema = "auto",
     engine: Engine | None = None,
     text_engine: Engine | None = None,
     display_path: str | None = None,
@@ -83,7 +83,8 @@ def extract_document(
     Args:
         path: a PDF or image.
         options: the run's options; `options.engine` picks rules (`ocr`) or a VLM.
-        schema: a built-in name, `file.py:Model`, a JSON Schema file, or a loaded schema.
+        schema: a built-in name (`auto` picks receipt or invoice per document from its cues and says why in
+            `schema_choice`), `file.py:Model`, a JSON Schema file, or a loaded schema.
         engine: the engine to use (default: `get_engine(options)`).
         text_engine: the engine reading the page text that VLM answers are verified against (default: `ocr`).
         display_path: the path recorded in the result.
@@ -101,12 +102,15 @@ def extract_document(
 
     started = time.perf_counter()
     loaded = schema if isinstance(schema, LoadedSchema) else load_schema(schema)
+    digest = f"{options.digest()}-{schema_digest(loaded)}"  # of the schema asked for (`auto` resumes as auto)
     shown = display_path or str(path)
     notes: list[CheckWarning] = []
     attempts: list[ModelAttempt] = []
+    choice: str | None = None
     if options.engine == "ocr":
         read = convert_document(path, options, task=Task(kind="read"), display_path=shown, engine=engine,
                                 on_page=on_page)
+        loaded, choice = _resolve_auto(loaded, read)
         fields, rule_notes = fields_from_rules(read, loaded)
         notes += rule_notes
         doc = read
@@ -116,6 +120,7 @@ def extract_document(
 
         text_options = options.model_copy(update={"engine": "ocr"})
         read = convert_document(path, text_options, task=Task(kind="read"), display_path=shown, engine=text_engine)
+        loaded, choice = _resolve_auto(loaded, read)
         task = Task(kind="extract", schema_name=loaded.name, fields_schema=answer_schema_json(loaded.fields))
         doc = convert_document(path, options, task=task, display_path=shown, engine=engine, on_page=on_page)
         if engine is None:
@@ -131,10 +136,11 @@ def extract_document(
     return ExtractionResult(
         docvlm_version=__version__,
         schema_name=loaded.name,
+        schema_choice=choice,
         status=status,
         source=doc.source,
         engine=doc.engine,
-        options_digest=f"{options.digest()}-{schema_digest(loaded)}",
+        options_digest=digest,
         pages=[PageRef(index=p.index, width_px=p.width_px, height_px=p.height_px, dpi=p.dpi,
                        text_source=_page_source(read, p.index)) for p in doc.pages],
         fields=fields,
@@ -143,6 +149,16 @@ def extract_document(
         attempts=attempts,
         seconds=round(time.perf_counter() - started, 4),
     )
+
+
+def _resolve_auto(loaded: LoadedSchema, read: DocumentResult) -> tuple[LoadedSchema, str | None]:
+    """`auto` -> the built-in schema the document's cues point to, and the reason; any other schema as is."""
+    if loaded.name != AUTO_SCHEMA:
+        return loaded, None
+    from docvlm.extract.choose import choose_schema
+
+    name, reason = choose_schema(read)
+    return load_schema(name), f"auto -> {reason}"
 
 
 def _doc_errors(doc: DocumentResult) -> list[ErrorItem]:
@@ -212,7 +228,7 @@ def to_value(kind: str, found: Found | None, sources: dict[int, str | None], cur
         extra["currency"] = found.currency or (currency.value if currency else None)
     if value is None:
         return cls(status="invalid", **{**common, "note": f"{found.raw!r} does not read as a {kind}"})
-    return cls(value=value, status="verified", **common, **extra)
+    return cls(value=value, status=found.status or "verified", **common, **extra)
 
 
 # --- VLM engines: answers -> validated, verified fields --------------------------------------------------

@@ -32,10 +32,12 @@ class FieldBase(BaseModel):
     source: FieldSource | None = Field(default=None, description="Where the value came from.")
     status: FieldStatus = Field(
         default="missing",
-        description="verified: found on the page at its box; unverified: not found on the page text; "
+        description="verified: found on the page at its box; unverified: not found on the page text, or read "
+        "there on weak evidence (e.g. only a subtotal offered as the total; the note says why); "
         "missing: not on the document; invalid: present but not a valid value of its type.",
     )
-    note: str | None = Field(default=None, description="Why a field is unverified or invalid, or how it was found.")
+    note: str | None = Field(default=None, description="How the value was found (label, row, arithmetic votes, "
+                             "OCR repairs), or why it is unverified or invalid.")
 
 
 class TextField(FieldBase):
@@ -138,6 +140,8 @@ class ExtractionResult(BaseModel):
     schema_version: str = SCHEMA_VERSION
     docvlm_version: str
     schema_name: str = Field(description="Built-in schema name, or the file (and model) the schema came from.")
+    schema_choice: str | None = Field(
+        default=None, description="With `--schema auto`: which schema was chosen for this document and why (its cues).")
     status: Status
     source: SourceInfo
     engine: EngineInfo

@@ -52,8 +52,8 @@ DATE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 TIME_RE = re.compile(r"(?<!\d)([01]?\d|2[0-3])[:.]([0-5]\d)(?:[:.]([0-5]\d))?\s*([AaPp]\.?[Mm]\.?)?(?![\d])")
 AMOUNT_RE = re.compile(
-    r"(?P<cur>US\$|S\$|RM|€|\$|£|₹|Rs\.?|EUR|USD|GBP|INR|MYR|PLN|CHF|zł)?\s?"
-    r"(?P<sign>-)?(?P<num>\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?)"
+    r"(?P<sign0>-\s?)?(?P<cur>US\$|S\$|RM|€|\$|£|₹|Rs\.?|EUR|USD|GBP|INR|MYR|PLN|CHF|zł)?\s?"
+    r"(?P<sign>-)?(?P<num>\d{1,3}(?:[,.' ]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?|(?<![\d.,])[.,]\d{2})"
     r"(?!\d)(?:\s?(?P<cur2>€|EUR|USD|GBP|INR|MYR|PLN|CHF|zł|RM|\$))?",
     re.IGNORECASE,
 )
@@ -72,12 +72,56 @@ class DateMatch:
 
 @dataclass(frozen=True)
 class AmountMatch:
+    """An amount in a text: `raw` as read, `value` the number, `repair` what was read as a digit (if anything)."""
+
     raw: str
     start: int
     end: int
     value: Decimal
     currency: str | None
     has_decimals: bool
+    repair: str | None = None
+
+    @property
+    def printed(self) -> str:
+        """The amount as it must have been printed: the raw text with the repaired digits put back."""
+        return self.repaired_raw if self.repair else self.raw
+
+    repaired_raw: str = ""
+
+
+CONFUSABLE_DIGITS = {"O": "0", "o": "0", "D": "0", "Q": "0", "I": "1", "l": "1", "|": "1", "i": "1", "S": "5",
+                     "s": "5", "B": "8", "Z": "2", "z": "2", "G": "6"}
+"""Letters OCR reads in place of digits (O for 0, I/l for 1, S for 5, B for 8, ...)."""
+
+_CONF = re.escape("".join(CONFUSABLE_DIGITS))
+NUMERIC_TOKEN = re.compile(
+    rf"(?:(?<=RM)|(?<=\$)|(?<=€)|(?<=£)|(?<![A-Za-z]))"
+    rf"((?:[\d{_CONF}]{{1,3}}(?:[,.][\d{_CONF}]{{3}})+|[\d{_CONF}]+)[.,][\d{_CONF}]{{2}})(?![A-Za-z\d])"
+)
+"""A token shaped like an amount with cents, where some digits may be confusable letters."""
+
+
+def repair_numeric_tokens(text: str) -> tuple[str, list[tuple[int, int, str]]]:
+    """Read confusable letters as digits, only inside amount-shaped tokens that hold at least one real digit
+    and parse afterwards. Returns the text with the same length (one character for one) and the repaired spans
+    (start, end, what was read)."""
+    out = list(text)
+    spans = []
+    for m in NUMERIC_TOKEN.finditer(text):
+        tok = m.group(1)
+        if not any(ch.isdigit() for ch in tok) or all(ch.isdigit() or ch in ".," for ch in tok):
+            continue
+        # a letter run longer than the digits around it is a word, not a misread number ("SOS.00" stays)
+        if sum(ch.isalpha() or ch == "|" for ch in tok) > sum(ch.isdigit() for ch in tok):
+            continue
+        dollar = tok[0] in "Ss" and tok[1:2].isdigit()  # 'S8.20': a dollar sign read as S, not a 5
+        fixed = ("$" if dollar else "") + "".join(CONFUSABLE_DIGITS.get(ch, ch) for ch in tok[1 if dollar else 0:])
+        if number_from_text(fixed.lstrip("$")) is None:
+            continue
+        out[m.start(1):m.end(1)] = list(fixed)
+        spans.append((m.start(1), m.end(1), tok))
+    return "".join(out), spans
 
 
 def _year(y: str) -> int:
@@ -170,6 +214,8 @@ def parse_time(text: str) -> tuple[time, str] | None:
 def number_from_text(num: str, *, decimal_comma: bool | None = None) -> Decimal | None:
     """'1,234.56', '1.234,56', '1 234,56', "1'234.56", '12,5' -> Decimal. `decimal_comma` breaks ties."""
     s = num.strip().replace(" ", "").replace("'", "").replace("\u00a0", "")
+    if s[:1] in ".,":
+        s = "0" + s  # till receipts print small amounts without the leading zero (".02")
     if not s:
         return None
     last_dot, last_comma = s.rfind("."), s.rfind(",")
@@ -214,18 +260,30 @@ def currency_code(mark: str | None) -> str | None:
     return CURRENCY_SYMBOLS.get(m)
 
 
-def find_amounts(text: str, *, decimal_comma: bool | None = None) -> list[AmountMatch]:
-    """Every amount in `text` with its currency mark when one is printed next to it."""
+def find_amounts(text: str, *, decimal_comma: bool | None = None, repair: bool = True) -> list[AmountMatch]:
+    """Every amount in `text` with its currency mark when one is printed next to it.
+
+    With `repair`, confusable letters inside amount-shaped tokens are read as digits ('RMI11.90' -> 111.90);
+    the match keeps the raw text as read and says what was repaired.
+    """
+    fixed, spans = repair_numeric_tokens(text) if repair else (text, [])
     out = []
-    for m in AMOUNT_RE.finditer(text):
+    for m in AMOUNT_RE.finditer(fixed):
         value = number_from_text(m.group("num"), decimal_comma=decimal_comma)
         if value is None:
             continue
-        if m.group("sign"):
+        if m.group("sign") or m.group("sign0"):
             value = -value
         cur = currency_code(m.group("cur") or m.group("cur2"))
         has_dec = bool(re.search(r"[.,]\d{1,2}$", m.group("num")))
-        out.append(AmountMatch(m.group(0).strip(), m.start(), m.end(), value, cur, has_dec))
+        raw = text[m.start():m.end()]
+        lead = len(raw) - len(raw.lstrip())
+        s, e = m.start() + lead, m.start() + len(raw.rstrip())
+        hit = [(a, b, tok) for a, b, tok in spans if a < m.end() and m.start() < b]
+        repair_note = None
+        if hit:
+            repair_note = "; ".join(f"read {tok!r} as {fixed[a:b]!r}" for a, b, tok in hit)
+        out.append(AmountMatch(text[s:e], s, e, value, cur, has_dec, repair_note, fixed[s:e]))
     return out
 
 

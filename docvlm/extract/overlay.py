@@ -49,12 +49,14 @@ def render_extraction_overlays(
     )
 
 
-def field_rows(result: ExtractionResult) -> list[tuple[str, str, str, str, str, str]]:
-    """(field, value, raw, page, box, status) rows for a terminal table."""
+def field_rows(result: ExtractionResult) -> list[tuple[str, str, str, str, str, str, str]]:
+    """(field, value, raw, page, box, status, note) rows for a terminal table: the note says how each value was
+    chosen (label, row, votes, repairs), so a wrong choice shows at a glance."""
     rows = []
     for name, field in result.iter_fields():
         value = getattr(field, "value", None)
         box = "" if field.bbox_page_px is None else "[" + ", ".join(f"{v:.0f}" for v in field.bbox_page_px) + "]"
         page = "" if field.page is None else str(field.page + 1)
-        rows.append((name, "" if value is None else str(value), field.raw or "", page, box, field.status))
+        rows.append((name, "" if value is None else str(value), field.raw or "", page, box, field.status,
+                     field.note or ""))
     return rows

@@ -3,15 +3,17 @@
 Read top to bottom:
 
 1. `LABELS`: the label table, per field and per language (EN, NL, FR, DE, MS). A label is a regular
-   expression matched on a whole word boundary, case-insensitive. Order inside a field's list is strength:
-   for totals the first labels ("grand total", "amount due") beat a bare "total".
-2. Page model: lines grouped into rows (vertical overlap), so a label and its value printed as separate OCR
-   boxes on one row are seen together.
-3. `value_after_label`: a label's value is the rest of its own line, else the nearest text to its right on the
-   same row, else the line below (overlapping in x).
+   expression matched on a whole word boundary, case-insensitive. Order inside a field's list is strength;
+   a total's label strength is its list: `total_strong` (payable, due, incl. tax, paid) over `total` over
+   `total_weak` (subtotal, excl. tax, before rounding), in every language of the table.
+2. Page model: lines grouped into printed rows on deskewed bands (`estimate_skew`), never stacking lines that
+   share their width, so a label and its value printed as separate OCR boxes on one row are seen together.
+3. `value_candidates`: a label's value is the rest of its own line, else the nearest text to its right on the
+   same row, else the row below, else the nearest line under it in its column.
 4. One function per field family: dates (label first, else the first date; day/month order decided by the
-   document's unambiguous dates), totals (strongest label, arithmetic for ties), merchant (top of the page),
-   address (lines under the merchant), identifiers, payment method, line items.
+   document's unambiguous dates), the total by evidence (`find_total`: label strength and arithmetic votes),
+   merchant (top of the page, the registered name under a brand line), address (from the street row to the
+   region), identifiers, payment method, line items. Every value's note says how it was chosen.
 5. `FIELD_ALIASES`: which rule answers which schema field name (built-in and user schemas alike).
 
 Every value keeps its raw text and the box of exactly the words it was read from.
@@ -21,8 +23,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from difflib import SequenceMatcher
 
 from docvlm.datamodel import Box, Line
 from docvlm.extract.normalize import (
@@ -41,7 +44,8 @@ LABELS: dict[str, dict[str, list[str]]] = {
     "total": {  # strongest first; a bare "total" is the weakest
         "EN": [r"grand\s*total", r"total\s*amount\s*due", r"amount\s*due", r"balance\s*due", r"total\s*due",
                r"rounded\s*total", r"total\s*rounded", r"total\s*amt", r"round(?:ing)?\s*d?\s*total", r"nett?\s*total", r"total\s*payable",
-               r"total\s*\(?incl\w*", r"total\s*amount", r"total\s*sales", r"amount\s*payable", r"total", r"t[o0]t?a?[l1]"],
+               r"total\s*\(?incl\w*", r"total\s*amount", r"total\s*sales", r"amount\s*payable", r"total", r"t[o0]t?a?[l1]",
+               r"due"],
         "NL": [r"te\s*betalen", r"totaal\s*incl\w*", r"totaalbedrag", r"totaal"],
         "FR": [r"net\s*[àa]\s*payer", r"somme\s*[àa]\s*payer", r"montant\s*[àa]\s*payer", r"total\s*ttc", r"montant\s*total", r"total\s*[àa]\s*payer"],
         "DE": [r"gesamtbetrag", r"zu\s*zahlen", r"rechnungsbetrag", r"endbetrag", r"gesamt", r"summe"],
@@ -123,6 +127,46 @@ LABELS: dict[str, dict[str, list[str]]] = {
         "DE": [r"bar(?:zahlung)?", r"ec-?karte", r"karte"],
         "MS": [r"tunai", r"kad\s*kredit"],
     },
+    "total_strong": {  # the amount actually to pay: beats a bare "total" and every weak label
+        "EN": [r"grand\s*total", r"(?:amount|amt)\.?\s*due", r"balance\s*due", r"total\s*due", r"total\s*payable",
+               r"amount\s*payable", r"nett?\s*total", r"rounded\s*total", r"total\s*rounded",
+               r"(?:total|amount|amt)\s*after\s*round\w*", r"total\s*\(?\s*incl\w*", r"incl\w*\.?\s*(?:of\s*)?(?:gst|tax|vat|sst)",
+               r"(?:amount|amt|total)\s*paid", r"paid\s*amount", r"total\s*to\s*pay", r"nett?\s*amount\s*payable"],
+        "NL": [r"te\s*betalen", r"totaal\s*incl\w*", r"totaalbedrag", r"incl\w*\.?\s*btw"],
+        "FR": [r"net\s*[àa]\s*payer", r"montant\s*[àa]\s*payer", r"total\s*ttc", r"total\s*[àa]\s*payer",
+               r"somme\s*[àa]\s*payer", r"montant\s*ttc"],
+        "DE": [r"zu\s*zahlen", r"gesamtbetrag", r"rechnungsbetrag", r"endbetrag", r"brutto\w*"],
+        "MS": [r"jumlah\s*besar", r"jumlah\s*bayaran", r"jumlah\s*keseluruhan", r"jumlah\s*perlu\s*dibayar",
+               r"jumlah\s*termasuk\s*cukai"],
+    },
+    "total_weak": {  # totals that are not the amount to pay: before tax, before rounding, a subtotal
+        "EN": [r"sub\s*-?\s*total", r"excl\w*\.?\s*(?:of\s*)?(?:gst|tax|vat|sst)", r"before\s*(?:round\w*|tax|gst|disc\w*)",
+               r"total\s*(?:excl\w*|net)\b", r"net\s*amount", r"total\s*sales\s*\(?excl\w*", r"amount\s*\(?excl\w*"],
+        "NL": [r"subtotaal", r"excl\w*\.?\s*btw", r"totaal\s*excl\w*", r"netto\s*bedrag"],
+        "FR": [r"sous[-\s]*total", r"total\s*ht", r"montant\s*ht", r"hors\s*tax\w*"],
+        "DE": [r"zwischensumme", r"nettobetrag", r"summe\s*netto", r"netto", r"ohne\s*mwst"],
+        "MS": [r"jumlah\s*kecil", r"sebelum\s*(?:cukai|bundar\w*)", r"tidak\s*termasuk\s*cukai"],
+    },
+    "cash": {  # money handed over
+        "EN": [r"cash\s*(?:tendered|received|paid)?", r"tendered", r"amount\s*tendered", r"payment\s*received",
+               r"payment", r"pay", r"credit\s*card", r"credit", r"debit\s*card", r"card", r"visa", r"master\s*card",
+               r"amex", r"e-?wallet"],
+        "NL": [r"contant", r"ontvangen", r"pin", r"pinbetaling"], "FR": [r"esp[èe]ces", r"montant\s*re[çc]u", r"carte"],
+        "DE": [r"bar\s*gegeben", r"gegeben", r"barzahlung", r"karte", r"ec-?karte"],
+        "MS": [r"tunai", r"wang\s*diterima", r"kad\s*kredit"],
+    },
+    "change": {  # money handed back
+        "EN": [r"change\s*(?:due|given)?", r"balance\s*(?:returned|change)"], "NL": [r"wisselgeld", r"terug"],
+        "FR": [r"rendu", r"monnaie\s*rendue"], "DE": [r"r[üu]ckgeld", r"zur[üu]ck"], "MS": [r"baki", r"wang\s*baki", r"kembalian"],
+    },
+    "discount": {
+        "EN": [r"discount", r"disc\.?", r"less", r"voucher", r"coupon", r"promo\w*"], "NL": [r"korting"],
+        "FR": [r"remise", r"r[ée]duction", r"rabais"], "DE": [r"rabatt", r"nachlass"], "MS": [r"diskaun", r"potongan"],
+    },
+    "void": {  # a cancelled line or receipt: its amounts are not the amount to pay
+        "EN": [r"void(?:ed)?", r"cancel+ed", r"cancel+ation", r"refund\w*"], "NL": [r"geannuleerd", r"storno"],
+        "FR": [r"annul[ée]e?s?", r"annulation"], "DE": [r"storn\w*", r"storniert"], "MS": [r"batal", r"dibatalkan"],
+    },
     "line_items_header": {
         "EN": [r"description", r"item", r"qty", r"quantity", r"unit\s*price", r"price", r"amount"],
         "NL": [r"omschrijving", r"aantal", r"prijs", r"bedrag"],
@@ -149,7 +193,7 @@ REGISTRATION = re.compile(
 """A company registration line printed under the name (e.g. '(CO.REG : 933109-X)', '(JM0517726)')."""
 
 ADDRESS_STOP = re.compile(
-    r"\b(tel|telephone|phone|fax|h/p|hp|email|e-mail|www|http|gst|sst|vat|btw|tva|ust|kvk|iban|siret|invoice|"
+    r"\b(tel|telephone|phone|fax|h/p|hp|email|e-mail|www|http|care\s*line|hot\s*line|gst|sst|vat|btw|tva|ust|kvk|iban|siret|invoice|"
     r"receipt|cash\s*bill|tax\b|taxinvoice|inv[o0][il1]ce|guest\s*check|shopping\s*hours|opening\s*hours|"
     r"date|cashier|document|doc\s*no|bill\s*no|order|table)|@|(?:\d{2,4}-\d{3,4}\s?\d{3,4})",
     re.IGNORECASE,
@@ -209,6 +253,8 @@ class Found:
     note: str | None = None
     currency: str | None = None
     score: float = 0.0
+    status: str | None = None  # None: verified (read at its box); "unverified": read, but the evidence is weak
+    printed: str | None = None  # the value as it must have been printed, when OCR letters were read as digits
 
 
 @dataclass(frozen=True)
@@ -237,29 +283,84 @@ class PageText:
     rows: tuple[tuple[int, ...], ...]  # indices into lines, each row left to right
     width_px: float
     height_px: float
+    skew: float = 0.0  # text slope dy/dx that the rows were built with
 
     def row_of(self, i: int) -> int:
         return next(r for r, row in enumerate(self.rows) if i in row)
 
 
+def estimate_skew(lines: Sequence[Line]) -> float:
+    """The page's text slope (dy/dx): the slope that lines up the most boxes printed side by side; 0 when level.
+
+    A photographed receipt is rarely level: a label at the left and its amount far right drift apart by
+    slope x distance, enough to put the amount on the next row's band. Every pair of horizontally separate
+    boxes votes for the slopes that would put them on one row (weighted by how exactly); a slope that also
+    lines up the neighbouring rows' pairs gets fewer, closer votes than the true one, and a level page wins ties.
+    """
+    import numpy as np
+
+    if len(lines) < 2:
+        return 0.0
+    b = np.array([ln.bbox_page_px for ln in lines], dtype=float)
+    h = float(np.median(b[:, 3] - b[:, 1]))
+    if h <= 0:
+        return 0.0
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    right_of = b[None, :, 0] >= b[:, None, 2]  # [a, b]: box b starts right of where box a ends
+    dx, dy = cx[None, :] - cx[:, None], cy[None, :] - cy[:, None]
+    keep = right_of & (dx > 0) & (np.abs(dy) <= 0.15 * dx + h)
+    dx, dy = dx[keep], dy[keep]
+    if dx.size < 2:
+        return 0.0
+    ks = np.arange(-30, 31)
+    fit = np.clip(1 - np.abs(dy[None, :] - (ks * 0.005)[:, None] * dx[None, :]) / (0.5 * h), 0, None).sum(axis=1)
+    score = fit - 0.5 * np.abs(ks) / 30
+    best = score.max()
+    k = min((int(k) for k in ks[np.isclose(score, best)]), key=abs)  # a level page wins ties
+    return k * 0.005
+
+
+def _band(box: Box, skew: float) -> tuple[float, float]:
+    """A box's vertical extent with the page's slope taken out (the printed row it sits on)."""
+    cx = (box[0] + box[2]) / 2
+    h = box[3] - box[1]
+    h = max(h - abs(skew) * (box[2] - box[0]), 0.5 * h)
+    cy = (box[1] + box[3]) / 2 - skew * cx
+    return cy - h / 2, cy + h / 2
+
+
+def _x_overlap(a: Box, b: Box) -> bool:
+    """Two boxes that share a third of the narrower one's width are stacked lines, never one printed row."""
+    return min(a[2], b[2]) - max(a[0], b[0]) > 0.33 * min(a[2] - a[0], b[2] - b[0])
+
+
 def build_page(lines: Sequence[Line], index: int, width_px: float, height_px: float) -> PageText:
-    """Sort lines top to bottom and group those sharing most of their height into rows."""
-    order = sorted(range(len(lines)), key=lambda i: (lines[i].bbox_page_px[1] + lines[i].bbox_page_px[3]) / 2)
+    """Sort lines top to bottom and group those on one printed row: bands that overlap by half their height
+    once the page's slope (`estimate_skew`) is taken out, so a label and an amount far to its right on a
+    tilted photo stay on one row."""
+    skew = estimate_skew(lines)
+    bands = [_band(ln.bbox_page_px, skew) for ln in lines]
+    order = sorted(range(len(lines)), key=lambda i: (bands[i][0] + bands[i][1]) / 2)
     rows: list[list[int]] = []
+    row_bands: list[tuple[float, float]] = []
     for i in order:
-        b = lines[i].bbox_page_px
+        b = bands[i]
         placed = False
-        for row in rows[-3:]:
-            r = union_box([lines[j].bbox_page_px for j in row])
-            overlap = min(b[3], r[3]) - max(b[1], r[1])
-            if overlap >= 0.6 * min(b[3] - b[1], r[3] - r[1]):
-                row.append(i)
+        for k in range(len(rows) - 1, max(-1, len(rows) - 4), -1):
+            r = row_bands[k]
+            overlap = min(b[1], r[1]) - max(b[0], r[0])
+            if overlap >= 0.5 * min(b[1] - b[0], r[1] - r[0]) and not any(
+                    _x_overlap(lines[i].bbox_page_px, lines[j].bbox_page_px) for j in rows[k]):
+                rows[k].append(i)
+                row_bands[k] = (min(r[0], b[0]), max(r[1], b[1])) if len(rows[k]) < 2 else (
+                    (r[0] * (len(rows[k]) - 1) + b[0]) / len(rows[k]), (r[1] * (len(rows[k]) - 1) + b[1]) / len(rows[k]))
                 placed = True
                 break
         if not placed:
             rows.append([i])
+            row_bands.append(b)
     ordered = [sorted(row, key=lambda j: lines[j].bbox_page_px[0]) for row in rows]
-    ordered.sort(key=lambda row: min(lines[j].bbox_page_px[1] for j in row))
+    ordered.sort(key=lambda row: min(bands[j][0] for j in row))
     flat = [j for row in ordered for j in row]
     remap = {old: new for new, old in enumerate(flat)}
     return PageText(
@@ -268,6 +369,7 @@ def build_page(lines: Sequence[Line], index: int, width_px: float, height_px: fl
         rows=tuple(tuple(remap[j] for j in row) for row in ordered),
         width_px=width_px,
         height_px=height_px,
+        skew=skew,
     )
 
 
@@ -326,7 +428,25 @@ def value_candidates(page: PageText, i: int, label_end: int) -> list[tuple[int, 
         if any(page.lines[j].text.rstrip().endswith(":") for j in under):
             return out  # a column of labels: the line under this label is the next label, not its value
         out += [(j, 0) for j in below]
+    # column layouts: the nearest line under the label that shares its x-range, whatever the rows between
+    lb = page.lines[i].bbox_page_px
+    h = lb[3] - lb[1]
+    under_col = [j for j in range(len(page.lines)) if j != i
+                 and page.lines[j].bbox_page_px[1] >= lb[3] - 0.25 * h
+                 and page.lines[j].bbox_page_px[1] - lb[3] <= 1.5 * h
+                 and min(page.lines[j].bbox_page_px[2], lb[2]) - max(page.lines[j].bbox_page_px[0], lb[0]) > 0]
+    if under_col:
+        nearest = min(under_col, key=lambda k: page.lines[k].bbox_page_px[1])
+        if (nearest, 0) not in out:
+            out.append((nearest, 0))
     return out
+
+
+def _label_note(page: PageText, i: int, j: int, label: str) -> str:
+    """'label 'Date' on row 7, value to its right' -- how a labelled value was paired, for the field's note."""
+    ri, rj = page.row_of(i), page.row_of(j)
+    where = "on its line" if i == j else "to its right" if ri == rj else f"below it (row {rj + 1})"
+    return f"label {label!r} on row {ri + 1}{'' if page.index == 0 else f' of page {page.index + 1}'}, value {where}"
 
 
 def _after_separator(text: str, start: int) -> int:
@@ -351,7 +471,7 @@ def find_date(pages: Sequence[PageText], label_field: str, *, day_first: bool, r
                 if dates:
                     d = dates[0]
                     value = resolve_date(d, day_first=day_first)
-                    cand = _found(page, j, d.start, d.end, value, note=f"label {page.lines[i].text[start:end]!r}",
+                    cand = _found(page, j, d.start, d.end, value, note=_label_note(page, i, j, page.lines[i].text[start:end]),
                                   score=10 - rank)
                     if best is None or cand.score > best.score:
                         best = cand
@@ -388,8 +508,14 @@ def _amount_in(text: str, start: int, *, decimal_comma: bool | None) -> AmountMa
     with_dec = [a for a in amounts if a.has_decimals or a.currency and not re.match(r"\s\d", masked[a.end:])]
     pick = with_dec[0] if with_dec else None
     if pick is None:
+        # the decimal point lost by OCR: "10 00" alone at the end of a value is 10.00
+        m = re.search(r"(?<![\d.,-])(\d{1,6})[ -](\d{2})\s*$", masked)
+        if m:
+            fixed = f"{m.group(1)}.{m.group(2)}"
+            return AmountMatch(m.group(0).strip(), m.start() + start, m.end() + start, Decimal(fixed), None, True,
+                               f"read {m.group(0).strip()!r} as {fixed!r} (decimal point not read)", fixed)
         return None
-    return AmountMatch(pick.raw, pick.start + start, pick.end + start, pick.value, pick.currency, pick.has_decimals)
+    return replace(pick, start=pick.start + start, end=pick.end + start)
 
 
 def find_amount_for(page: PageText, i: int, label_end: int, *, decimal_comma: bool | None) -> tuple[int, AmountMatch] | None:
@@ -404,14 +530,19 @@ def find_amount_for(page: PageText, i: int, label_end: int, *, decimal_comma: bo
 def _money(page: PageText, j: int, a: AmountMatch, note: str, score: float) -> Found:
     raw_start, raw_end = a.start, a.end
     text = page.lines[j].text
-    # keep a "$" printed right before the number (receipts print "$8.20"), drop letter codes from the raw span
-    m = re.match(r"(?:RM|EUR|USD|MYR|GBP|INR|PLN|CHF|Rs\.?)\s*", text[raw_start:raw_end], re.IGNORECASE)
+    fixed = a.repaired_raw if a.repair else text[a.start:a.end]
+    # keep a currency mark printed as one token with the number ("$8.20", "RM41.45"): that is what is printed;
+    # a code set apart by a space ("RM 3.90") is a column mark, not part of the amount
+    m = re.match(r"(?:RM|EUR|USD|MYR|GBP|INR|PLN|CHF|Rs\.?)\s+", text[raw_start:raw_end], re.IGNORECASE)
     if m:
         raw_start += m.end()
     trailing = re.search(r"\s*(?:€|EUR|USD|MYR|GBP|INR|PLN|CHF|zł|RM)?\s*$", text[raw_start:raw_end], re.IGNORECASE)
     raw_end = raw_start + (trailing.start() if trailing else raw_end - raw_start)
+    printed = fixed[raw_start - a.start:raw_end - a.start].strip() if a.repair else None
+    if a.repair:
+        note = f"{note}; {a.repair}" if note else a.repair
     return Found(a.value, text[raw_start:raw_end].strip(), page.index, span_box(page.lines[j], raw_start, raw_end),
-                 note, a.currency, score)
+                 note, a.currency, score, printed=printed)
 
 
 def find_labelled_amounts(pages: Sequence[PageText], label_field: str, *, exclude: str | None,
@@ -428,7 +559,7 @@ def find_labelled_amounts(pages: Sequence[PageText], label_field: str, *, exclud
                 continue
             j, a = hit
             label = page.lines[i].text[start:end]
-            out.append(_money(page, j, a, f"label {label!r}", 10 - rank + page.index * 0.01 + i * 1e-4))
+            out.append(_money(page, j, a, _label_note(page, i, j, label), 10 - rank + page.index * 0.01 + i * 1e-4))
     return out
 
 
@@ -441,45 +572,252 @@ def _stronger_than_exclusion(text: str, label_field: str, exclude: str | None) -
     return best_in > best_out
 
 
-def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None,
-               subtotal: Found | None, tax: Found | None) -> tuple[Found | None, list[tuple[str, str]]]:
-    """The amount to pay: the strongest 'total' label, then arithmetic (see `adjust_total`)."""
-    total, notes = _labelled_total(pages, decimal_comma=decimal_comma, subtotal=subtotal, tax=tax)
-    if total is None:
+TOTAL_STRENGTH = {"total_strong": 3, "total": 2, "total_weak": 1}
+"""Label strength of an amount offered as the total: strong (payable, due, incl. tax, paid), plain, weak."""
+
+
+@dataclass(frozen=True)
+class RoleAmount:
+    """An amount next to a label, with the part it plays in the receipt's arithmetic."""
+
+    found: Found
+    role: str  # total, cash, change, rounding, tax, discount
+    strength: int  # TOTAL_STRENGTH of its label (totals only)
+    label: str
+    row: int
+    void: bool = False
+    line_text: str = ""
+
+
+def label_role(text: str) -> tuple[str, int, re.Match[str]] | None:
+    """What a line's label says its amount is: (role, strength, label match), strongest reading first."""
+    def first(field_name: str) -> re.Match[str] | None:
+        hits = [m for _, p in PATTERNS[field_name] for m in [p.search(text)] if m]
+        return max(hits, key=lambda m: (m.end() - m.start(), -m.start())) if hits else None
+
+    for role, field_name in (("change", "change"),):
+        m = first(field_name)
+        if m and not first("total_strong"):
+            return role, 0, m
+    strong, weak = first("total_strong"), first("total_weak")
+    if weak and (not strong or weak.end() - weak.start() >= strong.end() - strong.start()
+                 and not re.search(r"incl|ttc|inkl|termasuk", strong.group(0), re.I)):
+        return "total", TOTAL_STRENGTH["total_weak"], weak
+    if strong:
+        return "total", TOTAL_STRENGTH["total_strong"], strong
+    for role in ("cash", "rounding", "discount"):
+        m = first(role)
+        if m:
+            return role, 0, m
+    plain = first("total")
+    if plain and not first("not_total"):
+        return "total", TOTAL_STRENGTH["total"], plain
+    m = first("tax")
+    if m:
+        return "tax", 0, m
+    return None
+
+
+def collect_role_amounts(pages: Sequence[PageText], *, decimal_comma: bool | None) -> list[RoleAmount]:
+    """Every labelled amount of the totals block, paired by printed row (see `find_amount_for`)."""
+    out = []
+    for page in pages:
+        void_rows = {page.row_of(i) for i, *_ in find_labels(page, "void")}
+        for i, line in enumerate(page.lines):
+            got = label_role(line.text)
+            at, start = i, 0  # the line whose text the label ends in, and where that text starts in the join
+            nxt = _label_continuation(page, i)
+            if nxt is not None:
+                # a label split by OCR into two boxes ('Total' | 'Payable:'): read it whole when that says more
+                joined = label_role(f"{line.text} {page.lines[nxt].text}")
+                if joined is not None and joined[2].end() > len(line.text) + 1 and (
+                        got is None or joined[1] > got[1] or joined[0] != got[0]):
+                    got, at, start = joined, nxt, len(line.text) + 1
+            if got is None:
+                continue
+            role, strength, m = got
+            hit = find_amount_for(page, at, m.end() - start, decimal_comma=decimal_comma)
+            if hit is None:
+                continue
+            j, a = hit
+            r = page.row_of(i)
+            found = _money(page, j, a, "", 0.0)
+            out.append(RoleAmount(found, role, strength, m.group(0), r, r in void_rows or r - 1 in void_rows,
+                                  line.text))
+    return out
+
+
+def _label_continuation(page: PageText, i: int) -> int | None:
+    """The box right after line i on its row, close enough to continue its words and holding no amount."""
+    row = page.rows[page.row_of(i)]
+    k = row.index(i)
+    if k + 1 >= len(row):
+        return None
+    a, b = page.lines[i].bbox_page_px, page.lines[row[k + 1]].bbox_page_px
+    text = page.lines[row[k + 1]].text
+    if b[0] - a[2] > 2.0 * (a[3] - a[1]) or re.search(r"\d", text):
+        return None
+    return row[k + 1]
+
+
+def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtotal: Found | None = None,
+               tax: Found | None = None, items_sum: Decimal | None = None,
+               item_amounts: Sequence[Decimal] = ()) -> tuple[Found | None, list[tuple[str, str]]]:
+    """The amount to pay, chosen by evidence: label strength, then arithmetic votes.
+
+    Every amount offered as a total scores 2 x its label strength (strong 3, plain 2, weak 1) and gets votes
+    from the receipt's own arithmetic: cash - change, subtotal + tax - discount + rounding, a labelled total
+    plus a rounding adjustment (this one also lends the base total's label strength), the sum of the line
+    items. A voided row loses. The note of the chosen total lists its label, row and votes, and the runner-up.
+    When only a weak total (a subtotal) exists it is returned `unverified`, with a warning.
+    """
+    notes: list[tuple[str, str]] = []
+    roles = collect_role_amounts(pages, decimal_comma=decimal_comma)
+    roles = [r for r in roles if r.found.value is not None]
+    by = {k: [r for r in roles if r.role == k and not r.void] for k in ("total", "cash", "change", "rounding", "tax",
+                                                                         "discount")}
+    # "amount paid" is the total on some receipts and the money handed over on others: it votes as cash too
+    by["cash"] += [r for r in by["total"] if re.search(r"paid", r.label, re.I)]
+    rounding = [r.found.value for r in by["rounding"] if abs(r.found.value) < 1]  # type: ignore[arg-type]
+    weak = [r for r in by["total"] if r.strength == TOTAL_STRENGTH["total_weak"]]
+    taxes = [r.found.value for r in by["tax"]] + ([tax.value] if tax is not None else [])
+    discounts = [abs(r.found.value) for r in by["discount"]]  # type: ignore[arg-type]
+    cands: dict[Decimal, dict] = {}
+
+    def cand(value: Decimal, found: Found, strength: int, why: str, role: RoleAmount | None) -> dict:
+        c = cands.setdefault(value, {"found": found, "strength": -1, "label": None, "votes": [], "void": False,
+                                     "roles": []})
+        if role is not None:
+            c["roles"].append(role)
+        if strength > c["strength"]:
+            c.update(found=found, strength=strength, label=why)
+        return c
+
+    for r in by["total"]:
+        if r.found.value >= 0:  # type: ignore[operator]
+            cand(r.found.value, r.found, r.strength, f"label {r.label!r} on row {r.row + 1}", r)  # type: ignore[arg-type]
+    for r in roles:
+        if r.void and r.role == "total" and r.found.value in cands:
+            cands[r.found.value]["void"] = True
+    # arithmetic: which printed amounts do the receipt's own sums explain?
+    printed = _printed_amounts(pages, decimal_comma=decimal_comma)
+    sums: list[tuple[Decimal, str, int]] = []  # (value, how, lent strength)
+    for c_ in by["cash"]:
+        for ch in by["change"]:
+            sums.append((c_.found.value - ch.found.value, f"cash {c_.found.raw} - change {ch.found.raw}", 0))  # type: ignore[operator]
+    for base in by["total"]:
+        for adj in rounding:
+            if adj:
+                # receipts print the adjustment with either sign convention; only a printed result counts
+                lent = base.strength + 1 if base.strength != TOTAL_STRENGTH["total_weak"] else 2
+                sums.append((base.found.value + adj, f"{base.label!r} {base.found.raw} + rounding {adj}", lent))  # type: ignore[operator]
+                flipped = base.found.value - adj  # type: ignore[operator]
+                if (flipped * 100) % 5 == 0 and (base.found.value * 100) % 5 != 0:  # type: ignore[operator]
+                    # the other sign only when it rounds to the 0.05 that cash rounding aims at
+                    sums.append((flipped, f"{base.label!r} {base.found.raw} - rounding {adj}", lent))
+    for sub in [r.found for r in weak] + ([subtotal] if subtotal is not None else []):
+        for t in taxes or [Decimal(0)]:
+            for d in [Decimal(0), *discounts]:
+                for adj in [Decimal(0), *rounding]:
+                    if not (t or d or adj):
+                        continue
+                    how = f"subtotal {sub.raw}" + (f" + tax {t}" if t else "") + (f" - discount {d}" if d else "") \
+                        + (f" + rounding {adj}" if adj else "")
+                    sums.append((sub.value + t - d + adj, how, 0))  # type: ignore[operator]
+    if items_sum is not None and items_sum > 0:
+        sums.append((items_sum, f"sum of the line items {items_sum}", 0))
+    seen_votes: set[tuple[Decimal, str]] = set()
+    for value, how, lent in sums:
+        if value <= 0 or (value, how) in seen_votes:
+            continue
+        seen_votes.add((value, how))
+        if value in cands:
+            c = cands[value]
+        elif value in printed and (lent or not how.startswith("sum of")):
+            c = cand(value, printed[value], 0, "printed amount (no total label read)", None)
+        else:
+            continue
+        c["votes"].append(how)
+        if lent > c["strength"]:
+            c["strength"] = lent
+            c["label"] = (c["label"] or "") + f"; takes the label of {how.split(' + ')[0]}"
+    for c_ in by["cash"]:
+        if c_.role == "cash" and c_.found.value in cands and not by["change"]:
+            cands[c_.found.value]["votes"].append(f"cash paid {c_.found.raw} (no change)")
+    if not cands:
         guess = _unlabelled_total(pages, subtotal, tax, decimal_comma=decimal_comma)
         if guess is not None:
+            guess = Found(guess.value, guess.raw, guess.page, guess.bbox_page_px, guess.note, guess.currency,
+                          status="unverified", printed=guess.printed)
             return guess, [("no_total_label", f"no amount next to a 'total' label; took {guess.raw} ({guess.note})")]
-        return None, notes
-    return adjust_total(pages, total, subtotal, tax, decimal_comma=decimal_comma), notes
+        return None, [("missing_total", "no amount next to a 'total' label")]
+
+    two_decimals = any(re.search(r"[.,]\d{2}$", c["found"].raw) for c in cands.values())
+    largest_item = max(item_amounts, default=Decimal(0))
+    for c in cands.values():
+        if two_decimals and re.search(r"(?<![.,\d])\d+[.,]\d$", c["found"].raw):
+            c["doubt"] = "one decimal where the page prints two (a misread amount)"
+        elif c["strength"] > 0 and largest_item and c["found"].value < largest_item and re.search(
+                r"gst|tax|vat|sst|btw|tva|mwst|cukai", " ".join(r.line_text for r in c["roles"]), re.I):
+            c["doubt"] = f"names a tax and is smaller than a line item ({largest_item}): the tax, not the total"
+
+    def score(c: dict) -> int:
+        return 2 * c["strength"] + 2 * sum(not v.startswith(("sum of", "cash paid")) for v in c["votes"]) \
+            + sum(v.startswith(("sum of", "cash paid")) for v in c["votes"]) - (10 if c["void"] else 0) \
+            - (5 if c.get("doubt") else 0)
+
+    ranked = sorted(cands.items(), key=lambda kv: (score(kv[1]), len(kv[1]["votes"]), kv[0]), reverse=True)
+    value, best = ranked[0]
+    top = score(best)
+    ties = [(v, c) for v, c in ranked[1:] if score(c) == top and len(c["votes"]) == len(best["votes"]) and v != value]
+    runner = ranked[1] if len(ranked) > 1 else None
+    note = f"{best['label']}" + (f"; votes: {'; '.join(best['votes'])}" if best["votes"] else "; no arithmetic vote")
+    if best["found"].note:
+        note += f"; {best['found'].note}"
+    if best["void"]:
+        note += "; on a voided row"
+    if best.get("doubt"):
+        note += f"; doubtful: {best['doubt']}"
+    if runner is not None:
+        note += f"; beat {runner[1]['found'].raw} ({runner[1]['label']}, score {score(runner[1])} vs {top})"
+    if ties:
+        notes.append(("two_totals", "different amounts under equally strong total evidence: "
+                      + ", ".join([best["found"].raw] + [c["found"].raw for _, c in ties])
+                      + f"; took {best['found'].raw} (the largest)"))
+    else:
+        rivals = [c for v, c in ranked[1:] if c["strength"] >= best["strength"] and not c["void"]
+                  and any(r.role == "total" for r in c["roles"])]
+        if rivals:
+            notes.append(("two_totals", "different amounts under equally strong total labels: "
+                          + ", ".join([best["found"].raw] + [c["found"].raw for c in rivals])
+                          + f"; took {best['found'].raw} by its votes ({'; '.join(best['votes']) or 'none'})"))
+    if any(r.void for r in roles if r.role == "total"):
+        voided = sorted({r.found.raw for r in roles if r.role == "total" and r.void})
+        notes.append(("voided_total", f"a voided total was skipped: {', '.join(voided)}"))
+    f = best["found"]
+    status = None
+    if best["strength"] == TOTAL_STRENGTH["total_weak"] and not any(
+            c["strength"] > TOTAL_STRENGTH["total_weak"] for c in cands.values()):
+        nonzero_tax = [t for t in taxes if t]
+        if nonzero_tax and not [v for v in best["votes"] if not v.startswith("sum of")]:
+            sub = f.value + nonzero_tax[0]  # type: ignore[operator]
+            return None, [("missing_total", f"no total label was read; the subtotal {f.raw} plus tax "
+                           f"{nonzero_tax[0]} = {sub} is not printed, so no total is given")]
+        status = "unverified"
+        notes.append(("only_subtotal", f"no total label was read, only a subtotal ({f.raw}): it is returned as the "
+                      "total, unverified"))
+    return Found(f.value, f.raw, f.page, f.bbox_page_px, note, f.currency, float(top), status, f.printed), notes
 
 
-def adjust_total(pages: Sequence[PageText], total: Found, subtotal: Found | None, tax: Found | None, *,
-                 decimal_comma: bool | None) -> Found:
-    """Arithmetic on the printed amounts: a labelled total followed by a rounding adjustment, or a subtotal plus
-    tax (plus rounding) that the labelled total misses, is taken when that sum is itself printed below the
-    labels (the payable amount whose own label was not read). Only amounts printed on the page are returned."""
-    rounding = [a for a in find_labelled_amounts(pages, "rounding", exclude=None, decimal_comma=decimal_comma)
-                if abs(a.value) < 1]  # type: ignore[arg-type]
-    adj = rounding[0].value if rounding else Decimal(0)
-    sums = []
-    if adj:
-        sums.append((total.value + adj, "labelled total plus the rounding adjustment"))  # type: ignore[operator]
-    if subtotal is not None and tax is not None:
-        base = subtotal.value + tax.value  # type: ignore[operator]
-        sums += [(base + adj, "subtotal + tax + rounding"), (base, "subtotal + tax")]
-    for value, how in sums:
-        if value == total.value:
-            return total
-        for page in pages:
-            if page.index != total.page:
-                continue
-            for j, line in enumerate(page.lines):
-                if line.bbox_page_px[1] < total.bbox_page_px[1] - 2:
-                    continue
-                for a in find_amounts(line.text, decimal_comma=decimal_comma):
-                    if a.has_decimals and a.value == value:
-                        return _money(page, j, a, f"{how} = {value} (labelled total {total.raw})", total.score)
-    return total
+def _printed_amounts(pages: Sequence[PageText], *, decimal_comma: bool | None) -> dict[Decimal, Found]:
+    """Every amount with cents printed on the pages (the lowest printing of each value)."""
+    out: dict[Decimal, Found] = {}
+    for page in pages:
+        for j, line in enumerate(page.lines):
+            for a in find_amounts(line.text, decimal_comma=decimal_comma):
+                if a.has_decimals and a.value > 0:
+                    out[a.value] = _money(page, j, a, "", 0.0)
+    return out
 
 
 def _unlabelled_total(pages: Sequence[PageText], subtotal: Found | None, tax: Found | None, *,
@@ -524,35 +862,6 @@ def _row_at(pages: Sequence[PageText], found: Found) -> int:
     return min(range(len(page.rows)), key=lambda r: abs((row_box(page, r)[1] + row_box(page, r)[3]) / 2 - cy))
 
 
-def _labelled_total(pages: Sequence[PageText], *, decimal_comma: bool | None,
-                    subtotal: Found | None, tax: Found | None) -> tuple[Found | None, list[tuple[str, str]]]:
-    """The strongest 'total' label; among equals, the one that subtotal + tax explains, else the largest. Two different values under equally strong labels are reported, not hidden."""
-    notes: list[tuple[str, str]] = []
-    cands = find_labelled_amounts(pages, "total", exclude="not_total", decimal_comma=decimal_comma)
-    cands = [c for c in cands if c.value is not None and c.value >= 0]
-    if not cands:
-        return None, [("missing_total", "no amount next to a 'total' label")]
-    top = max(round(c.score) for c in cands)
-    best = [c for c in cands if round(c.score) == top]
-    values = {c.value for c in best}
-    if subtotal is not None and tax is not None:
-        expected = subtotal.value + tax.value  # type: ignore[operator]
-        match = [c for c in best if c.value == expected]
-        if match:
-            if len(values) > 1:
-                notes.append(("two_totals", "different amounts under equally strong total labels: "
-                              + ", ".join(f"{c.raw} (page {c.page + 1})" for c in best)
-                              + f"; took {match[-1].raw} = subtotal + tax"))
-            return match[-1], notes
-    if len(values) > 1:
-        # the largest wins: the others are usually a tax summary's column total or a pre-discount sum
-        pick = [c for c in best if c.value == max(values)][-1]
-        notes.append(("two_totals", "different amounts under equally strong total labels: "
-                      + ", ".join(f"{c.raw} (page {c.page + 1})" for c in best) + f"; took {pick.raw}"))
-        return pick, notes
-    return best[-1], notes
-
-
 HEADER_WORDS = re.compile(
     r"^\W*(tax\s*invoice|invoice|receipt|facture|factuur|rechnung|credit\s*note|cash\s*bill|official\s*receipt|"
     r"quittung|kwitantie|re[çc]u|resit|bon)\W*$", re.IGNORECASE)
@@ -574,9 +883,44 @@ def _row_cluster(page: PageText, r: int) -> list[int]:
     return groups[0]
 
 
+WORD_GAP_SPACE = 0.4
+"""A gap between two word boxes wider than this many line heights is a printed space (text spaces: median 0.3)."""
+
+
+def spaced_line_text(line: Line) -> str:
+    """The line's text with a space wherever two of its word boxes stand apart by more than `WORD_GAP_SPACE`
+    line heights but the OCR text has none ('JALANAIR' read from the boxes 'JALAN' | 'AIR').
+
+    The recogniser drops spaces its own word boxes keep; the gap decides, never the words. Nothing else
+    changes: punctuation stays as read, and a line whose words do not spell its text is returned as is.
+    """
+    text, words = line.text, line.words
+    height = line.bbox_page_px[3] - line.bbox_page_px[1]
+    if len(words) < 2 or height <= 0:
+        return text
+    cuts, pos = [], 0
+    for a, b in zip(words, words[1:], strict=False):
+        at = text.find(a.text, pos)
+        if at < 0:
+            return text
+        pos = at + len(a.text)
+        if text[pos:pos + 1] not in ("", " ") and text.startswith(b.text, pos) \
+                and b.bbox_page_px[0] - a.bbox_page_px[2] > WORD_GAP_SPACE * height \
+                and not (_is_cjk(a.text[-1]) or _is_cjk(b.text[0])):
+            cuts.append(pos)
+    for at in reversed(cuts):
+        text = text[:at] + " " + text[at:]
+    return text
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u2e80" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" or "\uff00" <= ch <= "\uffef"
+
+
 def row_text(page: PageText, r: int) -> str:
-    """The first group of lines of a row joined left to right, with full-width brackets made ASCII."""
-    text = " ".join(page.lines[j].text.strip() for j in _row_cluster(page, r))
+    """The first group of lines of a row joined left to right (spaces where the word boxes show them), with
+    full-width brackets made ASCII."""
+    text = " ".join(spaced_line_text(page.lines[j]).strip() for j in _row_cluster(page, r))
     return text.replace("（", "(").replace("）", ")").replace("：", ":")
 
 
@@ -604,7 +948,8 @@ def find_company(page: PageText) -> tuple[Found | None, int]:
         letters = sum(ch.isalpha() for ch in text)
         if letters < 3 or text == text.lower() and not COMPANY_SUFFIXES.search(text):
             continue  # handwriting / stamps OCR'd in lower case, numbers, noise
-        if re.search(r"\b(tax\s*invoice|receipt|invoice|facture|factuur|rechnung|welcome|selamat|credit\s*note|cash\s*bill)\b", text, re.I):
+        if re.search(r"\b(tax\s*invoice|receipt|invoice|facture|factuur|rechnung|welcome|selamat|credit\s*note|cash\s*bill|"
+                     r"thank\s*you|please|goods\s*sold|returnable|terima\s*kasih|dank\s*u|merci|danke)\b", text, re.I):
             continue
         if ADDRESS_STOP.search(text) or REGISTRATION.search(text) or find_dates(text) or re.search(r"\.com\b", text, re.I):
             continue
@@ -618,9 +963,9 @@ def find_company(page: PageText) -> tuple[Found | None, int]:
     r = start + 1
     while r < limit and len(parts) < 4:
         so_far = " ".join(row_text(page, k) for k in parts)
-        if _ends_with_suffix(so_far) and not _continues(so_far, ""):
-            break  # a name that ends with its legal form or trade is complete
         text = row_text(page, r)
+        if _ends_with_suffix(so_far) and not _continues(so_far, "") and not COMPANY_SUFFIXES.match(text.strip()):
+            break  # a name that ends with its legal form or trade is complete (unless the next row goes on with one)
         if any(ch.isdigit() for ch in text) or ADDRESS_WORDS.search(text) or REGISTRATION.search(text) \
                 or ADDRESS_STOP.search(text):
             break
@@ -640,10 +985,55 @@ def find_company(page: PageText) -> tuple[Found | None, int]:
         for k in range(len(parts) - 1, 0, -1):
             tail = parts[k:]
             if _is_full_legal_name(" ".join(row_text(page, t) for t in tail)) \
-                    and not _continues(row_text(page, parts[k - 1]), ""):
+                    and not _continues(row_text(page, parts[k - 1]), "") \
+                    and not re.match(r"\s*(&|and\b)", row_text(page, tail[0]), re.I) \
+                    and not COMPANY_SUFFIXES.match(row_text(page, tail[0]).strip()):  # 'ENTERPRISE (..) SDN BHD'
                 found = _block(page, tail, "top of the first page (legal name under a brand line)")
                 return _cut_after_suffix(found), parts[-1]
-    return _cut_after_suffix(_block(page, parts, "top of the first page")), parts[-1]
+    if not LEGAL_FORMS.search(" ".join(row_text(page, k) for k in parts)):
+        legal = _legal_name_below(page, parts[-1] + 1) or _registered_name_below(page, parts[-1] + 1)
+        if legal is not None:
+            return legal
+    return _cut_after_suffix(_block(page, parts, f"top of the first page, rows {parts[0] + 1}-{parts[-1] + 1}")), \
+        parts[-1]
+
+
+def _legal_name_below(page: PageText, first: int) -> tuple[Found, int] | None:
+    """A brand, outlet or slogan name on top, the registered name (ending in its legal form) a few rows below,
+    before the address: the registered name is the company. Returns it and its row."""
+    for r in range(first, min(len(page.rows), first + 5)):
+        text = LEADING_REGISTRATION.sub("", row_text(page, r))
+        if ADDRESS_START.match(text) or ADDRESS_STOP.search(text) or find_dates(text):
+            return None
+        cut = re.split(r"\(\s*(?:co\.?\s*)?(?:reg\w*\.?\s*)?(?:no\.?\s*)?[:.]?\s*[A-Z]{0,3}\d{4,}", text, maxsplit=1,
+                       flags=re.IGNORECASE)[0].strip()
+        if LEGAL_FORMS.search(cut) and _is_full_legal_name(cut) and not _continues(row_text(page, r - 1), ""):
+            found = _block(page, [r], f"row {r + 1}: the registered name (legal form) under a brand line")
+            return _cut_after_suffix(found), r
+    return None
+
+
+def _is_registration_row(text: str) -> bool:
+    """A row that is only a registration number, bracketed or labelled ('(81109-A)', 'Co. Reg: 933109-X')."""
+    return bool(re.fullmatch(r"\(\s*[A-Z]{0,3}[.:]?\s*\d{4,}\s?-?\s?[A-Z]?\s*\)?\W*", text.strip(), re.I)
+                or re.match(r"^\W*(co\.?\s*-?\s*re?[gf]|company\s*(?:reg|no)|reg\.?\s*no|roc\b|br\s*no)", text, re.I))
+
+
+def _registered_name_below(page: PageText, first: int) -> tuple[Found, int] | None:
+    """The top row was not followed by its registration number, but a name row a little lower is: the name
+    printed right above the registration number is the registered one (the rows above it are a logo or
+    slogan the OCR read as noise). Returns it and its row."""
+    if first < len(page.rows) and _is_registration_row(row_text(page, first)):
+        return None  # the top name is itself the registered one
+    for r in range(first, min(len(page.rows) - 1, first + 4)):
+        text = row_text(page, r)
+        if ADDRESS_START.match(text) or ADDRESS_STOP.search(text) or find_dates(text):
+            return None
+        words = re.findall(r"[A-Za-z]{2,}", text)
+        if len(words) >= 2 and not any(ch.isdigit() for ch in text) and _is_registration_row(row_text(page, r + 1)):
+            found = _block(page, [r], f"row {r + 1}: the name printed above its registration number")
+            return found, r
+    return None
 
 
 LEGAL_FORMS = re.compile(
@@ -666,7 +1056,7 @@ def _cut_after_suffix(found: Found) -> Found:
     'AEON CO. (M) BHD (126926-H)' -> 'AEON CO. (M) BHD'."""
     for m in COMPANY_SUFFIXES.finditer(found.raw):
         end = m.end() + (1 if found.raw[m.end():m.end() + 1] == "." else 0)
-        if re.match(r"\s*[(\[]?\s*[A-Z]{0,3}\s*\d{4,}", found.raw[end:], re.IGNORECASE):
+        if re.match(r"[\s'\"`,.]*[(\[]?\s*[A-Z]{0,3}\s*\d{4,}", found.raw[end:], re.IGNORECASE):
             text = found.raw[:end].rstrip(" ,-")
             return Found(text, text, found.page, found.bbox_page_px, found.note)
     return found
@@ -677,7 +1067,8 @@ def _ends_with_suffix(text: str) -> bool:
 
 
 def _continues(prev: str, cur: str) -> bool:
-    return bool(re.search(r"(&|\band\b|-)\s*$", prev.strip(), re.I))
+    """A row that leads into the next: it ends in '&', 'and' or '-', or leaves a bracket open ('(SETIA')."""
+    return bool(re.search(r"(&|\band\b|-)\s*$", prev.strip(), re.I)) or prev.count("(") > prev.count(")")
 
 
 def find_address(page: PageText, after: int) -> Found | None:
@@ -703,22 +1094,85 @@ def find_address(page: PageText, after: int) -> Found | None:
             break
         if parts and row_box(page, r)[1] - row_box(page, parts[-1])[3] > 2.0 * _row_height(page, r):
             break
-        if postcode_seen and len(text.split()) > 4:
+        if postcode_seen and _town_then_state(page, r):
+            parts += [r, r + 1]  # the town on its own row, then the state: both belong to the address
             break
+        if postcode_seen and (len(text.split()) > 4 or not (
+                row_text(page, parts[-1]).rstrip().endswith(",") or REGION.search(text) or BUILDING.search(text))):
+            break  # after the postcode row only a state or country (or a row the postcode row leads into)
         parts.append(r)
         if postcode_seen:
             break
         postcode_seen = bool(POSTCODE.search(text))
     if not parts or not ADDRESS_WORDS.search(" ".join(row_text(page, k) for k in parts)):
         return None
-    found = _block(page, parts, "rows under the merchant")
-    text = LEADING_REGISTRATION.sub("", found.raw)
-    return Found(text, text, found.page, found.bbox_page_px, found.note)
+    # a brand, branch or licensee row printed above the street: the address starts at the row that starts
+    # like one ('NO 2A', 'LOT 6,', 'LEVEL 6,', '176 JLN ...'), when the rows before it hold no postcode
+    starts = [k for k, r in enumerate(parts) if ADDRESS_START.match(row_text(page, r))]
+    skipped = ""
+    if starts and starts[0] > 0 and not any(POSTCODE.search(row_text(page, r)) for r in parts[:starts[0]]):
+        skipped = "; skipped " + " / ".join(repr(row_text(page, r)) for r in parts[:starts[0]])
+        parts = parts[starts[0]:]
+    found = _block(page, parts, f"rows {parts[0] + 1}-{parts[-1] + 1} under the merchant{skipped}")
+    read = LEADING_REGISTRATION.sub("", found.raw)
+    text = repair_address_numbers(split_glued_address_numbers(read))
+    if text == read:
+        return Found(text, text, found.page, found.bbox_page_px, found.note)
+    ops = SequenceMatcher(None, read, text, autojunk=False).get_opcodes()
+    changed = [f"'{read[max(i0 - 2, 0):i1 + 2]}' as '{text[max(j0 - 2, 0):j1 + 2]}'" for op, i0, i1, j0, j1 in ops
+               if op != "equal"]
+    note = f"{found.note}; read " + ", ".join(changed[:3])
+    return Found(text, read, found.page, found.bbox_page_px, note, printed=text)
 
 
+def _town_then_state(page: PageText, r: int) -> bool:
+    """Row r is a short name without digits (a town) right above a state or country row (under the postcode)."""
+    if r + 1 >= len(page.rows):
+        return False
+    town, state = row_text(page, r), row_text(page, r + 1)
+    return (len(town.split()) <= 3 and not any(ch.isdigit() for ch in town) and not REGION.search(town)
+            and not ADDRESS_STOP.search(town) and bool(REGION.search(state)) and not ADDRESS_STOP.search(state)
+            and row_box(page, r + 1)[1] - row_box(page, r)[3] <= 1.0 * _row_height(page, r + 1))
+
+
+GLUED_POSTCODE = re.compile(r"(?<![\w-])(\d{5})(?=[A-Za-z]{2,}\b)")
+GLUED_HOUSE_NUMBER = re.compile(r"(?<![\w./])(\d{1,4}[A-Za-z]?)(?=(?:jalan|jln|lorong|taman|tmn)\b)", re.IGNORECASE)
+
+
+def split_glued_address_numbers(text: str) -> str:
+    """A space the recogniser dropped inside one word box between a number and the word it precedes: a
+    postcode and its town ('53300KL'), a house number and its street ('14JALAN'). Word boxes cannot show this
+    gap (the box spans both); no address prints them glued. Nothing else is touched."""
+    return GLUED_HOUSE_NUMBER.sub(r"\1 ", GLUED_POSTCODE.sub(r"\1 ", text))
+
+
+ADDRESS_NUMBER_WITH_O = re.compile(r"(?<![\w./-])(?=[\dOo]*\d[\dOo]*\d)(?=\d*[Oo])([\dOo]{3,})(?=[,.]?(?:\s|$))")
+
+
+def repair_address_numbers(text: str) -> str:
+    """A house or lot number whose 0 the recogniser read as the letter O ('NO 29O,' -> 'NO 290,'): only tokens
+    of at least two real digits and O's, nothing else (so 'NO', 'LOT' and '47G' stay)."""
+    return ADDRESS_NUMBER_WITH_O.sub(lambda m: m.group(1).replace("O", "0").replace("o", "0"), text)
+
+
+ADDRESS_START = re.compile(
+    r"^\W{0,2}(?:no\b|no\.|no:|lot\b|lot\s*\d|level\b|lvl\b|unit\b|block\b|blk\b|suite\b|lorong\b|jalan\b|jln\b|"
+    r"g-?\d|(?:\d{1,2}(?:st|nd|rd|th)?\s*)?(?:flr|floor)\b|ground\s*floor|"
+    r"[a-z]?\d{1,4}[a-z]?(?:[-/&]\s?\d*[a-z]?)*\s*(?:,|&|\s+(?:jalan|jln|jl|lorong|taman|lot|road|rd|street|st)\b))",
+    re.IGNORECASE)
+"""A row that starts a street address: a house or lot number, a unit or level, or the street itself."""
 POSTCODE = re.compile(r"(?<![\d-])\d{5}(?![\d-])|\b\d{4}\s?[A-Z]{2}\b|\b[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b")
 """A postcode: 5 digits (MY, DE, FR, US), '1016 DV' (NL), 'SW1A 1AA' (UK)."""
-LEADING_REGISTRATION = re.compile(r"^\(?\s*[A-Z]{0,3}\d{4,}-?\s?[A-Z]?\s*\)\s*")
+LEADING_REGISTRATION = re.compile(r"^\(?\s*(?:[A-Z]{0,3}[.:]?\s*)?\d{4,}-?\s?[A-Z]?\s*\)\s*", re.IGNORECASE)
+REGION = re.compile(
+    r"\b(selangor|johor|kedah|perak|pahang|melaka|malacca|sabah|sarawak|penang|pulau\s*pinang|negeri\s*sembilan|"
+    r"terengganu|kelantan|perlis|putrajaya|labuan|kuala\s*lumpur|malaysia|singapore|darul\s*\w+|d\.\s?e\.?|wilayah\b.*|"
+    r"germany|deutschland|nederland|netherlands|france|belgi[eëu]m?|united\s*kingdom|uk|usa|india|poland|polska|d\.?\s?e)\W*$"
+    r"|^\(.*\)$|^\d{3,4}\s?-?\s?[a-z]",
+    re.IGNORECASE)
+"""A state or country printed on its own row under the postcode."""
+BUILDING = re.compile(r"\b(mall|plaza|complex|centre|center|tower|square|arcade|galleria)\W*$", re.IGNORECASE)
+"""A mall or building printed on its own row under the postcode (the shop's location in it)."""
 
 
 def find_identifier(pages: Sequence[PageText], label_field: str) -> Found | None:
@@ -732,7 +1186,7 @@ def find_identifier(pages: Sequence[PageText], label_field: str) -> Found | None
                 if m and not find_dates(m.group(0)) and len(m.group(0)) >= 3 and not _is_amount(m.group(0)):
                     s, e = at + m.start(), at + m.end()
                     raw = page.lines[j].text[s:e].rstrip(".")
-                    cand = _found(page, j, s, s + len(raw), raw, note=f"label {page.lines[i].text[start:end]!r}",
+                    cand = _found(page, j, s, s + len(raw), raw, note=_label_note(page, i, j, page.lines[i].text[start:end]),
                                   score=10 - rank)
                     if best is None or cand.score > best.score:
                         best = cand
@@ -916,7 +1370,12 @@ def extract_rules(pages: Sequence[PageText]) -> RuleResult:
     taxes = [t for t in taxes if "total" not in t.note.lower() or "tax" in t.note.lower() or "gst" in t.note.lower()]
     if taxes:
         values["tax"] = max(taxes, key=lambda c: c.score)
-    total, total_notes = find_total(pages, decimal_comma=dec_comma, subtotal=values.get("subtotal"), tax=values.get("tax"))
+    items = find_line_items(pages, decimal_comma=dec_comma)
+    item_amounts = [it.amount.value for it in items if it.amount is not None]
+    items_sum = sum(item_amounts, Decimal(0)) if len(item_amounts) >= 2 else None  # type: ignore[arg-type]
+    total, total_notes = find_total(pages, decimal_comma=dec_comma, subtotal=values.get("subtotal"),
+                                    tax=values.get("tax"), items_sum=items_sum,
+                                    item_amounts=[a for a in item_amounts if isinstance(a, Decimal)])
     notes += total_notes
     if total:
         values["total"] = total
@@ -935,7 +1394,6 @@ def extract_rules(pages: Sequence[PageText]) -> RuleResult:
         values["currency"] = Found(currency, currency, total.page if total else 0,
                                    total.bbox_page_px if total else (0.0, 0.0, 1.0, 1.0),
                                    "currency mark on the page")
-    items = find_line_items(pages, decimal_comma=dec_comma)
     return RuleResult(values=values, line_items=items, notes=notes)
 
 
@@ -945,7 +1403,7 @@ def extract_sroie_fields(lines: Sequence[Line], width_px: float, height_px: floa
     v = res.values
     return {
         "company": v["vendor_name"].raw if "vendor_name" in v else None,
-        "address": v["vendor_address"].raw if "vendor_address" in v else None,
+        "address": (v["vendor_address"].printed or v["vendor_address"].raw) if "vendor_address" in v else None,
         "date": v["date"].raw if "date" in v else None,
-        "total": v["total"].raw if "total" in v else None,
+        "total": (v["total"].printed or v["total"].raw) if "total" in v else None,
     }

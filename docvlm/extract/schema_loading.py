@@ -34,6 +34,8 @@ from docvlm.extract.models import (
 )
 
 BUILTIN_SCHEMAS = {"invoice": "invoice.py:Invoice", "receipt": "receipt.py:Receipt"}
+AUTO_SCHEMA = "auto"
+"""The schema spec that picks `receipt` or `invoice` per document from its cues (`docvlm.extract.choose`)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,16 @@ class LoadedSchema:
         return self.model.model_json_schema()
 
 
+def _auto_schema() -> LoadedSchema:
+    """`auto`: no fields of its own; its JSON Schema holds both built-ins, so the resume digest follows them."""
+    from pydantic import create_model
+
+    inv, rec = load_schema("invoice"), load_schema("receipt")
+    model = create_model("AutoSchema", __doc__="receipt or invoice, chosen per document from its cues",
+                         invoice=(inv.model | None, None), receipt=(rec.model | None, None))
+    return LoadedSchema(AUTO_SCHEMA, model, ())
+
+
 def schemas_dir() -> Path:
     """The schemas folder: repo_root/schemas in a checkout, else the copy shipped in the wheel."""
     pkg = Path(__file__).resolve().parent.parent
@@ -71,6 +83,8 @@ def load_schema(spec: str) -> LoadedSchema:
     Raises:
         docvlm.errors.UsageError: naming the file and how to fix the spec.
     """
+    if spec == AUTO_SCHEMA:
+        return _auto_schema()
     if spec in BUILTIN_SCHEMAS:
         file, _, attr = BUILTIN_SCHEMAS[spec].partition(":")
         model = _model_from_py(schemas_dir() / file, attr, shown=spec)
