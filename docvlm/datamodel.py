@@ -20,6 +20,11 @@ Status = Literal["success", "partial", "failure"]
 TextSource = Literal["text_layer", "ocr", "model"]
 Family = Literal["qwen2", "qwen2.5", "qwen3"]
 StopReason = Literal["eos", "length", "repetition", "error"]
+LineRole = Literal[
+    "body", "heading", "header", "footer", "page_number", "caption", "footnote", "margin", "table"
+]
+FURNITURE_ROLES: frozenset[str] = frozenset({"header", "footer", "page_number"})
+"""Roles of page furniture: kept in the JSON, left out of Markdown unless --keep-furniture."""
 
 
 class Frozen(BaseModel):
@@ -50,6 +55,26 @@ class Line(Frozen):
     words: list[Word] = Field(default_factory=list, description="Words of the line, left to right.")
     label: str | None = Field(default=None, description="Grounding label or query the box answers, if any.")
     tile: int | None = Field(default=None, description="Index of the plan tile the line was read from (VLM engines).")
+    role: LineRole | None = Field(
+        default=None,
+        description="What the line is on the page (set by the layout stage): body text, a heading, page "
+        "furniture (header, footer, page_number, left out of Markdown by default), a caption, a footnote, "
+        "a margin note, or part of a table.",
+    )
+    heading_level: int | None = Field(default=None, ge=1, le=6, description="1 = top level; set when role is heading.")
+    block: int | None = Field(
+        default=None,
+        ge=0,
+        description="Reading-order index of the paragraph/block the line belongs to; lines are listed in "
+        "reading order, and consecutive lines with the same block form one paragraph.",
+    )
+    raw_text: str | None = Field(
+        default=None,
+        description="The text as the source gave it, when the layout stage repaired it (spaces restored "
+        "from glyph gaps, Unicode NFC, combining marks joined, ligatures expanded); null when unchanged.",
+    )
+    font_size_pt: float | None = Field(default=None, description="Median font size in points (text layer only).")
+    bold: bool | None = Field(default=None, description="True when most of the line is set bold (text layer only).")
 
 
 class TilePlan(Frozen):

@@ -59,10 +59,18 @@ class ConvertOptions(BaseSettings):
         default=False, description="PDF output: also lay OCR text on pages that had a usable text layer."
     )
     doc_timeout: float | None = Field(default=None, gt=0, description="Seconds per document before it is stopped.")
+    # layout
+    layout: bool = Field(
+        default=True, description="Run the layout stage (reading order, tables, furniture, headings, text repair)."
+    )
+    keep_furniture: bool = Field(
+        default=False, description="Markdown: keep running headers, footers and page numbers (always in the JSON)."
+    )
 
     OUTPUT_FIELDS: ClassVar[tuple[str, ...]] = (
         "dpi", "pages", "max_pages", "engine", "model", "family", "quant", "dtype", "max_new_tokens",
         "text_layer", "min_x_height_px", "max_visual_tokens", "redo_text",
+        "layout", "keep_furniture",
     )
 
     @model_validator(mode="before")

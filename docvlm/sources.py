@@ -317,6 +317,10 @@ class SourcePage:
         """The PDF text layer in visible page pixels; None for images."""
         return None
 
+    def pdf_page(self):  # -> pymupdf.Page | None
+        """The PyMuPDF page (drawings, rulings, raw text) for PDF pages; None for images."""
+        return None
+
 
 class SourceDocument:
     """An opened input document (a context manager)."""
@@ -421,6 +425,7 @@ class PdfPage(SourcePage):
         )  # type: ignore[arg-type]
         self._doc = doc
         self._load_error = load_error
+        self._text_layer: TextLayer | None = None
 
     def _load(self):  # -> pymupdf.Page
         if self._load_error:
@@ -468,7 +473,16 @@ class PdfPage(SourcePage):
             img = canvas
         return img
 
+    def pdf_page(self):  # -> pymupdf.Page
+        return self._load()
+
     def text_layer(self) -> TextLayer:
+        """The page's words (cached: the engine and the layout stage read the same layer once)."""
+        if self._text_layer is None:
+            self._text_layer = self._read_text_layer()
+        return self._text_layer
+
+    def _read_text_layer(self) -> TextLayer:
         import pymupdf
 
         pymupdf.TOOLS.reset_mupdf_warnings()

@@ -1,0 +1,24 @@
+"""Placeholder while the processor is written (replaced in the next commit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from docvlm.datamodel import PageResult
+from docvlm.layout.base import PageContext
+
+
+@dataclass(frozen=True)
+class MarkPageFurniture:
+    name: str = "page_furniture"
+
+    def __call__(self, page: PageResult, ctx: PageContext) -> PageResult:
+        return page
+
+
+@dataclass(frozen=True)
+class MarkRunningFurniture:
+    name: str = "running_furniture"
+
+    def __call__(self, pages: list[PageResult], ctx: object) -> list[PageResult]:
+        return pages
