@@ -115,6 +115,46 @@ class TileOutput(Frozen):
     retried: bool = Field(default=False, description="True when a repetition retry produced this output.")
 
 
+TableMethod = Literal["ruled", "aligned", "model"]
+
+
+class TableCell(Frozen):
+    """One cell of a table: its grid slot, span and text, grounded like a line."""
+
+    row: int = Field(ge=0, description="0-based row of the cell's top-left grid slot.")
+    col: int = Field(ge=0, description="0-based column of the cell's top-left grid slot.")
+    row_span: int = Field(default=1, ge=1, description="Grid rows the cell covers.")
+    col_span: int = Field(default=1, ge=1, description="Grid columns the cell covers.")
+    text: str = Field(default="", description="The cell's text, words joined by spaces, lines by a space.")
+    bbox_page_px: Box | None = Field(
+        default=None,
+        description="Tight box of the cell's text in page pixels (like a line's box); the grid box or null "
+        "for an empty cell.",
+    )
+    bbox_pdf_pt: Box | None = Field(default=None, description="The same box in PDF points (PDF pages only).")
+    header: bool = Field(default=False, description="True for cells of the table's header rows.")
+
+
+class Table(Frozen):
+    """A table found on a page: its region, grid size and cells (only slots that start a cell are listed)."""
+
+    bbox_page_px: Box = Field(description="Table region in page pixels [x0, y0, x1, y1].")
+    bbox_pdf_pt: Box | None = Field(default=None, description="Table region in PDF points (PDF pages only).")
+    n_rows: int = Field(ge=1, description="Rows of the table's grid.")
+    n_cols: int = Field(ge=1, description="Columns of the table's grid.")
+    cells: list[TableCell] = Field(default_factory=list, description="Cells, row by row, left to right.")
+    method: TableMethod = Field(
+        description="How the structure was found: 'ruled' (drawn or detected rulings), 'aligned' (column "
+        "alignment of words), 'model' (a VLM printed it)."
+    )
+    header_rows: int = Field(default=0, ge=0, description="Leading rows that form the header.")
+    continued: bool = Field(
+        default=False,
+        description="True when the table looks like the continuation of a table ending the previous page "
+        "(same column count, at the top of the page).",
+    )
+
+
 class PageResult(Frozen):
     index: int = Field(description="0-based page index in the source document.")
     width_px: int = Field(description="Page width in page pixels.")
