@@ -166,6 +166,7 @@ class PageResult(Frozen):
     status: Status
     text_source: TextSource | None = Field(default=None, description="Where the lines came from.")
     lines: list[Line] = Field(default_factory=list)
+    tables: list[Table] = Field(default_factory=list, description="Tables found on the page, top to bottom.")
     errors: list[ErrorItem] = Field(default_factory=list)
     plan: EncodingPlan | None = Field(default=None, description="The encoding plan (VLM engines only).")
     outputs: list[TileOutput] = Field(default_factory=list, description="Raw model outputs per tile (VLM engines).")
