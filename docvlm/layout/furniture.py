@@ -1,24 +1,218 @@
-"""Placeholder while the processor is written (replaced in the next commit)."""
+"""Page furniture: running headers, footers and page numbers, marked with a role (kept in the JSON).
+
+Two judges, both general rules (no file-specific strings):
+
+- On one page (`MarkPageFurniture`): a line in the top or bottom margin zone, set apart from the body by a
+  blank gap, and either shaped like a page number ("12", "- 12 -", "Page 3 of 9", "xiv"), or a short line
+  that a banner pattern marks (a URL or DOI, "Downloaded from", a copyright line, a journal citation
+  "Vol. 12", a date stamp), or a running-head shape (short, small or upper-case, spread across the width in
+  at most three pieces) at the very top. Body text that merely sits near an edge stays body: the rule wants
+  both the position and the separation.
+- Across pages (`MarkRunningFurniture`): text repeated at the same place (top or bottom zone) on at least
+  half of the document's pages (3 at least; 2 for two-page documents), compared with its digits masked, so
+  "Page 3" and "Page 4" repeat. A first page without the header is an allowed exception (it is a title page).
+"""
 
 from __future__ import annotations
 
+import re
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from docvlm.datamodel import PageResult
-from docvlm.layout.base import PageContext
+from docvlm.datamodel import FURNITURE_ROLES, Line, PageResult
+from docvlm.layout.base import DocumentContext, PageContext
+
+TOP_ZONE = 0.09
+"""Share of the page height at the top where a running header may stand (one page alone)."""
+BOTTOM_ZONE = 0.09
+"""Share of the page height at the bottom where a footer or page number may stand (one page alone)."""
+REPEAT_ZONE = 0.15
+"""Across pages: repeated text counts as furniture in this share of the page height at top and bottom."""
+SEPARATION_LINES = 1.0
+"""Blank gap (in body line heights) that must separate a margin line from the body on a single page."""
+
+_ROMAN = r"[ivxlcdm]{1,7}"
+PAGE_NUMBER = re.compile(
+    rf"^[\s\-–—.\[(]*(page|p\.|pg\.?|seite|pagina|página)?\s*(\d{{1,4}}|{_ROMAN})"
+    rf"(\s*(/|of|von|de|sur)\s*\d{{1,4}})?[\s\-–—.\])]*$",
+    re.I,
+)
+BANNER = re.compile(
+    r"(https?://|www\.|\bdoi\b|\bdoi:|downloaded from|copyright|©|\(c\)\s*\d{4}|all rights reserved|"
+    r"\bvol\.?\s*\d+|\bvolume\s+\d+|\bno\.\s*\d+|\bissn\b|\bisbn\b|\barxiv:|\bpp\.\s*\d+|"
+    r"journal of|proceedings of|preprint|accepted manuscript|this article is protected)",
+    re.I,
+)
+
+
+def _masked(text: str) -> str:
+    """Text with digits and roman page numbers masked, case and spaces folded (for repeat detection)."""
+    t = re.sub(r"\d+", "#", text.lower())
+    t = re.sub(rf"\b{_ROMAN}\b$", "#", t)
+    return " ".join(t.split())
+
+
+def is_page_number(text: str) -> bool:
+    t = text.strip()
+    return bool(t) and len(t) <= 20 and bool(PAGE_NUMBER.match(t))
+
+
+def _body_line_height(lines: Sequence[Line]) -> float:
+    hs = [ln.bbox_page_px[3] - ln.bbox_page_px[1] for ln in lines if ln.text.strip()]
+    return max(1.0, statistics.median(hs)) if hs else 1.0
+
+
+def _rows(lines: Sequence[Line], idx: list[int]) -> list[list[int]]:
+    """Indices grouped into visual rows (centres within half a line height), top to bottom."""
+    rows: list[list[int]] = []
+    for i in sorted(idx, key=lambda i: (lines[i].bbox_page_px[1] + lines[i].bbox_page_px[3]) / 2):
+        b = lines[i].bbox_page_px
+        if rows:
+            r = lines[rows[-1][0]].bbox_page_px
+            if abs((b[1] + b[3]) / 2 - (r[1] + r[3]) / 2) < 0.5 * min(b[3] - b[1], r[3] - r[1]):
+                rows[-1].append(i)
+                continue
+        rows.append([i])
+    return rows
+
+
+def page_furniture_roles(page: PageResult) -> dict[int, str]:
+    """Line index -> furniture role for one page judged alone (see the module docstring)."""
+    idx = [i for i, ln in enumerate(page.lines) if ln.text.strip() and ln.role not in ("table",)]
+    if len(idx) < 2 or page.height_px <= 0:
+        return {}
+    lines = page.lines
+    line_h = _body_line_height([lines[i] for i in idx])
+    rows = _rows(lines, idx)
+    roles: dict[int, str] = {}
+    H = page.height_px
+    body_sizes = [ln.font_size_pt for ln in lines if ln.font_size_pt]
+    body_size = statistics.median(body_sizes) if body_sizes else None
+
+    def row_box(r: list[int]) -> tuple[float, float, float, float]:
+        bs = [lines[i].bbox_page_px for i in r]
+        return min(b[0] for b in bs), min(b[1] for b in bs), max(b[2] for b in bs), max(b[3] for b in bs)
+
+    def judge(r: list[int], gap: float, top: bool) -> str | None:
+        text = " ".join(lines[i].text.strip() for i in sorted(r, key=lambda i: lines[i].bbox_page_px[0]))
+        pieces = [lines[i].text.strip() for i in r]
+        if gap < SEPARATION_LINES * line_h:
+            return None
+        if all(is_page_number(p) for p in pieces) or is_page_number(text):
+            return "page_number"
+        words = len(text.split())
+        small = body_size is not None and all(
+            lines[i].font_size_pt is not None and lines[i].font_size_pt < 0.95 * body_size for i in r  # type: ignore[operator]
+        )
+        banner = bool(BANNER.search(text)) and words <= 40
+        # a running head: a page number at one end plus a short title ("400 BRITISH HUSBANDRY. [Ch. XIX.")
+        numbered = bool(re.match(r"^\s*\d{1,4}\s+\S", text) or re.search(r"\S\s+\d{1,4}\s*$", text))
+        short = words <= 14
+        if banner or (short and (numbered or small or len(r) >= 2)) or (short and top and text.isupper()):
+            return "header" if top else "footer"
+        return None
+
+    # top: the first rows while they stay inside the zone and are separated from what follows
+    for k in range(min(3, len(rows) - 1)):
+        r = rows[k]
+        b = row_box(r)
+        if b[3] > TOP_ZONE * H * (1.6 if k else 1.0):
+            break
+        nxt = row_box(rows[k + 1])
+        role = judge(r, nxt[1] - b[3], top=True)
+        if role is None:
+            break
+        roles.update({i: role for i in r})
+    # bottom: the last rows, the same way upwards
+    for k in range(min(3, len(rows) - 1)):
+        r = rows[len(rows) - 1 - k]
+        if any(i in roles for i in r):
+            break
+        b = row_box(r)
+        if b[1] < (1 - BOTTOM_ZONE * (1.6 if k else 1.0)) * H:
+            break
+        prev = row_box(rows[len(rows) - 2 - k])
+        role = judge(r, b[1] - prev[3], top=False)
+        if role is None:
+            break
+        roles.update({i: role for i in r})
+    return roles
 
 
 @dataclass(frozen=True)
 class MarkPageFurniture:
+    """Page processor: headers, footers and page numbers of one page judged alone."""
+
     name: str = "page_furniture"
 
     def __call__(self, page: PageResult, ctx: PageContext) -> PageResult:
-        return page
+        roles = page_furniture_roles(page)
+        if not roles:
+            return page
+        lines = [ln.model_copy(update={"role": roles[i]}) if i in roles else ln for i, ln in enumerate(page.lines)]
+        return page.model_copy(update={"lines": lines})
+
+
+def running_furniture(pages: Sequence[PageResult]) -> dict[tuple[int, int], str]:
+    """(page position, line index) -> role for text repeated at the same place across pages."""
+    usable = [p for p in pages if p.lines and p.height_px > 0]
+    n = len(usable)
+    if n < 2:
+        return {}
+    need = 2 if n == 2 else max(3, (n + 1) // 2)
+    seen: dict[tuple[str, str, int], set[int]] = defaultdict(set)
+    where: dict[tuple[str, str, int], list[tuple[int, int]]] = defaultdict(list)
+    for pos, page in enumerate(pages):
+        if not page.lines or page.height_px <= 0:
+            continue
+        for i, ln in enumerate(page.lines):
+            text = ln.text.strip()
+            if not text or ln.role == "table":
+                continue
+            cy = (ln.bbox_page_px[1] + ln.bbox_page_px[3]) / 2 / page.height_px
+            if REPEAT_ZONE < cy < 1 - REPEAT_ZONE:
+                continue
+            zone = "top" if cy <= REPEAT_ZONE else "bottom"
+            key = (zone, _masked(text), round(cy * 50))  # same place: within 2% of the page height
+            for k in (key, (zone, key[1], key[2] - 1), (zone, key[1], key[2] + 1)):
+                seen[k].add(pos)
+            where[key].append((pos, i))
+    out: dict[tuple[int, int], str] = {}
+    for key, hits in where.items():
+        pages_with = set()
+        for dk in (-1, 0, 1):
+            pages_with |= seen.get((key[0], key[1], key[2] + dk), set())
+        if len(pages_with) < need:
+            continue
+        for pos, i in hits:
+            text = pages[pos].lines[i].text
+            role = "page_number" if is_page_number(text) else ("header" if key[0] == "top" else "footer")
+            out[(pos, i)] = role
+    return out
 
 
 @dataclass(frozen=True)
 class MarkRunningFurniture:
+    """Document processor: text repeated at the same place across pages becomes header/footer/page_number."""
+
     name: str = "running_furniture"
 
-    def __call__(self, pages: list[PageResult], ctx: object) -> list[PageResult]:
-        return pages
+    def __call__(self, pages: list[PageResult], ctx: DocumentContext) -> list[PageResult]:
+        roles = running_furniture(pages)
+        if not roles:
+            return pages
+        out = []
+        for pos, page in enumerate(pages):
+            mine = {i: r for (p, i), r in roles.items() if p == pos}
+            if not mine:
+                out.append(page)
+                continue
+            lines = [
+                ln.model_copy(update={"role": mine[i], "heading_level": None})
+                if i in mine and ln.role not in FURNITURE_ROLES else ln
+                for i, ln in enumerate(page.lines)
+            ]
+            out.append(page.model_copy(update={"lines": lines}))
+        return out

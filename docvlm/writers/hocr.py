@@ -21,6 +21,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from docvlm.datamodel import Box, DocumentResult, PageResult
 from docvlm.geometry import split_line_into_words
+from docvlm.writers.files import atomic_write_text
 
 CAPABILITIES = "ocr_page ocr_line ocrx_word ocrp_wconf"
 
@@ -107,8 +108,6 @@ def _xml_text(text: str) -> str:
 
 def write_hocr(result: DocumentResult, out_path: str | Path) -> None:
     """Write `render_hocr(result)` atomically to `out_path`."""
-    from docvlm.writers import atomic_write_text
-
     atomic_write_text(out_path, render_hocr(result))
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from docvlm.datamodel import Box, DocumentResult, PageResult
 from docvlm.errors import OutputError
 from docvlm.geometry import is_valid_box, page_to_pdf, split_line_into_words
+from docvlm.writers.files import atomic_write_bytes
 
 if TYPE_CHECKING:
     import pymupdf
@@ -101,8 +102,6 @@ def write_searchable_pdf(
     Raises:
         OutputError: the source is missing, changed since conversion, or does not match the result.
     """
-    from docvlm.writers import atomic_write_bytes
-
     data, report = render_searchable_pdf(result, source_path, redo_text=redo_text, password=password)
     atomic_write_bytes(out_path, data)
     return report
