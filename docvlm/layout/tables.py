@@ -410,15 +410,26 @@ class _Chunk:
     x1: float
 
 
+_BULLET = re.compile(r"^\(?([•\-–·*▪◦o]|\d{1,3}[.)]?|[a-zA-Z][.)]|[ivxIVX]+[.)])\)?$")
+_LEADER = re.compile(r"^[.…·_-]{1,}$")
+
+
 def _chunks(row: list[int], words: Sequence[WordBox], gap: float) -> list[_Chunk]:
+    """Split a text row at wide gaps; dot leaders ("Total . . . . 12.5") end a chunk too."""
     out: list[_Chunk] = []
+    after_leader = False
     for i in row:
         b = words[i].box
-        if out and b[0] - out[-1].x1 <= gap:
+        leader = bool(_LEADER.match(words[i].text)) and len(words[i].text) >= 1
+        if out and leader and words[out[-1].words[-1]].text.endswith("."):
+            after_leader = True
+        if out and not (after_leader and not leader) and b[0] - out[-1].x1 <= gap:
             out[-1].words.append(i)
             out[-1].x1 = max(out[-1].x1, b[2])
+            after_leader = after_leader or (leader and len(out[-1].words) > 1)
         else:
             out.append(_Chunk([i], b[0], b[2]))
+            after_leader = False
     return out
 
 
@@ -477,6 +488,34 @@ def find_aligned_tables(
     return res
 
 
+def _split_at_edges(
+    chunks: list[_Chunk], words: Sequence[WordBox], edges: list[float], trim: float, unit: float
+) -> list[_Chunk]:
+    """A chunk that crosses a column edge is split there when its words change column across a gap wider
+    than a space (tight header rows: "method method sterilization"); a long title stays one spanning cell."""
+    out: list[_Chunk] = []
+    for c in chunks:
+        a = bisect.bisect_right(edges, min(c.x0 + trim, (c.x0 + c.x1) / 2))
+        b = bisect.bisect_right(edges, max(c.x1 - trim, (c.x0 + c.x1) / 2))
+        if a == b or len(c.words) < 2:
+            out.append(c)
+            continue
+        piece = _Chunk([c.words[0]], words[c.words[0]].box[0], words[c.words[0]].box[2])
+        col = bisect.bisect_right(edges, (words[c.words[0]].box[0] + words[c.words[0]].box[2]) / 2)
+        for i in c.words[1:]:
+            bx = words[i].box
+            wcol = bisect.bisect_right(edges, (bx[0] + bx[2]) / 2)
+            if wcol != col and bx[0] - piece.x1 >= 0.35 * unit:
+                out.append(piece)
+                piece = _Chunk([i], bx[0], bx[2])
+            else:
+                piece.words.append(i)
+                piece.x1 = max(piece.x1, bx[2])
+            col = wcol
+        out.append(piece)
+    return out
+
+
 def _aligned_table(
     block: list[int],
     rows: list[list[int]],
@@ -494,9 +533,14 @@ def _aligned_table(
     x1 = max(c.x1 for k in block for c in chunks[k])
     width = int(x1 - x0) + 2
     cover = np.zeros(width, dtype=np.int32)
+    # chunks trimmed a little: some PDFs give numbers a word box that starts at the end of the dot leaders
+    trim = 0.3 * unit
     for k in multi_rows:
         for c in chunks[k]:
-            cover[int(c.x0 - x0): int(c.x1 - x0) + 1] += 1
+            a, b = c.x0 + trim, c.x1 - trim
+            if b <= a:
+                a = b = (c.x0 + c.x1) / 2
+            cover[int(a - x0): int(b - x0) + 1] += 1
     # a gutter: x where (almost) no multi-chunk row has text; a spanning header may cross it
     allowed = max(0, len(multi_rows) // 10)
     filled = cover > allowed
@@ -513,7 +557,7 @@ def _aligned_table(
     # gutters narrower than a third of a text height are word spaces that happen to line up
     merged: list[list[float]] = []
     for a, b in cols:
-        if merged and a - merged[-1][1] < 0.35 * unit:
+        if merged and a - merged[-1][1] < 1.0:
             merged[-1][1] = b
         else:
             merged.append([a, b])
@@ -526,9 +570,9 @@ def _aligned_table(
     for k in block:
         row_cells: dict[int, list[int]] = {}
         row_spans: dict[int, int] = {}
-        for c in chunks[k]:
-            a = bisect.bisect_right(edges, c.x0 + 0.01)
-            b = bisect.bisect_right(edges, c.x1 - 0.01)
+        for c in _split_at_edges(chunks[k], words, edges, trim, unit):
+            a = bisect.bisect_right(edges, min(c.x0 + trim, (c.x0 + c.x1) / 2))
+            b = bisect.bisect_right(edges, max(c.x1 - trim, (c.x0 + c.x1) / 2))
             if a in row_cells or any(a <= s < a + row_spans.get(s, 1) for s in row_cells):
                 owner = next(s for s in row_cells if s <= a < s + row_spans[s])
                 row_cells[owner].extend(c.words)
@@ -538,8 +582,6 @@ def _aligned_table(
             row_spans[a] = b - a + 1
         grid.append(row_cells)
         spans.append(row_spans)
-    n_cells = sum(len(r) for r in grid)
-    words_per_cell = sum(len(v) for r in grid for v in r.values()) / max(1, n_cells)
     multi_share = sum(1 for r in grid if len(r) >= 2) / len(grid)
     if multi_share < 0.5:
         return None
@@ -551,8 +593,10 @@ def _aligned_table(
             col_words[c] += len(ws)
             col_cells[c] += 1
     wide_prose = sum(1 for c in range(nc) if col_cells[c] and col_words[c] / col_cells[c] > 5.0)
-    if nc == 2 and (wide_prose >= 1 or words_per_cell > 3.5):
-        return None
+    prose = sum(1 for c in range(nc) if col_cells[c] and col_words[c] / col_cells[c] > 3.0)
+    bullets = all(_BULLET.match(" ".join(words[i].text for i in r[0])) for r in grid if 0 in r)
+    if nc == 2 and (prose == 2 or bullets):
+        return None  # two columns of running text, or a bulleted / numbered list
     if wide_prose > nc / 2:
         return None
     cells: list[TableCell] = []
@@ -839,14 +883,27 @@ def page_words(page: PageResult) -> tuple[list[WordBox], list[int]]:
     return out, owner
 
 
-def word_turns(page: PageResult) -> list[int]:
-    """Per word of `page_words`: 0 for horizontal text, 90 for text reading downward, 270 for upward."""
+def word_turns(page: PageResult, line_dirs: list[tuple[Box, int]] | None = None) -> list[int]:
+    """Per word of `page_words`: 0 for horizontal text, 90 for text reading downward, 270 for upward.
+
+    `line_dirs` (text-layer lines with their writing direction) decides when given; else the direction of a
+    line's words, and for one-word lines the shape of the box and the page's majority.
+    """
     turns: list[int] = []
     unknown: list[int] = []
+    dir_boxes = np.array([b for b, _ in line_dirs], dtype=float) if line_dirs else None
     for line in page.lines:
         ws = line.words or []
         n = max(1, len(ws)) if ws or line.text.strip() else 0
         turn = 0
+        if dir_boxes is not None and n:
+            x0, y0, x1, y1 = line.bbox_page_px
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            hit = np.nonzero((dir_boxes[:, 0] <= cx) & (cx <= dir_boxes[:, 2])
+                             & (dir_boxes[:, 1] <= cy) & (cy <= dir_boxes[:, 3]))[0]
+            if len(hit):
+                turns.extend([line_dirs[int(hit[0])][1]] * n)  # type: ignore[index]
+                continue
         if len(ws) >= 2:
             a, b = ws[0].bbox_page_px, ws[-1].bbox_page_px
             dx = (b[0] + b[2] - a[0] - a[2]) / 2
@@ -941,12 +998,23 @@ def _refine_framed(
     per grid row: read the inside by column alignment and keep whichever has more cells."""
     out = []
     for t in tables:
-        text_rows = {round((c.bbox_page_px[1] + c.bbox_page_px[3]) / (2 * unit))
-                     for c in t.cells if c.text and c.bbox_page_px}
-        if t.method != "ruled" or len(text_rows) < 2 * t.n_rows:
+        if t.method != "ruled":
             out.append(t)
             continue
         inside = [i for i, wb in enumerate(words) if _center_in(wb.box, t.bbox_page_px) and turns[i] == 0]
+        # columns inside cells: a cell row with a wide gap in it ("11,062.6   1,540.0")
+        split_cells = 0
+        filled = 0
+        for c in t.cells:
+            if not c.text or c.bbox_page_px is None:
+                continue
+            filled += 1
+            cw = [i for i in inside if _center_in(words[i].box, c.bbox_page_px)]
+            if any(len(_chunks(r, words, 0.9 * unit)) >= 2 for r in _cluster_rows(cw, words, unit)):
+                split_cells += 1
+        if split_cells < 0.3 * max(1, filled):
+            out.append(t)
+            continue
         alt = find_aligned_tables([words[i] for i in inside], dpi=dpi, page_width=width, unit=unit, min_rows=2)
         n_alt = sum(len(a.cells) for a in alt.tables)
         if alt.tables and n_alt > len(t.cells):
@@ -1070,6 +1138,33 @@ def rulings_from_pdf(source: SourcePage, max_items: int = MAX_SEGMENTS) -> list[
     return segs
 
 
+def text_directions(source: SourcePage) -> list[tuple[Box, int]]:
+    """Text-layer lines of a PDF page with their writing direction as a turn (0, 90, 270), in page pixels."""
+    page = source.pdf_page()
+    if page is None or not source.dpi:
+        return []
+    import pymupdf
+
+    m = page.rotation_matrix
+    dpi = float(source.dpi)
+    out: list[tuple[Box, int]] = []
+    for b in page.get_text("dict", flags=0)["blocks"]:
+        for line in b.get("lines", ()):
+            dx, dy = line["dir"]
+            vx, vy = dx * m.a + dy * m.c, dx * m.b + dy * m.d  # the direction on the visible page
+            turn = (90 if vy > 0 else 270) if abs(vy) > abs(vx) else 0
+            r = pymupdf.Rect(line["bbox"]) * m
+            out.append((pdf_to_page((r.x0, r.y0, r.x1, r.y1), dpi), turn))
+    return out
+
+
+def _looks_turned(page: PageResult) -> bool:
+    """Cheap test before asking the PDF for line directions: many tall, narrow lines of text."""
+    tall = sum(1 for ln in page.lines
+               if ln.bbox_page_px[3] - ln.bbox_page_px[1] > 1.3 * (ln.bbox_page_px[2] - ln.bbox_page_px[0]))
+    return tall >= max(3, 0.1 * len(page.lines))
+
+
 def _scan_rulings(source: SourcePage, unit: float) -> list[Box]:
     """Rulings found in the page image (scans and photos): long dark runs, at least 3 text heights long."""
     image = source.render()
@@ -1095,11 +1190,14 @@ class FindTables:
             res = tables_from_outputs(page.plan, page.outputs, words, dpi=page.dpi)
         else:
             segments: list[Box] = []
+            dirs = None
             if source is not None and page.text_source == "text_layer":
                 segments = rulings_from_pdf(source)
+                if _looks_turned(page):
+                    dirs = text_directions(source)
             elif source is not None and page.text_source == "ocr":
                 segments = _scan_rulings(source, unit)
-            res = detect_tables(words, word_turns(page), segments, width=page.width_px,
+            res = detect_tables(words, word_turns(page, dirs), segments, width=page.width_px,
                                 height=page.height_px, dpi=page.dpi)
         warnings.extend(res.warnings)
         used_per_line: dict[int, int] = {}
