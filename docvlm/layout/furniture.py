@@ -95,18 +95,18 @@ def page_furniture_roles(page: PageResult) -> dict[int, str]:
         bs = [lines[i].bbox_page_px for i in r]
         return min(b[0] for b in bs), min(b[1] for b in bs), max(b[2] for b in bs), max(b[3] for b in bs)
 
-    def judge(r: list[int], gap: float, top: bool) -> str | None:
+    def judge(r: list[int], gap: float, top: bool, edge: bool) -> str | None:
         text = " ".join(lines[i].text.strip() for i in sorted(r, key=lambda i: lines[i].bbox_page_px[0]))
         pieces = [lines[i].text.strip() for i in r]
-        if gap < SEPARATION_LINES * line_h:
-            return None
+        words = len(text.split())
+        banner = bool(BANNER.search(text)) and words <= 40
+        if gap < SEPARATION_LINES * line_h and not (edge and (banner or is_page_number(text))):
+            return None  # a banner or a page number at the page's very edge needs no white gap below it
         if all(is_page_number(p) for p in pieces) or is_page_number(text):
             return "page_number"
-        words = len(text.split())
         small = body_size is not None and all(
             lines[i].font_size_pt is not None and lines[i].font_size_pt < 0.95 * body_size for i in r  # type: ignore[operator]
         )
-        banner = bool(BANNER.search(text)) and words <= 40
         # a running head: a page number at one end plus a short title ("400 BRITISH HUSBANDRY. [Ch. XIX.")
         numbered = bool(re.match(r"^\s*\d{1,4}\s+\S", text) or re.search(r"\S\s+\d{1,4}\s*$", text))
         short = words <= 14
@@ -121,7 +121,7 @@ def page_furniture_roles(page: PageResult) -> dict[int, str]:
         if b[3] > TOP_ZONE * H * (1.6 if k else 1.0):
             break
         nxt = row_box(rows[k + 1])
-        role = judge(r, nxt[1] - b[3], top=True)
+        role = judge(r, nxt[1] - b[3], top=True, edge=k == 0)
         if role is None:
             break
         roles.update({i: role for i in r})
@@ -134,7 +134,7 @@ def page_furniture_roles(page: PageResult) -> dict[int, str]:
         if b[1] < (1 - BOTTOM_ZONE * (1.6 if k else 1.0)) * H:
             break
         prev = row_box(rows[len(rows) - 2 - k])
-        role = judge(r, b[1] - prev[3], top=False)
+        role = judge(r, b[1] - prev[3], top=False, edge=k == 0)
         if role is None:
             break
         roles.update({i: role for i in r})

@@ -152,8 +152,10 @@ def _read_band(items: list[_Item], lines: Sequence[Line], width_px: int, line_h:
     pending: list[_Item] = []
 
     def flush() -> None:
+        deferred: list[list[int]] = []
         for col in range(len(gutters) + 1):
-            blocks.extend(_paragraphs([it for it in pending if column_of(it) == col], lines, line_h))
+            blocks.extend(_paragraphs([it for it in pending if column_of(it) == col], lines, line_h, deferred))
+        blocks.extend(deferred)
         pending.clear()
 
     for it in sorted(items, key=lambda it: (it.box[1], it.box[0])):
@@ -214,7 +216,9 @@ def find_gutters(boxes: Sequence[Box], width_px: int, line_h: float) -> list[tup
     return gutters
 
 
-def _paragraphs(items: list[_Item], lines: Sequence[Line], line_h: float) -> list[list[int]]:
+def _paragraphs(
+    items: list[_Item], lines: Sequence[Line], line_h: float, deferred: list[list[int]] | None = None
+) -> list[list[int]]:
     """Rows (centres within half a line height of the row's first item), then blocks split at gaps."""
     rows: list[list[_Item]] = []
     for it in sorted(items, key=lambda it: (_cy(it.box), it.box[0])):
@@ -225,12 +229,23 @@ def _paragraphs(items: list[_Item], lines: Sequence[Line], line_h: float) -> lis
                 continue
         rows.append([it])
     rows.sort(key=lambda r: min(it.box[1] for it in r))
+    for row in rows:
+        row.sort(key=lambda it: it.box[0])
     blocks: list[list[int]] = []
     prev_bottom: float | None = None
     prev_size: float | None = None
     prev_table = False
-    for row in rows:
-        row.sort(key=lambda it: it.box[0])
+    ordered, leftover = _lift_sidebars(rows, line_h, lambda it: " ".join(lines[i].text for i in it.lines))
+    if deferred is None:
+        ordered += leftover
+    else:
+        for row, forced in leftover:
+            idx = [i for it in row for i in it.lines]
+            if forced or not deferred:
+                deferred.append(idx)
+            else:
+                deferred[-1].extend(idx)
+    for row, forced in ordered:
         top = min(it.box[1] for it in row)
         table = any(it.table for it in row)
         sizes = [it.size for it in row if it.size]
@@ -239,7 +254,8 @@ def _paragraphs(items: list[_Item], lines: Sequence[Line], line_h: float) -> lis
             size is not None and prev_size is not None and abs(size - prev_size) > 0.12 * max(size, prev_size)
         )
         new = (
-            prev_bottom is None
+            forced
+            or prev_bottom is None
             or top - prev_bottom > PARAGRAPH_GAP_LINES * line_h
             or table
             or prev_table
@@ -256,6 +272,114 @@ def _paragraphs(items: list[_Item], lines: Sequence[Line], line_h: float) -> lis
         prev_bottom = max(it.box[3] for it in row)
         prev_size, prev_table = size, table
     return blocks
+
+
+SIDEBAR_MIN_ROWS = 3
+"""A sidebar beside the body needs at least this many rows split at the same gutter."""
+
+
+def _split_gap(row: list[_Item], min_gap: float) -> tuple[float, float] | None:
+    """The one wide horizontal gap of a row of two or more items (sorted by x), or None."""
+    if len(row) < 2 or any(it.table for it in row):
+        return None
+    gaps = [(row[k].box[2], row[k + 1].box[0]) for k in range(len(row) - 1)]
+    wide = [g for g in gaps if g[1] - g[0] >= min_gap]
+    return wide[0] if len(wide) == 1 else None
+
+
+def _numeric(text: str) -> bool:
+    """Mostly digits, currency and punctuation (an amount, a date, a code)."""
+    t = text.replace(" ", "")
+    return bool(t) and sum(c.isdigit() for c in t) >= 0.5 * len(t)
+
+
+def _lift_sidebars(
+    rows: list[list[_Item]], line_h: float, lines_text=lambda it: ""
+) -> tuple[list[tuple[list[_Item], bool]], list[tuple[list[_Item], bool]]]:
+    """Rows in reading order, each with 'starts a new block'; a sidebar beside the body is lifted out.
+
+    A run of rows split by one wide gap at the same x (single-item rows that stay on one side may sit in
+    between) is a sidebar region when one side reads like body text (its lines at least 1.6x as wide on
+    average as the other side's) and the rows above or below span both sides. The body side is then read
+    through, and the sidebar follows as its own blocks, so a margin note is not interleaved row by row with
+    the paragraph beside it. Key-value rows ("Total ... 12.50") have two short sides and stay rows.
+    """
+    min_gap = 1.5 * line_h
+    out: list[tuple[list[_Item], bool]] = []
+    pending: list[list[_Item]] = []  # sidebar rows waiting for the body paragraph beside them to end
+    last_bottom: float | None = None
+
+    def emit(row: list[_Item]) -> None:
+        nonlocal last_bottom
+        top = min(it.box[1] for it in row)
+        if pending and last_bottom is not None and top - last_bottom > PARAGRAPH_GAP_LINES * line_h:
+            flush_pending()
+            out.append((row, True))
+        else:
+            out.append((row, False))
+        last_bottom = max(it.box[3] for it in row)
+
+    def flush_pending() -> None:
+        for n_row, r in enumerate(pending):
+            out.append((r, n_row == 0))
+        pending.clear()
+
+    k = 0
+    n = len(rows)
+    while k < n:
+        gap = _split_gap(rows[k], min_gap)
+        if gap is None:
+            emit(rows[k])
+            k += 1
+            continue
+        g0, g1 = gap
+        end = k
+        split_rows = 0
+        j = k
+        mid = (g0 + g1) / 2
+        while j < n:
+            row = rows[j]
+            lefts = [it for it in row if (it.box[0] + it.box[2]) / 2 < mid]
+            rights = [it for it in row if (it.box[0] + it.box[2]) / 2 >= mid]
+            if any(it.table for it in row):
+                break
+            n0 = max([g0, *(it.box[2] for it in lefts)])
+            n1 = min([g1, *(it.box[0] for it in rights)])
+            if n1 - n0 < 0.5 * line_h:
+                break  # the white strip between the sides would close
+            g0, g1 = n0, n1
+            if lefts and rights:
+                split_rows += 1
+                end = j + 1  # a row wholly on one side stays in the region only if a split row follows
+            j += 1
+        region = rows[k:end]
+        left = [it for r in region for it in r if (it.box[0] + it.box[2]) / 2 < mid]
+        right = [it for r in region for it in r if (it.box[0] + it.box[2]) / 2 >= mid]
+        wl = statistics.mean(it.box[2] - it.box[0] for it in left) if left else 0.0
+        wr = statistics.mean(it.box[2] - it.box[0] for it in right) if right else 0.0
+        body, side = (left, right) if wl > wr else (right, left)
+        if (
+            split_rows < SIDEBAR_MIN_ROWS
+            or max(wl, wr) < 1.6 * min(wl, wr)
+            or len(body) < 3
+            or max(wl, wr) < 8 * line_h  # the body side must read like prose, not like labels
+            or sum(1 for it in side if _numeric(lines_text(it))) > 0.3 * len(side)  # values of key-value rows
+        ):
+            emit(rows[k])
+            k += 1
+            continue
+        body_ids = {id(it) for it in body}
+        for r in region:
+            part = [it for it in r if id(it) in body_ids]
+            if part:
+                emit(part)
+        flush_pending()
+        pending.extend(part for r in region if (part := [it for it in r if id(it) not in body_ids]))
+        k = end
+    # a sidebar still waiting at the column's end is handed back: it follows the columns of its band, so a
+    # paragraph running on into the next column is not cut by it
+    leftover = [(r, n_row == 0) for n_row, r in enumerate(pending)]
+    return out, leftover
 
 
 def _starts_caption(lines: Sequence[Line], row: list[_Item]) -> bool:

@@ -84,12 +84,23 @@ def expand_ligatures(text: str) -> str:
     return "".join(LIGATURES[c] if c in LIGATURES and c not in _KEEP_AS_LETTERS else c for c in text)
 
 
+_DOUBLED_QUOTES = {"\u2018\u2018": "\u201c", "\u2019\u2019": "\u201d"}
+"""Two single curly quotes set as one double quote (TeX-made PDFs with some fonts): one double quote."""
+_CHANGES = frozenset(SPACING_TO_COMBINING) | frozenset(LIGATURES) | {"\u2018", "\u2019"}
+
+
 def repair_text(text: str) -> str:
-    """NFC, detached spacing accents joined, ligatures expanded, combining marks composed."""
+    """NFC, detached spacing accents joined, ligatures expanded, doubled single quotes made double."""
+    if text.isascii() and not any(c in text for c in "`^\u00b4"):
+        return text  # the common case, kept cheap: nothing to normalise
     out = unicodedata.normalize("NFC", text)
-    out = join_detached_accents(out)
-    out = expand_ligatures(out)
-    return unicodedata.normalize("NFC", out)
+    if any(c in _CHANGES for c in out):
+        out = join_detached_accents(out)
+        out = expand_ligatures(out)
+        for doubled, single in _DOUBLED_QUOTES.items():
+            out = out.replace(doubled, single)
+        out = unicodedata.normalize("NFC", out)
+    return out
 
 
 def repair_line(line: Line) -> Line:
