@@ -84,60 +84,98 @@ def page_furniture_roles(page: PageResult) -> dict[int, str]:
     if len(idx) < 2 or page.height_px <= 0:
         return {}
     lines = page.lines
+    H, W = page.height_px, page.width_px
+    roles: dict[int, str] = {}
+    # banners printed sideways along the outer margin ("Downloaded from ... on <date>")
+    for i in idx:
+        x0, y0, x1, y1 = lines[i].bbox_page_px
+        if y1 - y0 > 4 * (x1 - x0) and len(lines[i].text.strip()) >= 10 and (x1 < 0.08 * W or x0 > 0.92 * W):
+            roles[i] = "header"
+    idx = [i for i in idx if i not in roles]
+    if len(idx) < 2:
+        return roles
     line_h = _body_line_height([lines[i] for i in idx])
     rows = _rows(lines, idx)
-    roles: dict[int, str] = {}
-    H = page.height_px
-    body_sizes = [ln.font_size_pt for ln in lines if ln.font_size_pt]
+    body_sizes = [lines[i].font_size_pt for i in idx if lines[i].font_size_pt]
     body_size = statistics.median(body_sizes) if body_sizes else None
 
     def row_box(r: list[int]) -> tuple[float, float, float, float]:
         bs = [lines[i].bbox_page_px for i in r]
         return min(b[0] for b in bs), min(b[1] for b in bs), max(b[2] for b in bs), max(b[3] for b in bs)
 
-    def judge(r: list[int], gap: float, top: bool, edge: bool) -> str | None:
-        text = " ".join(lines[i].text.strip() for i in sorted(r, key=lambda i: lines[i].bbox_page_px[0]))
-        pieces = [lines[i].text.strip() for i in r]
+    def shape(r: list[int]) -> dict[str, bool]:
+        ordered = sorted(r, key=lambda i: lines[i].bbox_page_px[0])
+        text = " ".join(lines[i].text.strip() for i in ordered)
         words = len(text.split())
-        banner = bool(BANNER.search(text)) and words <= 40
-        if gap < SEPARATION_LINES * line_h and not (edge and (banner or is_page_number(text))):
-            return None  # a banner or a page number at the page's very edge needs no white gap below it
-        if all(is_page_number(p) for p in pieces) or is_page_number(text):
+        if body_size is not None and all(lines[i].font_size_pt for i in r):
+            small = all(lines[i].font_size_pt < 0.95 * body_size for i in r)  # type: ignore[operator]
+        else:
+            small = all(lines[i].bbox_page_px[3] - lines[i].bbox_page_px[1] < 0.85 * line_h for i in r)
+        gaps = [lines[b].bbox_page_px[0] - lines[a].bbox_page_px[2] for a, b in zip(ordered, ordered[1:])]
+        return {
+            "page_number": all(is_page_number(lines[i].text) for i in r) or is_page_number(text),
+            "banner": bool(BANNER.search(text)) and words <= 40,
+            # a page number at one end plus a short title ("400 BRITISH HUSBANDRY. [Ch. XIX.")
+            "numbered": words <= 12 and bool(re.match(r"^\s*\d{1,4}\s+\S", text)
+                                             or re.search(r"\S\s+\d{1,4}\s*$", text)),
+            # pieces spread across the width: "Revision 2.4     P/N 119-036     10 June 2019"
+            "spread": len(r) >= 2 and words <= 16 and all(g >= 3 * line_h for g in gaps),
+            "short": words <= 14,
+            "small": small,
+            "upper": text.isupper(),
+        }
+
+    def judge(r: list[int], gap: float, top: bool, edge: bool, zone: float) -> str | None:
+        f = shape(r)
+        strong = f["page_number"] or f["banner"] or f["numbered"] or f["spread"]
+        if zone > (0.12 if (edge and strong) else TOP_ZONE if top else BOTTOM_ZONE) * (1.0 if edge else 1.6):
+            return None
+        if gap < SEPARATION_LINES * line_h and not (edge and strong):
+            return None  # only a strongly shaped line at the page's very edge may sit close to the body
+        if f["page_number"]:
             return "page_number"
-        small = body_size is not None and all(
-            lines[i].font_size_pt is not None and lines[i].font_size_pt < 0.95 * body_size for i in r  # type: ignore[operator]
-        )
-        # a running head: a page number at one end plus a short title ("400 BRITISH HUSBANDRY. [Ch. XIX.")
-        numbered = bool(re.match(r"^\s*\d{1,4}\s+\S", text) or re.search(r"\S\s+\d{1,4}\s*$", text))
-        short = words <= 14
-        if banner or (short and (numbered or small or len(r) >= 2)) or (short and top and text.isupper()):
+        if strong or (f["short"] and (f["small"] or len(r) >= 2)) or (f["short"] and top and f["upper"]):
             return "header" if top else "footer"
         return None
 
-    # top: the first rows while they stay inside the zone and are separated from what follows
+    # top: the first rows while they are furniture; bottom: the last rows, the same way upwards
     for k in range(min(3, len(rows) - 1)):
         r = rows[k]
         b = row_box(r)
-        if b[3] > TOP_ZONE * H * (1.6 if k else 1.0):
-            break
-        nxt = row_box(rows[k + 1])
-        role = judge(r, nxt[1] - b[3], top=True, edge=k == 0)
+        role = judge(r, row_box(rows[k + 1])[1] - b[3], top=True, edge=k == 0, zone=b[3] / H)
         if role is None:
             break
         roles.update({i: role for i in r})
-    # bottom: the last rows, the same way upwards
     for k in range(min(3, len(rows) - 1)):
         r = rows[len(rows) - 1 - k]
         if any(i in roles for i in r):
             break
         b = row_box(r)
-        if b[1] < (1 - BOTTOM_ZONE * (1.6 if k else 1.0)) * H:
-            break
-        prev = row_box(rows[len(rows) - 2 - k])
-        role = judge(r, b[1] - prev[3], top=False, edge=k == 0)
+        role = judge(r, b[1] - row_box(rows[len(rows) - 2 - k])[3], top=False, edge=k == 0, zone=1 - b[1] / H)
         if role is None:
             break
         roles.update({i: role for i in r})
+    # a page number ending (or starting) the content, well apart from the text, wherever the text ends
+    for r, other in ((rows[-1], rows[-2]), (rows[0], rows[1])):
+        b, o = row_box(r), row_box(other)
+        gap = b[1] - o[3] if r is rows[-1] else o[1] - b[3]
+        if not any(i in roles for i in r) and shape(r)["page_number"] and gap >= 1.5 * line_h:
+            roles.update({i: "page_number" for i in r})
+    # a lone number in a margin zone with no text beside it on its row (a slide's page number by a logo)
+    for i in idx:
+        ln = lines[i]
+        x0, y0, x1, y1 = ln.bbox_page_px
+        t = ln.text.strip()
+        if i in roles or not (t.isdigit() and len(t) <= 4) or 0.12 * H < y0 and y1 < 0.88 * H:
+            continue
+        h = y1 - y0
+        near = any(
+            j != i and min(y1, lines[j].bbox_page_px[3]) > max(y0, lines[j].bbox_page_px[1])
+            and (lines[j].bbox_page_px[0] - x1 < 2 * h and x0 - lines[j].bbox_page_px[2] < 2 * h)
+            for j in idx
+        )
+        if not near:
+            roles[i] = "page_number"
     return roles
 
 
