@@ -357,7 +357,8 @@ def bench_camelot(root: Path, limit: int | None) -> dict:
             flat = [(i, t) for i in sorted(dv) for t in dv[i][1]]
             pi, tab = flat[bi]
             with pymupdf.open(path) as doc:
-                words = doc[pi].get_text("words")
+                m = doc[pi].rotation_matrix  # words come unrotated; cells are on the visible page
+                words = [(*(pymupdf.Rect(w[:4]) * m), w[4]) for w in doc[pi].get_text("words")]
             page = dv[pi][0]
             ok, n = box_check(words, tab, page.dpi)
             sc = scores[("docvlm", e.split)]

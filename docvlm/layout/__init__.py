@@ -35,15 +35,15 @@ if TYPE_CHECKING:
     from docvlm.datamodel import PageResult
 
 
-def _table_processors() -> list[PageProcessor]:
-    """The tables slot: `docvlm.layout.tables.TABLE_PROCESSORS` when that module is present."""
+def _table_processors(name: str = "TABLE_PROCESSORS") -> list:
+    """The tables slot: `docvlm.layout.tables.TABLE_PROCESSORS` (or `name`) when that module is present."""
     import importlib
     import importlib.util
 
     if importlib.util.find_spec("docvlm.layout.tables") is None:
         return []
     tables = importlib.import_module("docvlm.layout.tables")
-    return list(getattr(tables, "TABLE_PROCESSORS", []))
+    return list(getattr(tables, name, []))
 
 
 PAGE_PROCESSORS: list[PageProcessor] = [
@@ -57,6 +57,7 @@ PAGE_PROCESSORS: list[PageProcessor] = [
 
 DOCUMENT_PROCESSORS: list[DocumentProcessor] = [
     MarkRunningFurniture(),
+    *_table_processors("TABLE_DOCUMENT_PROCESSORS"),  # tables continued from the previous page
 ]
 """Document processors in the order they run (after every page's processors)."""
 
