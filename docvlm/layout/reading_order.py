@@ -59,6 +59,7 @@ class _Item:
     lines: list[int]
     table: bool = False
     size: float | None = None
+    bold: bool | None = None
 
 
 def _in_box(inner: Box, outer: Box, share: float = 0.6) -> bool:
@@ -110,7 +111,7 @@ def order_lines(lines: Sequence[Line], tables: Sequence[Table], width_px: int) -
                 items.append(item)
             item.lines.append(i)
         else:
-            items.append(_Item(box=ln.bbox_page_px, lines=[i], size=ln.font_size_pt))
+            items.append(_Item(box=ln.bbox_page_px, lines=[i], size=ln.font_size_pt, bold=ln.bold))
     line_h = line_height([lines[i] for it in items if not it.table for i in it.lines] or list(lines))
     blocks: list[list[int]] = []
     blocks += _rows_as_blocks(lines, head, line_h)
@@ -173,7 +174,7 @@ def find_gutters(boxes: Sequence[Box], width_px: int, line_h: float) -> list[tup
     """x-intervals of vertical white strips that separate columns.
 
     Lines of every width count; a few lines may cross a strip (a title, a centred page number: at most one in
-    30, or 1): they are read between the column bands. A strip must be at least 1.2 line heights (or 1.5% of
+    30, or 1): they are read between the column bands. A strip must be at least 0.8 line heights (or 1.2% of
     the content width) wide, and each side must hold at least 2 lines wholly on that side (a margin note of
     two lines is a column; a single stray word is not).
     """
@@ -197,7 +198,7 @@ def find_gutters(boxes: Sequence[Box], width_px: int, line_h: float) -> list[tup
     for d in delta[:size]:
         run += d
         covered.append(run > tolerance)
-    min_gap = max(line_h * 1.2, content_w * 0.015)
+    min_gap = max(line_h * 0.8, content_w * 0.012)
     gutters: list[tuple[float, float]] = []
     x = 0
     while x < size:
@@ -235,6 +236,7 @@ def _paragraphs(
     prev_bottom: float | None = None
     prev_size: float | None = None
     prev_table = False
+    prev_bold: bool | None = None
     ordered, leftover = _lift_sidebars(rows, line_h, lambda it: " ".join(lines[i].text for i in it.lines))
     if deferred is None:
         ordered += leftover
@@ -253,6 +255,9 @@ def _paragraphs(
         size_change = (
             size is not None and prev_size is not None and abs(size - prev_size) > 0.12 * max(size, prev_size)
         )
+        bold = all(it.bold for it in row) if all(it.bold is not None for it in row) else None
+        # a bold line over regular text (a run-in heading) ends its block; regular after bold does too
+        size_change = size_change or (bold is not None and prev_bold is not None and bold != prev_bold)
         new = (
             forced
             or prev_bottom is None
@@ -270,7 +275,7 @@ def _paragraphs(
         else:
             blocks[-1].extend(idx)
         prev_bottom = max(it.box[3] for it in row)
-        prev_size, prev_table = size, table
+        prev_size, prev_table, prev_bold = size, table, bold
     return blocks
 
 
