@@ -329,7 +329,7 @@ def _model_page(tmp_path) -> tuple[PageResult, list]:
     options = make_options(engine="hf", model="scripted", max_new_tokens=2048)
     plan = plan_for_page(page, options, "qwen2.5", "read")
     tile = plan.tiles[0]
-    truth = {"Item": (100, 100, 180, 120), "Qty": (300, 100, 350, 120), "Tea": (100, 140, 150, 160),
+    truth = {"Intro": (100, 40, 200, 60), "Item": (100, 100, 180, 120), "Qty": (300, 100, 350, 120), "Tea": (100, 140, 150, 160),
              "2": (300, 140, 312, 160)}
 
     def box(name):
@@ -337,7 +337,7 @@ def _model_page(tmp_path) -> tuple[PageResult, list]:
 
     table_box = " ".join(str(int(v)) for v in page_to_model((90, 90, 400, 170), tile, "qwen2.5"))
     answer = (
-        f'<html><body><p data-bbox="{box("Item")}">Intro</p>'
+        f'<html><body><p data-bbox="{box("Intro")}">Intro</p>'
         f'<table data-bbox="{table_box}"><tr><th data-bbox="{box("Item")}">Item</th>'
         f'<th data-bbox="{box("Qty")}">Qty</th></tr>'
         f'<tr><td data-bbox="{box("Tea")}">Tea</td><td data-bbox="{box("2")}">2</td></tr>'
@@ -361,6 +361,10 @@ def test_qwen25_html_table_with_data_bbox_comes_back_to_page_pixels(tmp_path):
     total = next(c for c in t.cells if c.text.startswith("Total"))
     assert total.col_span == 2
     assert t.bbox_page_px == pytest.approx((90, 90, 400, 170), abs=1.0)
+    roles = {line.text: line.role for line in out.lines}
+    assert roles["Intro"] != "table"
+    assert roles["Tea"] == "table" and roles["Item"] == "table"
+    assert all(r == "table" for text, r in roles.items() if "Total" in text)
 
 
 def test_markdown_table_in_model_output_is_grounded_on_the_page_words():
@@ -428,3 +432,16 @@ def test_continuation_needs_same_columns_at_the_page_edges():
 
     out = mark_continuations([page(0, 60, 98, 3), page(1, 2, 40, 3), page(2, 2, 40, 4), page(3, 50, 60, 4)])
     assert [p.tables[0].continued for p in out] == [False, True, False, False]
+
+
+def test_markdown_prints_the_table_once_between_the_text_around_it(tmp_path):
+    from docvlm.writers.markdown import render_markdown
+
+    pdf = tmp_path / "unruled.pdf"
+    _unruled_pdf(pdf)
+    md = render_markdown(_convert(pdf))
+    before = md.index("The table below lists")
+    table = md.index("| Sample | Mass | Volume | Density |")
+    after = md.index("Values were measured twice")
+    assert before < table < after
+    assert md.count("S-03") == 1  # the table's lines are not printed again as text

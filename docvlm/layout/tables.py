@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from docvlm.datamodel import Box, ErrorItem, Line, PageResult, Table, TableCell
+from docvlm.datamodel import Box, ErrorItem, PageResult, Table, TableCell
 from docvlm.geometry import (
     box_area,
     intersection,
@@ -1066,15 +1066,6 @@ def find_tables(page: PageResult, segments: Sequence[Box] = (), *, aligned: bool
                          dpi=page.dpi, aligned=aligned)
 
 
-def lines_in_tables(lines: Sequence[Line], tables: Sequence[Table]) -> list[bool]:
-    """Per line: True when most of the line lies inside one of the tables (the table renders it)."""
-    out = []
-    for line in lines:
-        a = box_area(line.bbox_page_px)
-        out.append(any(intersection(line.bbox_page_px, t.bbox_page_px) >= 0.6 * max(a, 1e-9) for t in tables))
-    return out
-
-
 # --- Markdown ---------------------------------------------------------------------------------------------
 
 
@@ -1229,6 +1220,9 @@ class FindTables:
         warnings: list[str] = []
         if page.text_source == "model" and page.plan is not None:
             res = tables_from_outputs(page.plan, page.outputs, words, dpi=page.dpi)
+            # the model's own lines inside a table (each <td data-bbox>, the <table> as a whole) are the table
+            for t in res.tables:
+                res.used_words.update(i for i, w in enumerate(words) if _center_in(w.box, t.bbox_page_px))
         else:
             segments: list[Box] = []
             dirs = None
