@@ -306,7 +306,8 @@ def run_pymupdf4llm(path: Path, pages: list[int] | None) -> dict[int, list[list[
 
 
 def box_check(page_words: list[tuple], table, dpi: float) -> tuple[int, int]:
-    """Cells whose box has IoU >= 0.5 with the text-layer words spelling them (nearest same-text word)."""
+    """Cells whose box has IoU >= 0.5 with the text-layer words spelling them: each token of the cell's text
+    takes the nearest unused text-layer word with that text (vertical distance weighted 100x)."""
     from docvlm.geometry import iou, union_box
 
     k = dpi / 72.0
@@ -322,10 +323,14 @@ def box_check(page_words: list[tuple], table, dpi: float) -> tuple[int, int]:
         cx = (c.bbox_page_px[0] + c.bbox_page_px[2]) / 2
         cy = (c.bbox_page_px[1] + c.bbox_page_px[3]) / 2
         boxes = []
-        for tok in c.text.split():
-            cands = [b for t, b in inside if t == tok]
+        taken: set[int] = set()
+        for tok in c.text.split():  # each token takes the nearest unused same-text word (rows weigh more)
+            cands = [j for j, (t, b) in enumerate(inside) if t == tok and j not in taken]
             if cands:
-                boxes.append(min(cands, key=lambda b: abs((b[0] + b[2]) / 2 - cx) + abs((b[1] + b[3]) / 2 - cy)))
+                j = min(cands, key=lambda j: abs((inside[j][1][0] + inside[j][1][2]) / 2 - cx)
+                        + 100 * abs((inside[j][1][1] + inside[j][1][3]) / 2 - cy))
+                taken.add(j)
+                boxes.append(inside[j][1])
         if boxes and iou(union_box(boxes), c.bbox_page_px) >= 0.5:
             ok += 1
     return ok, n
@@ -405,6 +410,16 @@ def bench_docling(root: Path) -> dict:
             timing[k] += t[k]
         ft = run_find_tables(pdf, pages)
         p4 = run_pymupdf4llm(pdf, pages)
+        import pymupdf
+
+        with pymupdf.open(pdf) as doc:
+            for p in pages:  # every docvlm cell box on these pages against the text layer's words
+                m = doc[p].rotation_matrix
+                words = [(*(pymupdf.Rect(w[:4]) * m), w[4]) for w in doc[p].get_text("words")]
+                for x in dv.get(p, [None, []])[1]:
+                    ok, n = box_check(words, x, dv[p][0].dpi)
+                    scores["docvlm"].box_ok += ok
+                    scores["docvlm"].box_n += n
         for p, gts in by_page.items():
             for g in gts:
                 scores["docvlm"].add(best_match(g, [grid_of(x) for x in dv.get(p, [None, []])[1]])[0])
