@@ -385,6 +385,50 @@ def bench_camelot(root: Path, limit: int | None) -> dict:
     }
 
 
+def bench_camelot_scans(root: Path, limit: int, dpi: int = 200) -> dict:
+    """The scan path: camelot pages rendered to images, read by the OCR engine, tables from image rulings
+    and OCR words (text compared without whitespace, as above). The first `limit` (pdf, page) pairs."""
+    import tempfile
+
+    import pymupdf
+
+    from docvlm.engines.base import Task
+    from docvlm.engines.ocr import OcrEngine
+    from docvlm.layout.base import PageContext
+    from docvlm.layout.tables import FindTables
+    from docvlm.options import ConvertOptions
+    from docvlm.pipeline import assemble_page
+    from docvlm.sources import open_document
+
+    exps = [e for e in read_expectations(root) if len(e.pages) <= 1]
+    keys = sorted({(e.pdf, e.pages[0] if e.pages else 0) for e in exps})[:limit]
+    opts = ConvertOptions(layout=False)
+    engine = OcrEngine(opts)
+    step = FindTables()
+    scores = {split: Score() for split in ("dev", "check")}
+    timing = {"convert_s": 0.0, "tables_s": 0.0, "pages": 0}
+    with tempfile.TemporaryDirectory() as tmp:
+        for pdf, pno in keys:
+            png = Path(tmp) / (pdf.replace("/", "_") + f"-{pno}.png")
+            with pymupdf.open(root / "pdfs" / pdf) as doc:
+                doc[pno].get_pixmap(dpi=dpi).save(png)
+            with open_document(png, opts) as doc:
+                sp = doc.page(0)
+                t0 = time.perf_counter()
+                page = assemble_page(sp, engine.process_pages([sp], Task())[0])
+                t1 = time.perf_counter()
+                page = step(page, PageContext(source=sp, options=opts, shown=str(png)))
+                t2 = time.perf_counter()
+            timing["convert_s"] += t1 - t0
+            timing["tables_s"] += t2 - t1
+            timing["pages"] += 1
+            for e in exps:
+                if e.pdf == pdf and (e.pages[0] if e.pages else 0) == pno:
+                    scores[e.split].add(best_match(e.rows, [grid_of(t) for t in page.tables])[0])
+    return {"pages": [f"{p}#{n}" for p, n in keys], "scores": {k: v.summary() for k, v in scores.items()},
+            "timing": timing}
+
+
 def bench_docling(root: Path) -> dict:
     gt_dir = root / "groundtruth"
     scores = {s: Score() for s in ("docvlm", "find_tables", "pymupdf4llm")}
@@ -434,6 +478,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="first N camelot expectations only")
     ap.add_argument("--skip-docling", action="store_true")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--scans", type=int, default=0,
+                    help="also read the first N camelot pages as 200 dpi images through the OCR engine")
     ap.add_argument("--pymupdf4llm-path", default=None,
                     help="folder holding a pymupdf4llm that works with pymupdf 1.x (the venv's 2.0 is an empty "
                     "shell without pymupdf 2), e.g. from `pip install --no-deps --target DIR pymupdf4llm==0.0.27`")
@@ -445,6 +491,8 @@ def main() -> None:
     result = {"load_before": os.getloadavg(), "camelot": bench_camelot(data / "camelot-tables", args.limit)}
     if not args.skip_docling:
         result["docling"] = bench_docling(data / "docling-pdf")
+    if args.scans:
+        result["scans"] = bench_camelot_scans(data / "camelot-tables", args.scans)
     result["load_after"] = os.getloadavg()
     result["seconds"] = round(time.time() - started, 1)
     try:
@@ -460,7 +508,7 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=1))
     print(f"{'system/split':24} {'tables':>6} {'found':>5} {'adjP':>6} {'adjR':>6} {'adjF1':>6} "
           f"{'cellP':>6} {'cellR':>6} {'box50':>6}")
-    for part in ("camelot", "docling"):
+    for part in ("camelot", "docling", "scans"):
         if part not in result:
             continue
         for name, s in result[part]["scores"].items():

@@ -369,7 +369,8 @@ def _grid_table(
         return any(words[i].box[1] < y - tol and words[i].box[3] > y + tol and x0 <= centers[i][0] <= x1
                    for i in inside)
 
-    # ... or when the first slot has text and the second none (a merged header whose text is short)
+    # ... or when the left slot has text and the right one none (a merged header whose text is short), or
+    # one of two stacked slots is empty (a row span, its text centred in any of its slots)
     has_text = [[False] * nc for _ in range(nr)]
     for i in inside:
         cx, cy = centers[i]
@@ -385,7 +386,7 @@ def _grid_table(
     for r in range(nr - 1):
         for c in range(nc):
             if not _covered(hs, rows[r + 1], cols[c], cols[c + 1], 2 * tol) and (
-                (has_text[r][c] and not has_text[r + 1][c]) or crossed_y(rows[r + 1], cols[c], cols[c + 1])
+                has_text[r][c] != has_text[r + 1][c] or crossed_y(rows[r + 1], cols[c], cols[c + 1])
             ):
                 parent[find((r + 1) * nc + c)] = find(r * nc + c)
     spans: dict[int, list[int]] = {}
