@@ -546,6 +546,30 @@ def _split_at_edges(
     return out
 
 
+def _complementary_column(
+    grid: list[dict[int, list[int]]], spans: list[dict[int, int]], words: Sequence[WordBox], nc: int,
+    max_gap: float,
+) -> int | None:
+    """The first column a whose neighbour a + 1 never has text in a row where a has, and sits close by."""
+    x1 = [float("-inf")] * nc
+    x0 = [float("inf")] * nc
+    used = [0] * nc
+    for r, row in enumerate(grid):
+        for c, ws in row.items():
+            if spans[r][c] == 1 and ws:
+                x0[c] = min(x0[c], min(words[i].box[0] for i in ws))
+                x1[c] = max(x1[c], max(words[i].box[2] for i in ws))
+                used[c] += 1
+    for a in range(nc - 1):
+        if not used[a] or not used[a + 1]:
+            continue
+        if any(a in row and a + 1 in row for row in grid):
+            continue
+        if x0[a + 1] - x1[a] <= max_gap:
+            return a
+    return None
+
+
 def _aligned_table(
     block: list[int],
     rows: list[list[int]],
@@ -594,24 +618,37 @@ def _aligned_table(
     if len(merged) < 2:
         return None
     edges = [(merged[i][1] + merged[i + 1][0]) / 2 for i in range(len(merged) - 1)]
-    nc = len(merged)
-    grid: list[dict[int, list[int]]] = []
-    spans: list[dict[int, int]] = []
-    for k in block:
-        row_cells: dict[int, list[int]] = {}
-        row_spans: dict[int, int] = {}
-        for c in _split_at_edges(chunks[k], words, edges, trim, unit):
-            a = bisect.bisect_right(edges, min(c.x0 + trim, (c.x0 + c.x1) / 2))
-            b = bisect.bisect_right(edges, max(c.x1 - trim, (c.x0 + c.x1) / 2))
-            if a in row_cells or any(a <= s < a + row_spans.get(s, 1) for s in row_cells):
-                owner = next(s for s in row_cells if s <= a < s + row_spans[s])
-                row_cells[owner].extend(c.words)
-                row_spans[owner] = max(row_spans[owner], b - owner + 1)
-                continue
-            row_cells[a] = list(c.words)
-            row_spans[a] = b - a + 1
-        grid.append(row_cells)
-        spans.append(row_spans)
+
+    def build(edges: list[float]) -> tuple[list[dict[int, list[int]]], list[dict[int, int]]]:
+        grid: list[dict[int, list[int]]] = []
+        spans: list[dict[int, int]] = []
+        for k in block:
+            row_cells: dict[int, list[int]] = {}
+            row_spans: dict[int, int] = {}
+            for c in _split_at_edges(chunks[k], words, edges, trim, unit):
+                a = bisect.bisect_right(edges, min(c.x0 + trim, (c.x0 + c.x1) / 2))
+                b = bisect.bisect_right(edges, max(c.x1 - trim, (c.x0 + c.x1) / 2))
+                if a in row_cells or any(a <= s < a + row_spans.get(s, 1) for s in row_cells):
+                    owner = next(s for s in row_cells if s <= a < s + row_spans[s])
+                    row_cells[owner].extend(c.words)
+                    row_spans[owner] = max(row_spans[owner], b - owner + 1)
+                    continue
+                row_cells[a] = list(c.words)
+                row_spans[a] = b - a + 1
+            grid.append(row_cells)
+            spans.append(row_spans)
+        return grid, spans
+
+    grid, spans = build(edges)
+    # Two neighbouring columns that never hold text in the same row are one column whose header or total
+    # label sits beside its numbers ("Qty" centred over right-aligned digits, "Subtotal" under "Unit price").
+    for _ in range(len(edges)):
+        merge = _complementary_column(grid, spans, words, len(edges) + 1, 2.5 * unit)
+        if merge is None:
+            break
+        edges.pop(merge)
+        grid, spans = build(edges)
+    nc = len(edges) + 1
     multi_share = sum(1 for r in grid if len(r) >= 2) / len(grid)
     if multi_share < 0.5:
         return None
