@@ -205,9 +205,16 @@ def running_furniture(pages: Sequence[PageResult]) -> dict[tuple[int, int], str]
     for pos, page in enumerate(pages):
         if not page.lines or page.height_px <= 0:
             continue
+        line_h = _body_line_height(page.lines)
+        sizes = [ln.font_size_pt for ln in page.lines if ln.font_size_pt]
+        body_size = statistics.median(sizes) if sizes else None
         for i, ln in enumerate(page.lines):
             text = ln.text.strip()
-            if not text or ln.role == "table":
+            if not text or ln.role in ("table", "heading"):
+                continue
+            # running heads are set small: a repeated line larger than the body is a heading ("Chapter 2")
+            if (body_size and ln.font_size_pt and ln.font_size_pt > 1.1 * body_size) or (
+                    ln.bbox_page_px[3] - ln.bbox_page_px[1] > 1.3 * line_h):
                 continue
             cy = (ln.bbox_page_px[1] + ln.bbox_page_px[3]) / 2 / page.height_px
             if REPEAT_ZONE < cy < 1 - REPEAT_ZONE:

@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from docvlm.datamodel import Line, PageResult
-from docvlm.layout.base import PageContext
+from docvlm.layout.base import DocumentContext, PageContext
 
 SIZE_RATIO = 1.15
 HEIGHT_RATIO = 1.3
@@ -88,6 +88,48 @@ def heading_levels(page: PageResult) -> dict[int, int]:
     ranks = sorted(set(candidates.values()), reverse=True)
     levels = {key: min(MAX_LEVELS, r + 1) for r, key in enumerate(ranks)}
     return {i: levels[candidates[b]] for b in candidates for i in blocks[b]}
+
+
+def unify_heading_levels(pages: list[PageResult]) -> list[PageResult]:
+    """Heading levels ranked over the whole document, so "Section 2" on page 2 is the level of "Section 1".
+
+    Text-layer headings rank by font size (bold body-size headings last); others keep their page's level.
+    """
+    sizes = [ln.font_size_pt for p in pages for ln in p.lines if ln.font_size_pt]
+    heads = [ln for p in pages for ln in p.lines if ln.role == "heading" and ln.font_size_pt]
+    if not heads or not sizes:
+        return pages
+    weights: Counter[float] = Counter()
+    for p in pages:
+        for ln in p.lines:
+            if ln.font_size_pt:
+                weights[round(ln.font_size_pt * 2) / 2] += len(ln.text)
+    body = weights.most_common(1)[0][0]
+
+    def key(ln: Line) -> float:
+        size = round(ln.font_size_pt * 2) / 2  # type: ignore[operator]
+        return size if size >= SIZE_RATIO * body else 0.0
+
+    ranks = sorted({key(ln) for ln in heads}, reverse=True)
+    level = {k: min(MAX_LEVELS, r + 1) for r, k in enumerate(ranks)}
+    out = []
+    for p in pages:
+        lines = [ln.model_copy(update={"heading_level": level[key(ln)]})
+                 if ln.role == "heading" and ln.font_size_pt and ln.heading_level != level[key(ln)] else ln
+                 for ln in p.lines]
+        out.append(p.model_copy(update={"lines": lines}) if any(a is not b for a, b in zip(lines, p.lines,
+                                                                                              strict=True)) else p)
+    return out
+
+
+@dataclass(frozen=True)
+class UnifyHeadingLevels:
+    """Document processor: `unify_heading_levels`."""
+
+    name: str = "heading_levels"
+
+    def __call__(self, pages: list[PageResult], ctx: DocumentContext) -> list[PageResult]:
+        return unify_heading_levels(pages)
 
 
 @dataclass(frozen=True)

@@ -210,9 +210,18 @@ def find_gutters(boxes: Sequence[Box], width_px: int, line_h: float) -> list[tup
             x += 1
         if x - start >= min_gap and start > 0 and x < size:
             g0, g1 = content_x0 + start, content_x0 + x
+            # the tolerated lines that reach into the strip without spanning it (a column's longest line)
+            # narrow it, so only a line across the whole strip (a title) counts as crossing
+            mid = (g0 + g1) / 2
+            for b in boxes:
+                if b[0] < g1 and b[2] > g0 and not (b[0] <= g0 and b[2] >= g1):
+                    if (b[0] + b[2]) / 2 < mid:
+                        g0 = max(g0, b[2])
+                    else:
+                        g1 = min(g1, b[0])
             left = sum(1 for b in boxes if b[2] <= g0 + 1)
             right = sum(1 for b in boxes if b[0] >= g1 - 1)
-            if left >= 2 and right >= 2:
+            if g1 - g0 > 2 and left >= 2 and right >= 2:
                 gutters.append((g0, g1))
     return gutters
 
@@ -374,11 +383,27 @@ def _lift_sidebars(
             k += 1
             continue
         body_ids = {id(it) for it in body}
+        side_left = body is right
+        # single rows of the sidebar just above its first split row belong to it (its heading line, say)
+        lead: list[list[_Item]] = []
+        top = min(it.box[1] for it in region[0])
+        j = len(out) - 1
+        while j >= 0 and not out[j][1] and len(out[j][0]) == 1 and not out[j][0][0].table:
+            it = out[j][0][0]
+            on_side = it.box[2] <= g0 + 1 if side_left else it.box[0] >= g1 - 1
+            on_body = it.box[0] >= g1 - 1 if side_left else it.box[2] <= g0 + 1
+            if on_side and top - it.box[3] <= 1.5 * line_h:
+                lead.insert(0, out.pop(j)[0])
+                top = it.box[1]
+            elif not on_body:
+                break  # a line across both sides: the sidebar starts below it
+            j -= 1
         for r in region:
             part = [it for it in r if id(it) in body_ids]
             if part:
                 emit(part)
         flush_pending()
+        pending.extend(lead)
         pending.extend(part for r in region if (part := [it for it in r if id(it) not in body_ids]))
         k = end
     # a sidebar still waiting at the column's end is handed back: it follows the columns of its band, so a
