@@ -230,19 +230,32 @@ def grid_of(table) -> list[list[str]]:
 # --- systems ----------------------------------------------------------------------------------------------
 
 
-def run_docvlm(path: Path, pages: list[int] | None, dpi: int = 72) -> tuple[dict[int, list], dict]:
-    """docvlm on a PDF: text-layer conversion without layout, then the table step alone, both timed."""
+def timed_page(sp, engine, opts, shown: str, times: dict):
+    """One page through the engine without layout, then the table step alone; both times added to `times`."""
     from docvlm.engines.base import Task
-    from docvlm.engines.ocr import OcrEngine
     from docvlm.layout.base import PageContext
     from docvlm.layout.tables import FindTables
-    from docvlm.options import ConvertOptions
     from docvlm.pipeline import assemble_page
+
+    t0 = time.perf_counter()
+    page = assemble_page(sp, engine.process_pages([sp], Task())[0], seconds=None)
+    t1 = time.perf_counter()
+    page = FindTables()(page, PageContext(source=sp, options=opts, shown=shown))
+    t2 = time.perf_counter()
+    times["convert_s"] += t1 - t0
+    times["tables_s"] += t2 - t1
+    times["pages"] += 1
+    return page
+
+
+def run_docvlm(path: Path, pages: list[int] | None, dpi: int = 72) -> tuple[dict[int, list], dict]:
+    """docvlm on a PDF: text-layer conversion without layout, then the table step alone, both timed."""
+    from docvlm.engines.ocr import OcrEngine
+    from docvlm.options import ConvertOptions
     from docvlm.sources import open_document
 
     opts = ConvertOptions(dpi=dpi, layout=False)
     engine = OcrEngine(opts)
-    step = FindTables()
     out: dict[int, list] = {}
     times = {"convert_s": 0.0, "tables_s": 0.0, "pages": 0}
     with open_document(path, opts) as doc:
@@ -250,16 +263,7 @@ def run_docvlm(path: Path, pages: list[int] | None, dpi: int = 72) -> tuple[dict
         for i in idx:
             if i >= doc.page_count:
                 continue
-            sp = doc.page(i)
-            t0 = time.perf_counter()
-            res = engine.process_pages([sp], Task())[0]
-            page = assemble_page(sp, res, seconds=None)
-            t1 = time.perf_counter()
-            page = step(page, PageContext(source=sp, options=opts, shown=str(path)))
-            t2 = time.perf_counter()
-            times["convert_s"] += t1 - t0
-            times["tables_s"] += t2 - t1
-            times["pages"] += 1
+            page = timed_page(doc.page(i), engine, opts, str(path), times)
             out[i] = [page, page.tables]
     return out, times
 
@@ -392,19 +396,14 @@ def bench_camelot_scans(root: Path, limit: int, dpi: int = 200) -> dict:
 
     import pymupdf
 
-    from docvlm.engines.base import Task
     from docvlm.engines.ocr import OcrEngine
-    from docvlm.layout.base import PageContext
-    from docvlm.layout.tables import FindTables
     from docvlm.options import ConvertOptions
-    from docvlm.pipeline import assemble_page
     from docvlm.sources import open_document
 
     exps = [e for e in read_expectations(root) if len(e.pages) <= 1]
     keys = sorted({(e.pdf, e.pages[0] if e.pages else 0) for e in exps})[:limit]
     opts = ConvertOptions(layout=False)
     engine = OcrEngine(opts)
-    step = FindTables()
     scores = {split: Score() for split in ("dev", "check")}
     timing = {"convert_s": 0.0, "tables_s": 0.0, "pages": 0}
     with tempfile.TemporaryDirectory() as tmp:
@@ -413,15 +412,7 @@ def bench_camelot_scans(root: Path, limit: int, dpi: int = 200) -> dict:
             with pymupdf.open(root / "pdfs" / pdf) as doc:
                 doc[pno].get_pixmap(dpi=dpi).save(png)
             with open_document(png, opts) as doc:
-                sp = doc.page(0)
-                t0 = time.perf_counter()
-                page = assemble_page(sp, engine.process_pages([sp], Task())[0])
-                t1 = time.perf_counter()
-                page = step(page, PageContext(source=sp, options=opts, shown=str(png)))
-                t2 = time.perf_counter()
-            timing["convert_s"] += t1 - t0
-            timing["tables_s"] += t2 - t1
-            timing["pages"] += 1
+                page = timed_page(doc.page(0), engine, opts, str(png), timing)
             for e in exps:
                 if e.pdf == pdf and (e.pages[0] if e.pages else 0) == pno:
                     scores[e.split].add(best_match(e.rows, [grid_of(t) for t in page.tables])[0])
