@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from docvlm.datamodel import FURNITURE_ROLES, Line, PageResult
 from docvlm.layout.base import DocumentContext, PageContext
+from docvlm.layout.reading_order import CAPTION as _CAPTION
 
 TOP_ZONE = 0.09
 """Share of the page height at the top where a running header may stand (one page alone)."""
@@ -35,14 +36,15 @@ SEPARATION_LINES = 1.0
 
 _ROMAN = r"[ivxlcdm]{1,7}"
 PAGE_NUMBER = re.compile(
-    rf"^[\s\-–—.\[(]*(page|p\.|pg\.?|seite|pagina|página)?\s*(\d{{1,4}}|{_ROMAN})"
+    rf"^[\s\-–—.\[(]*(page|p\.|pg\.?|seite|pagina|página)?\s*(\d{{1,3}}[-–]\d{{1,4}}|\d{{1,4}}|{_ROMAN})"
     rf"(\s*(/|of|von|de|sur)\s*\d{{1,4}})?[\s\-–—.\])]*$",
     re.I,
 )
 BANNER = re.compile(
     r"(https?://|www\.|\bdoi\b|\bdoi:|downloaded from|copyright|©|\(c\)\s*\d{4}|all rights reserved|"
-    r"\bvol\.?\s*\d+|\bvolume\s+\d+|\bno\.\s*\d+|\bissn\b|\bisbn\b|\barxiv:|\bpp\.\s*\d+|"
-    r"journal of|proceedings of|preprint|accepted manuscript|this article is protected)",
+    r"\bvol\.?\s*\d+|\bvolume\s+\d+|\bissn\b|\bisbn\b|\barxiv:|\bpp\.\s*\d+|"
+    r"journal of|proceedings of|preprint|accepted manuscript|this article is protected|published by|"
+    r"available (online )?at|retrieved from|licensed under)",
     re.I,
 )
 
@@ -52,6 +54,14 @@ def _masked(text: str) -> str:
     t = re.sub(r"\d+", "#", text.lower())
     t = re.sub(rf"\b{_ROMAN}\b$", "#", t)
     return " ".join(t.split())
+
+
+def _ends_sentence(text: str) -> bool:
+    """'...was measured.' / '...해야 한다.' end a sentence; 'SYSTEMS, INC.' and 'No.' do not."""
+    t = text.rstrip()
+    if t.endswith("。"):
+        return True
+    return len(t) >= 2 and t[-1] in ".!?" and t[-2].isalpha() and not t[-2].isupper()
 
 
 def is_page_number(text: str) -> bool:
@@ -111,7 +121,7 @@ def page_furniture_roles(page: PageResult) -> dict[int, str]:
             small = all(lines[i].font_size_pt < 0.95 * body_size for i in r)  # type: ignore[operator]
         else:
             small = all(lines[i].bbox_page_px[3] - lines[i].bbox_page_px[1] < 0.85 * line_h for i in r)
-        gaps = [lines[b].bbox_page_px[0] - lines[a].bbox_page_px[2] for a, b in zip(ordered, ordered[1:])]
+        gaps = [lines[b].bbox_page_px[0] - lines[a].bbox_page_px[2] for a, b in zip(ordered, ordered[1:], strict=False)]
         return {
             "page_number": all(is_page_number(lines[i].text) for i in r) or is_page_number(text),
             "banner": bool(BANNER.search(text)) and words <= 40,
@@ -126,16 +136,22 @@ def page_furniture_roles(page: PageResult) -> dict[int, str]:
         }
 
     def judge(r: list[int], gap: float, top: bool, edge: bool, zone: float) -> str | None:
+        if any(_CAPTION.match(lines[i].text) for i in r):
+            return None  # a figure or table caption near the edge is content, never furniture
         f = shape(r)
-        strong = f["page_number"] or f["banner"] or f["numbered"] or f["spread"]
+        # pieces spread across the width are strong only as the classic triple (left, centre, right): two
+        # pieces may be the last lines of two columns
+        strong = f["page_number"] or f["banner"] or f["numbered"] or (f["spread"] and len(r) >= 3)
         if zone > (0.12 if (edge and strong) else TOP_ZONE if top else BOTTOM_ZONE) * (1.0 if edge else 1.6):
             return None
         if gap < SEPARATION_LINES * line_h and not (edge and strong):
             return None  # only a strongly shaped line at the page's very edge may sit close to the body
         if f["page_number"]:
             return "page_number"
-        if strong or (f["short"] and (f["small"] or len(r) >= 2)) or (f["short"] and top and f["upper"]):
+        if strong or (top and f["short"] and (f["small"] or len(r) >= 2 or f["upper"])):
             return "header" if top else "footer"
+        if not top and f["small"]:
+            return "footnote"  # small text set apart at the bottom: a footnote, kept in the Markdown
         return None
 
     # top: the first rows while they are furniture; bottom: the last rows, the same way upwards
@@ -155,6 +171,27 @@ def page_furniture_roles(page: PageResult) -> dict[int, str]:
         if role is None:
             break
         roles.update({i: role for i in r})
+    # a footer block of logos and imprints: short lines spread to both sides of the page's bottom, set apart
+    # from the body by a wide gap (slides and cover pages carry them; a letter's signature stays body)
+    tail_rows: list[list[int]] = []
+    for k in range(len(rows) - 1, 0, -1):
+        b, above = row_box(rows[k]), row_box(rows[k - 1])
+        tail_rows.insert(0, rows[k])
+        if b[1] < 0.85 * H or len(tail_rows) > 6:
+            tail_rows = []
+            break
+        if b[1] - above[3] >= 2 * line_h:
+            break
+    block = [i for r in tail_rows for i in r if i not in roles]
+    if block and all(
+        len(lines[i].text.split()) <= 6 and not _CAPTION.match(lines[i].text)
+        and not _ends_sentence(lines[i].text) for i in block
+    ):  # no caption, no sentence end (the last lines of two columns): logos and imprints only
+        xs = sorted((lines[i].bbox_page_px[0], lines[i].bbox_page_px[2]) for i in block)
+        reach = xs[0][0] < 0.25 * W and max(x1 for _, x1 in xs) > 0.75 * W
+        split = any(b0 - max(x1 for _, x1 in xs[:n + 1]) > 0.2 * W for n, (b0, _) in enumerate(xs[1:]))
+        if reach and split:
+            roles.update({i: "page_number" if is_page_number(lines[i].text) else "footer" for i in block})
     # a page number ending (or starting) the content, well apart from the text, wherever the text ends
     for r, other in ((rows[-1], rows[-2]), (rows[0], rows[1])):
         b, o = row_box(r), row_box(other)

@@ -34,7 +34,9 @@ PARAGRAPH_GAP_LINES = 0.8
 ROW_CENTER_SHARE = 0.5
 """Two lines share a row when their centres are closer than this share of the smaller line height."""
 
-_CAPTION = re.compile(r"^\s*(fig(ure)?|table|tab|chart|plate|scheme|exhibit)\.?\s*[0-9IVXivx]+[.:\s]", re.I)
+CAPTION = re.compile(
+    r"^\s*(fig(ure)?|table|tab|chart|plate|scheme|exhibit)\.?\s*[0-9IVXivx]+([.\-–][0-9]+)*([.:\s]|$)", re.I
+)
 
 
 def _h(box: Box) -> float:
@@ -414,7 +416,7 @@ def _lift_sidebars(
 
 def _starts_caption(lines: Sequence[Line], row: list[_Item]) -> bool:
     first = row[0]
-    return not first.table and bool(_CAPTION.match(lines[first.lines[0]].text))
+    return not first.table and bool(CAPTION.match(lines[first.lines[0]].text))
 
 
 # --- drop caps ---------------------------------------------------------------------------------------------
