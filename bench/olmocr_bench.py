@@ -195,6 +195,7 @@ def main() -> int:
         keep = set(args.only.split(","))
         pdfs = [p for p in pdfs if p.name in keep or p.stem in keep]
     page_rows = []
+    steps_tl: dict[str, float] = {}  # seconds per layout step, summed over text-layer documents
     for pdf in pdfs:
         rel = str(pdf.relative_to(dataset / "pdfs"))
         mds, info = convert_docvlm(pdf, options, engine)
@@ -204,6 +205,9 @@ def main() -> int:
             target.write_text(md)
         for p in info["pages"]:
             page_rows.append({"pdf": rel, **p})
+        if all(p["source"] == "text_layer" for p in info["pages"]):
+            for step, sec in info["steps_s"].items():
+                steps_tl[step] = steps_tl.get(step, 0.0) + sec
         if use_p4l:
             for i, md in enumerate(convert_pymupdf4llm(pdf)):
                 target = out_dir / "pymupdf4llm" / md_name(rel, i + 1)
@@ -222,7 +226,9 @@ def main() -> int:
         summary["text_layer_pages"] = len(tl)
         summary["median_read_ms"] = round(read * 1000, 2)
         summary["median_layout_ms"] = round(lay * 1000, 2)
-        summary["layout_over_read_total"] = round(sum(r["layout_s"] for r in tl) / sum(r["read_s"] for r in tl), 3)
+        read_total = sum(r["read_s"] for r in tl)
+        summary["layout_over_read_total"] = round(sum(r["layout_s"] for r in tl) / read_total, 3)
+        summary["step_over_read"] = {k: round(v / read_total, 4) for k, v in sorted(steps_tl.items())}
     summary["pages"] = page_rows
     if args.also_docling:
         rows = docling_compare(args.data, out_dir, options, engine, use_p4l)
@@ -237,7 +243,7 @@ def main() -> int:
         table = summary[name]
         total = sum(v[0] for v in table.values()), sum(v[1] for v in table.values())  # type: ignore[union-attr]
         print(name, {k: f"{a}/{b}" for k, (a, b) in table.items()}, f"total {total[0]}/{total[1]}")  # type: ignore[union-attr]
-    for k in ("text_layer_pages", "median_read_ms", "median_layout_ms", "layout_over_read_total",
+    for k in ("text_layer_pages", "median_read_ms", "median_layout_ms", "layout_over_read_total", "step_over_read",
               "docling_layout_over_read"):
         if k in summary:
             print(k, summary[k])

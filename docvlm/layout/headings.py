@@ -134,18 +134,14 @@ class UnifyHeadingLevels:
 
 @dataclass(frozen=True)
 class MarkHeadings:
-    """Page processor: `heading_levels`; every other line without a role becomes body."""
+    """Page processor: `heading_levels` (reading order has already given every other line a role)."""
 
     name: str = "headings"
 
     def __call__(self, page: PageResult, ctx: PageContext) -> PageResult:
         levels = heading_levels(page)
-        lines = []
-        for i, ln in enumerate(page.lines):
-            if i in levels:
-                lines.append(ln.model_copy(update={"role": "heading", "heading_level": levels[i]}))
-            elif ln.role is None and ln.text.strip():
-                lines.append(ln.model_copy(update={"role": "body"}))
-            else:
-                lines.append(ln)
+        if not levels:
+            return page
+        lines = [ln.model_copy(update={"role": "heading", "heading_level": levels[i]}) if i in levels else ln
+                 for i, ln in enumerate(page.lines)]
         return page.model_copy(update={"lines": lines})

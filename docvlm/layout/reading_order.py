@@ -156,8 +156,11 @@ def _read_band(items: list[_Item], lines: Sequence[Line], width_px: int, line_h:
 
     def flush() -> None:
         deferred: list[list[int]] = []
-        for col in range(len(gutters) + 1):
-            blocks.extend(_paragraphs([it for it in pending if column_of(it) == col], lines, line_h, deferred))
+        by_col: dict[int, list[_Item]] = {}
+        for it in pending:
+            by_col.setdefault(column_of(it), []).append(it)
+        for col in sorted(by_col):
+            blocks.extend(_paragraphs(by_col[col], lines, line_h, deferred))
         blocks.extend(deferred)
         pending.clear()
 
@@ -371,8 +374,8 @@ def _lift_sidebars(
         region = rows[k:end]
         left = [it for r in region for it in r if (it.box[0] + it.box[2]) / 2 < mid]
         right = [it for r in region for it in r if (it.box[0] + it.box[2]) / 2 >= mid]
-        wl = statistics.mean(it.box[2] - it.box[0] for it in left) if left else 0.0
-        wr = statistics.mean(it.box[2] - it.box[0] for it in right) if right else 0.0
+        wl = sum(it.box[2] - it.box[0] for it in left) / len(left) if left else 0.0
+        wr = sum(it.box[2] - it.box[0] for it in right) / len(right) if right else 0.0
         body, side = (left, right) if wl > wr else (right, left)
         if (
             split_rows < SIDEBAR_MIN_ROWS
@@ -474,7 +477,8 @@ def order_page(page: PageResult) -> PageResult:
             if i in seen:
                 continue
             seen.add(i)
-            update: dict[str, object] = {"block": b}
+            # every line leaves with a role: table lines "table", the rest "body" unless a step named it
+            update: dict[str, object] = {"block": b, "role": lines[i].role or "body"}
             if table_of[i] is not None and lines[i].role in (None, "body"):
                 update["role"] = "table"
             ordered.append(lines[i].model_copy(update=update))

@@ -89,9 +89,14 @@ _DOUBLED_QUOTES = {"\u2018\u2018": "\u201c", "\u2019\u2019": "\u201d"}
 _CHANGES = frozenset(SPACING_TO_COMBINING) | frozenset(LIGATURES) | {"\u2018", "\u2019"}
 
 
+def _clean(text: str) -> bool:
+    """Plain ASCII without a backtick or caret: nothing any repair rule would change."""
+    return text.isascii() and "`" not in text and "^" not in text
+
+
 def repair_text(text: str) -> str:
     """NFC, detached spacing accents joined, ligatures expanded, doubled single quotes made double."""
-    if text.isascii() and not any(c in text for c in "`^\u00b4"):
+    if _clean(text):
         return text  # the common case, kept cheap: nothing to normalise
     out = unicodedata.normalize("NFC", text)
     if any(c in _CHANGES for c in out):
@@ -105,6 +110,8 @@ def repair_text(text: str) -> str:
 
 def repair_line(line: Line) -> Line:
     """The line with repaired text and words; `raw_text` keeps what the source gave when anything changed."""
+    if _clean(line.text) and all(_clean(w.text) for w in line.words):
+        return line
     text = repair_text(line.text)
     words = [w if (t := repair_text(w.text)) == w.text else w.model_copy(update={"text": t}) for w in line.words]
     if text == line.text and all(a is b for a, b in zip(words, line.words, strict=True)):
