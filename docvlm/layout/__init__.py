@@ -9,7 +9,8 @@ Order matters and is fixed here:
 4. `reading_order` lines in reading order (columns, sidebars, captions, footnotes), grouped into blocks
 5. `headings`      heading roles and levels from font size and weight, or relative line height
 
-Document processors then run across the pages (`running_furniture`: text repeated at the same place).
+Document processors then run across the pages (`running_furniture`: text repeated at the same place;
+`heading_levels`: one heading scale for the whole document).
 `apply_page_layout` / `apply_document_layout` are what the pipeline calls.
 """
 
@@ -27,7 +28,7 @@ from docvlm.layout.base import (
     run_page_processors,
 )
 from docvlm.layout.furniture import MarkPageFurniture, MarkRunningFurniture
-from docvlm.layout.headings import MarkHeadings
+from docvlm.layout.headings import MarkHeadings, UnifyHeadingLevels
 from docvlm.layout.reading_order import OrderReading
 from docvlm.layout.text_repair import RepairText
 
@@ -58,6 +59,7 @@ PAGE_PROCESSORS: list[PageProcessor] = [
 DOCUMENT_PROCESSORS: list[DocumentProcessor] = [
     MarkRunningFurniture(),
     *_table_processors("TABLE_DOCUMENT_PROCESSORS"),  # tables continued from the previous page
+    UnifyHeadingLevels(),
 ]
 """Document processors in the order they run (after every page's processors)."""
 
