@@ -151,6 +151,14 @@ def run_document_processors(
     return pages
 
 
+def update_lines(page: PageResult, updates: dict[int, dict[str, object]]) -> PageResult:
+    """The page with line i updated by `updates[i]` (field -> value); the page itself when nothing changes."""
+    if not updates:
+        return page
+    lines = [ln.model_copy(update=updates[i]) if i in updates else ln for i, ln in enumerate(page.lines)]
+    return page.model_copy(update={"lines": lines})
+
+
 def page_processor(name: str) -> Callable[[Callable[[PageResult, PageContext], PageResult]], PageProcessor]:
     """Turn a function into a named page processor (for small steps and tests)."""
 

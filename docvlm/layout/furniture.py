@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from docvlm.datamodel import FURNITURE_ROLES, Line, PageResult
-from docvlm.layout.base import DocumentContext, PageContext
+from docvlm.layout.base import DocumentContext, PageContext, update_lines
 from docvlm.layout.reading_order import CAPTION as _CAPTION
 
 TOP_ZONE = 0.09
@@ -223,11 +223,7 @@ class MarkPageFurniture:
     name: str = "page_furniture"
 
     def __call__(self, page: PageResult, ctx: PageContext) -> PageResult:
-        roles = page_furniture_roles(page)
-        if not roles:
-            return page
-        lines = [ln.model_copy(update={"role": roles[i]}) if i in roles else ln for i, ln in enumerate(page.lines)]
-        return page.model_copy(update={"lines": lines})
+        return update_lines(page, {i: {"role": role} for i, role in page_furniture_roles(page).items()})
 
 
 def running_furniture(pages: Sequence[PageResult]) -> dict[tuple[int, int], str]:
@@ -285,16 +281,8 @@ class MarkRunningFurniture:
         roles = running_furniture(pages)
         if not roles:
             return pages
-        out = []
-        for pos, page in enumerate(pages):
-            mine = {i: r for (p, i), r in roles.items() if p == pos}
-            if not mine:
-                out.append(page)
-                continue
-            lines = [
-                ln.model_copy(update={"role": mine[i], "heading_level": None})
-                if i in mine and ln.role not in FURNITURE_ROLES else ln
-                for i, ln in enumerate(page.lines)
-            ]
-            out.append(page.model_copy(update={"lines": lines}))
-        return out
+        return [
+            update_lines(page, {i: {"role": r, "heading_level": None} for (p, i), r in roles.items()
+                                if p == pos and page.lines[i].role not in FURNITURE_ROLES})
+            for pos, page in enumerate(pages)
+        ]

@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from docvlm.datamodel import Line, PageResult
-from docvlm.layout.base import DocumentContext, PageContext
+from docvlm.layout.base import DocumentContext, PageContext, update_lines
 
 SIZE_RATIO = 1.15
 HEIGHT_RATIO = 1.3
@@ -112,14 +112,11 @@ def unify_heading_levels(pages: list[PageResult]) -> list[PageResult]:
 
     ranks = sorted({key(ln) for ln in heads}, reverse=True)
     level = {k: min(MAX_LEVELS, r + 1) for r, k in enumerate(ranks)}
-    out = []
-    for p in pages:
-        lines = [ln.model_copy(update={"heading_level": level[key(ln)]})
-                 if ln.role == "heading" and ln.font_size_pt and ln.heading_level != level[key(ln)] else ln
-                 for ln in p.lines]
-        out.append(p.model_copy(update={"lines": lines}) if any(a is not b for a, b in zip(lines, p.lines,
-                                                                                              strict=True)) else p)
-    return out
+    return [
+        update_lines(p, {i: {"heading_level": level[key(ln)]} for i, ln in enumerate(p.lines)
+                         if ln.role == "heading" and ln.font_size_pt and ln.heading_level != level[key(ln)]})
+        for p in pages
+    ]
 
 
 @dataclass(frozen=True)
@@ -139,9 +136,4 @@ class MarkHeadings:
     name: str = "headings"
 
     def __call__(self, page: PageResult, ctx: PageContext) -> PageResult:
-        levels = heading_levels(page)
-        if not levels:
-            return page
-        lines = [ln.model_copy(update={"role": "heading", "heading_level": levels[i]}) if i in levels else ln
-                 for i, ln in enumerate(page.lines)]
-        return page.model_copy(update={"lines": lines})
+        return update_lines(page, {i: {"role": "heading", "heading_level": lv} for i, lv in heading_levels(page).items()})
