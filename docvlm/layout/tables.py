@@ -936,12 +936,22 @@ def _ground_text(text: str, candidates: list[int], words: Sequence[WordBox], use
 # --- page level -------------------------------------------------------------------------------------------
 
 
+def _vertical_unit(page: PageResult, line) -> bool:
+    """An OCR or model line standing on its side: its word boxes were cut along the wrong axis, so the
+    whole line is one unit (its text is read right by the recogniser, its box is right)."""
+    x0, y0, x1, y1 = line.bbox_page_px
+    return page.text_source != "text_layer" and y1 - y0 > 1.5 * (x1 - x0) and len(line.text.strip()) >= 2
+
+
 def page_words(page: PageResult) -> tuple[list[WordBox], list[int]]:
     """The page's words in page pixels (a line without word boxes counts as one word), and each one's line."""
     out: list[WordBox] = []
     owner: list[int] = []
     for k, line in enumerate(page.lines):
-        if line.words:
+        if line.words and _vertical_unit(page, line):
+            out.append(WordBox(line.text, line.bbox_page_px))
+            owner.append(k)
+        elif line.words:
             out.extend(WordBox(w.text, w.bbox_page_px) for w in line.words)
             owner.extend([k] * len(line.words))
         elif line.text.strip():
@@ -960,7 +970,7 @@ def word_turns(page: PageResult, line_dirs: list[tuple[Box, int]] | None = None)
     unknown: list[int] = []
     dir_boxes = np.array([b for b, _ in line_dirs], dtype=float) if line_dirs else None
     for line in page.lines:
-        ws = line.words or []
+        ws = [] if _vertical_unit(page, line) else (line.words or [])
         n = max(1, len(ws)) if ws or line.text.strip() else 0
         turn = 0
         if dir_boxes is not None and n:
@@ -987,7 +997,7 @@ def word_turns(page: PageResult, line_dirs: list[tuple[Box, int]] | None = None)
     if unknown:
         down = turns.count(90)
         up = turns.count(270)
-        for i in unknown:
+        for i in unknown:  # bottom-to-top is how tables are usually turned (and what RapidOCR assumes)
             turns[i] = 90 if down > up else 270
     return turns
 
@@ -1018,9 +1028,14 @@ def detect_tables(
     height: float,
     dpi: float | None,
     aligned: bool = True,
+    turns_known: bool = True,
 ) -> TablesResult:
     """All tables of a page: ruled grids (re-read upright when most of their text is turned), then aligned
-    tables among the remaining words of each text direction. Indices in `used_words` refer to `words`."""
+    tables among the remaining words of each text direction. Indices in `used_words` refer to `words`.
+
+    `turns_known=False` (OCR and model pages: a sideways line does not say whether it reads up or down): a
+    turned table is read both ways and the reading with labels first (left column, top row) is kept.
+    """
     unit = _text_height(words)
     res = find_ruled_tables(words, segments, dpi=dpi, unit=unit)
     tables: list[Table] = []
@@ -1031,11 +1046,16 @@ def detect_tables(
         if turn == 0:
             tables.append(t)
             continue
-        sub = _turn_words(words, inside, width, height, turn)
-        segs = [page_to_upright(sg, width, height, turn) for sg in segments
-                if intersection(_pad(sg, 2), t.bbox_page_px) > 0]
-        again = find_ruled_tables(sub, segs, dpi=None, unit=_text_height(sub))
-        tables.extend(_unturn_table(x, width, height, turn, dpi) for x in again.tables)
+        best: list[Table] = []
+        for way in (turn, 360 - turn) if not turns_known else (turn,):
+            sub = _turn_words(words, inside, width, height, way)
+            segs = [page_to_upright(sg, width, height, way) for sg in segments
+                    if intersection(_pad(sg, 2), t.bbox_page_px) > 0]
+            again = [_unturn_table(x, width, height, way, dpi)
+                     for x in find_ruled_tables(sub, segs, dpi=None, unit=_text_height(sub)).tables]
+            if not best or _labels_first(again) > _labels_first(best):
+                best = again
+        tables.extend(best)
     res.tables = _refine_framed(tables, words, turns, res, width, height, dpi, unit)
     if aligned:
         for turn in (0, 90, 270):
@@ -1043,15 +1063,41 @@ def detect_tables(
                    if turns[i] == turn and i not in res.used_words and i not in res.capped_words]
             if len(idx) < 4:
                 continue
-            sub = _turn_words(words, idx, width, height, turn) if turn else [words[i] for i in idx]
-            page_w = height if turn else width
-            more = find_aligned_tables(sub, dpi=None if turn else dpi, page_width=page_w,
-                                       unit=unit if not turn else None)
-            res.warnings.extend(more.warnings)
-            res.used_words.update(idx[j] for j in more.used_words)
-            res.tables.extend(_unturn_table(x, width, height, turn, dpi) if turn else x for x in more.tables)
+            best_more: TablesResult | None = None
+            best_tables: list[Table] = []
+            for way in (turn, 360 - turn) if turn and not turns_known else (turn,):
+                sub = _turn_words(words, idx, width, height, way) if way else [words[i] for i in idx]
+                more = find_aligned_tables(sub, dpi=None if way else dpi, page_width=height if way else width,
+                                           unit=unit if not way else None)
+                got = [_unturn_table(x, width, height, way, dpi) if way else x for x in more.tables]
+                if best_more is None or _labels_first(got) > _labels_first(best_tables):
+                    best_more, best_tables = more, got
+            assert best_more is not None
+            res.warnings.extend(best_more.warnings)
+            res.used_words.update(idx[j] for j in best_more.used_words)
+            res.tables.extend(best_tables)
     res.tables.sort(key=lambda t: (t.bbox_page_px[1], t.bbox_page_px[0]))
     return res
+
+
+_ALPHA = re.compile(r"[^\W\d_]{2}")
+
+
+def _labels_first(tables: Sequence[Table]) -> int:
+    """How much the tables read like tables: words in the first column and row, numbers in the last ones."""
+    score = 0
+    for t in tables:
+        for c in t.cells:
+            wordy = 1 if _ALPHA.search(c.text) else 0
+            if c.col == 0:
+                score += wordy
+            if c.col + c.col_span == t.n_cols:
+                score -= wordy
+            if c.row == 0:
+                score += wordy
+            if c.row + c.row_span == t.n_rows:
+                score -= wordy
+    return score
 
 
 def _pad(b: Box, d: float) -> Box:
@@ -1284,7 +1330,7 @@ class FindTables:
             elif source is not None and page.text_source == "ocr":
                 segments = _scan_rulings(source, unit)
             res = detect_tables(words, word_turns(page, dirs), segments, width=page.width_px,
-                                height=page.height_px, dpi=page.dpi)
+                                height=page.height_px, dpi=page.dpi, turns_known=page.text_source == "text_layer")
         warnings.extend(res.warnings)
         used_per_line: dict[int, int] = {}
         for i in res.used_words:
