@@ -559,11 +559,21 @@ class PdfPage(SourcePage):
 GLUED_WORD_LETTERS = 17
 """A text-layer word with this many letters or more (rare in real words) makes its line a candidate for
 missing spaces: only such lines pay for reading glyph boxes (rawdict), so clean pages cost nothing extra."""
-MAX_GLUED_LINES = 40
+MAX_GLUED_LINES = 20
 """At most this many candidate lines per page are re-read glyph by glyph (bounded time on odd pages)."""
 GAP_EM = 0.08
 """A gap between two glyphs wider than this share of the font size (and clearly wider than the word's usual
 letter gap) is a missing space. Letters of one word touch (gap 0) or overlap (kerning)."""
+
+
+def _looks_glued(word: str) -> bool:
+    """A run of 17+ Latin letters (digits allowed, trailing punctuation ignored): words with missing spaces.
+
+    URLs, formulas and scripts written without spaces (CJK) are not candidates: they have no spaces to lose.
+    """
+    core = word.rstrip(".,;:!?)]}\"'")
+    letters = sum(1 for ch in core if ch.isascii() and ch.isalpha())
+    return letters >= GLUED_WORD_LETTERS and all(ch.isascii() and ch.isalnum() for ch in core)
 
 
 def _is_bold(span: dict) -> bool:
@@ -583,26 +593,35 @@ def _glued_word_pieces(page, raw_words: Sequence) -> dict[int, list[tuple[str, t
     lines: dict[tuple[int, int], list[int]] = {}
     for n, w in enumerate(raw_words):
         lines.setdefault((w[5], w[6]), []).append(n)
-    candidates = [
-        key for key, ns in lines.items()
-        if any(sum(ch.isalpha() for ch in raw_words[n][4]) >= GLUED_WORD_LETTERS for n in ns)
-    ][:MAX_GLUED_LINES]
+    candidates = [key for key, ns in lines.items() if any(_looks_glued(raw_words[n][4]) for n in ns)][:MAX_GLUED_LINES]
     out: dict[int, list[tuple[str, tuple[float, float]]]] = {}
+    def read_glyphs(clip) -> list[tuple[str, tuple, float]]:
+        raw = page.get_text("rawdict", clip=clip, flags=pymupdf.TEXTFLAGS_WORDS)
+        return [
+            (c["c"], c["bbox"], float(s["size"]))
+            for b in raw.get("blocks", ()) for ln in b.get("lines", ()) for s in ln.get("spans", ())
+            for c in s.get("chars", ()) if not c["c"].isspace()
+        ]
+
+    page_glyphs = None
+    if len(candidates) > 2:  # many lines: one glyph read of the page costs less than one per line
+        try:
+            page_glyphs = read_glyphs(None)
+        except Exception:  # noqa: BLE001 - the words stay as they are
+            return {}
     for key in candidates:
         ns = lines[key]
         clip = pymupdf.Rect(
             min(raw_words[n][0] for n in ns), min(raw_words[n][1] for n in ns),
             max(raw_words[n][2] for n in ns), max(raw_words[n][3] for n in ns),
         )
-        try:
-            raw = page.get_text("rawdict", clip=clip, flags=pymupdf.TEXTFLAGS_WORDS)
-        except Exception:  # noqa: BLE001 - a line that cannot be re-read keeps its words as they are
-            continue
-        glyphs = [
-            (c["c"], c["bbox"], float(s["size"]))
-            for b in raw.get("blocks", ()) for ln in b.get("lines", ()) for s in ln.get("spans", ())
-            for c in s.get("chars", ()) if not c["c"].isspace()
-        ]
+        if page_glyphs is not None:
+            glyphs = [g for g in page_glyphs if clip.y0 - 1 <= (g[1][1] + g[1][3]) / 2 <= clip.y1 + 1]
+        else:
+            try:
+                glyphs = read_glyphs(clip)
+            except Exception:  # noqa: BLE001 - a line that cannot be re-read keeps its words as they are
+                continue
         for n in ns:
             x0, y0, x1, y1, text = raw_words[n][:5]
             mine = [g for g in glyphs
