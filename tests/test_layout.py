@@ -168,6 +168,8 @@ def test_two_columns_with_a_sidebar_read_in_order(tmp_path: Path) -> None:
     notes = [i for i, t in enumerate(order) if t.startswith("N")]
     assert notes == list(range(notes[0], notes[0] + 5)), order
     assert not (order.index("L08") < notes[0] < order.index("L15"))
+    assert {ln.role for ln in page.lines if ln.text.startswith("N")} == {"margin"}
+    assert not page.errors
     md = render_page_markdown(page)
     assert md.startswith("# Columns and a margin note")
     # blocks: every line of a paragraph carries the same block index, blocks increase in reading order
@@ -212,6 +214,7 @@ def test_captions_and_footnotes() -> None:
     assert [ln.text for ln in page.lines][-1] == "1 A footnote."
     by_text = {ln.text: ln.block for ln in page.lines}
     assert by_text["Figure 3: a caption right below"] != by_text["Body text two"]
+    assert {ln.text: ln.role for ln in page.lines}["Figure 3: a caption right below"] == "caption"
 
 
 # --- headings ---------------------------------------------------------------------------------------------

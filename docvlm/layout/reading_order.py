@@ -62,6 +62,7 @@ class _Item:
     table: bool = False
     size: float | None = None
     bold: bool | None = None
+    margin: bool = False  # lifted out as a sidebar / margin note
 
 
 def _in_box(inner: Box, outer: Box, share: float = 0.6) -> bool:
@@ -85,8 +86,13 @@ def lines_in_table(lines: Sequence[Line], tables: Sequence[Table]) -> list[int |
     return out
 
 
-def order_lines(lines: Sequence[Line], tables: Sequence[Table], width_px: int) -> list[list[int]]:
-    """Blocks of line indices in reading order (furniture and footnotes included, at the page's edges)."""
+def order_lines(
+    lines: Sequence[Line], tables: Sequence[Table], width_px: int, margin: set[int] | None = None
+) -> list[list[int]]:
+    """Blocks of line indices in reading order (furniture and footnotes included, at the page's edges).
+
+    `margin`, when given, receives the indices of lines read as a sidebar / margin note.
+    """
     if not lines:
         return []
     table_of = lines_in_table(lines, tables)
@@ -121,6 +127,8 @@ def order_lines(lines: Sequence[Line], tables: Sequence[Table], width_px: int) -
         blocks += _read_band(band, lines, width_px, line_h)
     blocks += _rows_as_blocks(lines, notes, line_h)
     blocks += _rows_as_blocks(lines, tail, line_h)
+    if margin is not None:
+        margin.update(i for it in items if it.margin for i in it.lines)
     return [b for b in blocks if b]
 
 
@@ -408,6 +416,8 @@ def _lift_sidebars(
             if part:
                 emit(part)
         flush_pending()
+        for it in [*(it for r in lead for it in r), *(it for r in region for it in r if id(it) not in body_ids)]:
+            it.margin = True
         pending.extend(lead)
         pending.extend(part for r in region if (part := [it for it in r if id(it) not in body_ids]))
         k = end
@@ -468,8 +478,10 @@ def order_page(page: PageResult) -> PageResult:
     if not lines:
         return page
     lines = join_drop_caps(lines, line_height(lines))
-    blocks = order_lines(lines, page.tables, page.width_px)
+    margin: set[int] = set()
+    blocks = order_lines(lines, page.tables, page.width_px, margin)
     table_of = lines_in_table(lines, page.tables)
+    captions = {i for block in blocks if len(block) <= 6 and CAPTION.match(lines[block[0]].text) for i in block}
     ordered: list[Line] = []
     seen: set[int] = set()
     for b, block in enumerate(blocks):
@@ -478,7 +490,8 @@ def order_page(page: PageResult) -> PageResult:
                 continue
             seen.add(i)
             # every line leaves with a role: table lines "table", the rest "body" unless a step named it
-            update: dict[str, object] = {"block": b, "role": lines[i].role or "body"}
+            role = lines[i].role or ("margin" if i in margin else "caption" if i in captions else "body")
+            update: dict[str, object] = {"block": b, "role": role}
             if table_of[i] is not None and lines[i].role in (None, "body"):
                 update["role"] = "table"
             ordered.append(lines[i].model_copy(update=update))
