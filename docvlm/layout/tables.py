@@ -684,7 +684,8 @@ def _aligned_table(
 def rulings_from_image(image: Image.Image, *, min_length: float) -> list[Box]:
     """Long horizontal and vertical dark runs of a binarised page image, as segments in its pixels."""
     gray = np.asarray(image.convert("L"), dtype=np.uint8)
-    ink = gray < min(160, int(np.mean(gray)) - 40 if gray.size else 160)
+    # thin rules anti-alias to mid grey (~170 at 200 dpi); light cell shading stays above ~195
+    ink = gray < min(185, int(np.mean(gray)) - 30 if gray.size else 185)
     segs: list[Box] = []
     for axis in (0, 1):
         m = ink if axis == 0 else ink.T
@@ -936,19 +937,27 @@ def _ground_text(text: str, candidates: list[int], words: Sequence[WordBox], use
 # --- page level -------------------------------------------------------------------------------------------
 
 
-def _vertical_unit(page: PageResult, line) -> bool:
-    """An OCR or model line standing on its side: its word boxes were cut along the wrong axis, so the
-    whole line is one unit (its text is read right by the recogniser, its box is right)."""
-    x0, y0, x1, y1 = line.bbox_page_px
-    return page.text_source != "text_layer" and y1 - y0 > 1.5 * (x1 - x0) and len(line.text.strip()) >= 2
+def _vertical_units(page: PageResult) -> list[bool]:
+    """Per line: an OCR or model line standing on its side. Its word boxes were cut along the wrong axis, so
+    the whole line is one unit (the recogniser reads its text right, its box is right). Short numbers on
+    their side are barely taller than wide: when the page clearly has sideways lines, 1.3x counts."""
+    if page.text_source == "text_layer":
+        return [False] * len(page.lines)
+    ratio = []
+    for line in page.lines:
+        x0, y0, x1, y1 = line.bbox_page_px
+        ratio.append((y1 - y0) / max(1e-6, x1 - x0) if len(line.text.strip()) >= 2 else 0.0)
+    sideways = sum(1 for r in ratio if r > 2.0) >= 3
+    return [r > (1.3 if sideways else 1.5) for r in ratio]
 
 
 def page_words(page: PageResult) -> tuple[list[WordBox], list[int]]:
     """The page's words in page pixels (a line without word boxes counts as one word), and each one's line."""
     out: list[WordBox] = []
     owner: list[int] = []
+    units = _vertical_units(page)
     for k, line in enumerate(page.lines):
-        if line.words and _vertical_unit(page, line):
+        if line.words and units[k]:
             out.append(WordBox(line.text, line.bbox_page_px))
             owner.append(k)
         elif line.words:
@@ -969,8 +978,9 @@ def word_turns(page: PageResult, line_dirs: list[tuple[Box, int]] | None = None)
     turns: list[int] = []
     unknown: list[int] = []
     dir_boxes = np.array([b for b, _ in line_dirs], dtype=float) if line_dirs else None
-    for line in page.lines:
-        ws = [] if _vertical_unit(page, line) else (line.words or [])
+    units = _vertical_units(page)
+    for k, line in enumerate(page.lines):
+        ws = [] if units[k] else (line.words or [])
         n = max(1, len(ws)) if ws or line.text.strip() else 0
         turn = 0
         if dir_boxes is not None and n:
@@ -989,7 +999,7 @@ def word_turns(page: PageResult, line_dirs: list[tuple[Box, int]] | None = None)
                 turn = 90 if dy > 0 else 270
         else:
             x0, y0, x1, y1 = line.bbox_page_px
-            if y1 - y0 > 1.5 * (x1 - x0) and len(line.text.strip()) >= 2:
+            if units[k] or (y1 - y0 > 1.5 * (x1 - x0) and len(line.text.strip()) >= 2):
                 turn = -1  # vertical, direction unknown: the page's majority decides
         if turn == -1:
             unknown.extend(range(len(turns), len(turns) + n))
@@ -1047,15 +1057,18 @@ def detect_tables(
             tables.append(t)
             continue
         best: list[Table] = []
+        best_used: set[int] = set()
         for way in (turn, 360 - turn) if not turns_known else (turn,):
             sub = _turn_words(words, inside, width, height, way)
             segs = [page_to_upright(sg, width, height, way) for sg in segments
                     if intersection(_pad(sg, 2), t.bbox_page_px) > 0]
-            again = [_unturn_table(x, width, height, way, dpi)
-                     for x in find_ruled_tables(sub, segs, dpi=None, unit=_text_height(sub)).tables]
+            found = find_ruled_tables(sub, segs, dpi=None, unit=_text_height(sub))
+            again = [_unturn_table(x, width, height, way, dpi) for x in found.tables]
             if not best or _labels_first(again) > _labels_first(best):
-                best = again
+                best, best_used = again, {inside[j] for j in found.used_words}
         tables.extend(best)
+        # words the upright reading left out go back to the aligned search (a frame around a sideways table)
+        res.used_words -= set(inside) - best_used
     res.tables = _refine_framed(tables, words, turns, res, width, height, dpi, unit)
     if aligned:
         for turn in (0, 90, 270):
