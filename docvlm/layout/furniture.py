@@ -2,12 +2,15 @@
 
 Two judges, both general rules (no file-specific strings):
 
-- On one page (`MarkPageFurniture`): a line in the top or bottom margin zone, set apart from the body by a
-  blank gap, and either shaped like a page number ("12", "- 12 -", "Page 3 of 9", "xiv"), or a short line
-  that a banner pattern marks (a URL or DOI, "Downloaded from", a copyright line, a journal citation
-  "Vol. 12", a date stamp), or a running-head shape (short, small or upper-case, spread across the width in
-  at most three pieces) at the very top. Body text that merely sits near an edge stays body: the rule wants
-  both the position and the separation.
+- On one page (`MarkPageFurniture`): the first and last rows, while they sit in the top or bottom zone, are
+  set apart from the body by a blank gap and are shaped as a page number ("12", "- 12 -", "Page 3 of 9",
+  "xiv", "7-45"), a banner (a URL or DOI, "Downloaded from", a copyright line, "Vol. 12", ISSN, "published by"),
+  a running head with a page number at one end ("400 BRITISH HUSBANDRY. [Ch. XIX."), a left/centre/right
+  triple, or a short small or upper-case line at the top. A strongly shaped row at the very edge needs no gap.
+  Also: banners printed sideways in the outer margin; a page number ending the content wherever it ends; a
+  lone number in a margin zone with no text beside it; a block of short lines spread to both sides of the
+  bottom after a wide gap (logos, imprints). Captions and sentence ends are never furniture; small text set
+  apart at the bottom is a footnote (kept in the Markdown). Body text that merely sits near an edge stays body.
 - Across pages (`MarkRunningFurniture`): text repeated at the same place (top or bottom zone) on at least
   half of the document's pages (3 at least; 2 for two-page documents), compared with its digits masked, so
   "Page 3" and "Page 4" repeat. A first page without the header is an allowed exception (it is a title page).

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from docvlm.datamodel import Box, Line, PageResult, Table
@@ -321,15 +321,16 @@ def _numeric(text: str) -> bool:
 
 
 def _lift_sidebars(
-    rows: list[list[_Item]], line_h: float, lines_text=lambda it: ""
+    rows: list[list[_Item]], line_h: float, lines_text: Callable[[_Item], str]
 ) -> tuple[list[tuple[list[_Item], bool]], list[tuple[list[_Item], bool]]]:
     """Rows in reading order, each with 'starts a new block'; a sidebar beside the body is lifted out.
 
-    A run of rows split by one wide gap at the same x (single-item rows that stay on one side may sit in
-    between) is a sidebar region when one side reads like body text (its lines at least 1.6x as wide on
-    average as the other side's) and the rows above or below span both sides. The body side is then read
-    through, and the sidebar follows as its own blocks, so a margin note is not interleaved row by row with
-    the paragraph beside it. Key-value rows ("Total ... 12.50") have two short sides and stay rows.
+    A run of rows split by one white strip (rows wholly on one side may sit in between; the strip may narrow
+    but stays open) is a sidebar region when it has 3+ split rows, one side reads like body text (3+ lines,
+    8+ line heights wide on average and 1.6x as wide as the other side) and the other side is not mostly
+    numbers (the values of key-value rows, "Total ... 12.50", which stay rows). The body side is read
+    through; the sidebar (with its lines just above the region) follows when the body paragraph ends, or is
+    handed back (second list) when the column ends first. Returns (rows in order, sidebar rows left over).
     """
     min_gap = 1.5 * line_h
     out: list[tuple[list[_Item], bool]] = []
