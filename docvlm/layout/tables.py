@@ -108,6 +108,9 @@ def _cluster_rows(idx: list[int], words: Sequence[WordBox], unit: float) -> list
     return [sorted(r, key=lambda i: words[i].box[0]) for r in rows]
 
 
+_NUMBER = re.compile(r"^[-+−(]?[$€£¥]?\s?[\d.,]+\s?[%)]?[A-Za-z]{0,2}$")
+
+
 def _make_table(
     cells: list[TableCell], n_rows: int, n_cols: int, box: Box, method: str, dpi: float | None
 ) -> Table:
@@ -117,6 +120,11 @@ def _make_table(
     for c in cells:
         if c.row == 0:
             header_rows = max(header_rows, c.row_span)
+    # leading rows without a number beside the first column are header rows too (a header over two lines)
+    first_data = next((r for r in range(n_rows) if any(
+        c.row == r and c.col > 0 and _NUMBER.match(c.text.strip()) for c in cells)), n_rows)
+    if first_data < n_rows:  # a table without numbers keeps one header row
+        header_rows = max(header_rows, min(first_data, 3))
     header_rows = min(header_rows, max(1, n_rows - 1))
     out = []
     for c in cells:
@@ -1178,8 +1186,10 @@ def render_table_markdown(table: Table) -> str:
     for c in table.cells:
         if c.row < table.n_rows and c.col < table.n_cols:
             grid[c.row][c.col] = _md_cell(c.text)
-    head = grid[0] if table.header_rows else [""] * table.n_cols
-    body = grid[1:] if table.header_rows else grid
+    # GFM has one header row: a header over several lines is folded into it, column by column
+    h = max(1, min(table.header_rows, table.n_rows - 1)) if table.n_rows > 1 else 1
+    head = [" ".join(grid[r][k] for r in range(h) if grid[r][k]) for k in range(table.n_cols)]
+    body = grid[h:]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * table.n_cols) + "|"]
     out.extend("| " + " | ".join(r) + " |" for r in body)
     return "\n".join(out)
