@@ -72,7 +72,7 @@ def run_docvlm(items: list[tuple[str, Path, float, list[str]]], out_dir: Path) -
     from docvlm.engines import get_engine
     from docvlm.options import make_options
     from docvlm.pipeline import convert_document
-    from docvlm.writers_pdf import write_searchable_pdf
+    from docvlm.writers.pdf import write_searchable_pdf
 
     started = time.perf_counter()
     engine = get_engine(make_options(engine="ocr"))

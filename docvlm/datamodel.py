@@ -20,6 +20,11 @@ Status = Literal["success", "partial", "failure"]
 TextSource = Literal["text_layer", "ocr", "model"]
 Family = Literal["qwen2", "qwen2.5", "qwen3"]
 StopReason = Literal["eos", "length", "repetition", "error"]
+LineRole = Literal[
+    "body", "heading", "header", "footer", "page_number", "caption", "footnote", "margin", "table"
+]
+FURNITURE_ROLES: frozenset[str] = frozenset({"header", "footer", "page_number"})
+"""Roles of page furniture: kept in the JSON, left out of Markdown unless --keep-furniture."""
 
 
 class Frozen(BaseModel):
@@ -50,6 +55,26 @@ class Line(Frozen):
     words: list[Word] = Field(default_factory=list, description="Words of the line, left to right.")
     label: str | None = Field(default=None, description="Grounding label or query the box answers, if any.")
     tile: int | None = Field(default=None, description="Index of the plan tile the line was read from (VLM engines).")
+    role: LineRole | None = Field(
+        default=None,
+        description="What the line is on the page (set by the layout stage): body text, a heading, page "
+        "furniture (header, footer, page_number, left out of Markdown by default), a caption, a footnote, "
+        "a margin note, or part of a table.",
+    )
+    heading_level: int | None = Field(default=None, ge=1, le=6, description="1 = top level; set when role is heading.")
+    block: int | None = Field(
+        default=None,
+        ge=0,
+        description="Reading-order index of the paragraph/block the line belongs to; lines are listed in "
+        "reading order, and consecutive lines with the same block form one paragraph.",
+    )
+    raw_text: str | None = Field(
+        default=None,
+        description="The text as the source gave it, when the layout stage repaired it (spaces restored "
+        "from glyph gaps, Unicode NFC, combining marks joined, ligatures expanded); null when unchanged.",
+    )
+    font_size_pt: float | None = Field(default=None, description="Median font size in points (text layer only).")
+    bold: bool | None = Field(default=None, description="True when most of the line is set bold (text layer only).")
 
 
 class TilePlan(Frozen):
@@ -99,6 +124,46 @@ class TileOutput(Frozen):
     retried: bool = Field(default=False, description="True when a repetition retry produced this output.")
 
 
+TableMethod = Literal["ruled", "aligned", "model"]
+
+
+class TableCell(Frozen):
+    """One cell of a table: its grid slot, span and text, grounded like a line."""
+
+    row: int = Field(ge=0, description="0-based row of the cell's top-left grid slot.")
+    col: int = Field(ge=0, description="0-based column of the cell's top-left grid slot.")
+    row_span: int = Field(default=1, ge=1, description="Grid rows the cell covers.")
+    col_span: int = Field(default=1, ge=1, description="Grid columns the cell covers.")
+    text: str = Field(default="", description="The cell's text, words joined by spaces, lines by a space.")
+    bbox_page_px: Box | None = Field(
+        default=None,
+        description="Tight box of the cell's text in page pixels (like a line's box); the grid box or null "
+        "for an empty cell.",
+    )
+    bbox_pdf_pt: Box | None = Field(default=None, description="The same box in PDF points (PDF pages only).")
+    header: bool = Field(default=False, description="True for cells of the table's header rows.")
+
+
+class Table(Frozen):
+    """A table found on a page: its region, grid size and cells (only slots that start a cell are listed)."""
+
+    bbox_page_px: Box = Field(description="Table region in page pixels [x0, y0, x1, y1].")
+    bbox_pdf_pt: Box | None = Field(default=None, description="Table region in PDF points (PDF pages only).")
+    n_rows: int = Field(ge=1, description="Rows of the table's grid.")
+    n_cols: int = Field(ge=1, description="Columns of the table's grid.")
+    cells: list[TableCell] = Field(default_factory=list, description="Cells, row by row, left to right.")
+    method: TableMethod = Field(
+        description="How the structure was found: 'ruled' (drawn or detected rulings), 'aligned' (column "
+        "alignment of words), 'model' (a VLM printed it)."
+    )
+    header_rows: int = Field(default=0, ge=0, description="Leading rows that form the header.")
+    continued: bool = Field(
+        default=False,
+        description="True when the table looks like the continuation of a table ending the previous page "
+        "(same column count, at the top of the page).",
+    )
+
+
 class PageResult(Frozen):
     index: int = Field(description="0-based page index in the source document.")
     width_px: int = Field(description="Page width in page pixels.")
@@ -110,6 +175,7 @@ class PageResult(Frozen):
     status: Status
     text_source: TextSource | None = Field(default=None, description="Where the lines came from.")
     lines: list[Line] = Field(default_factory=list)
+    tables: list[Table] = Field(default_factory=list, description="Tables found on the page, top to bottom.")
     errors: list[ErrorItem] = Field(default_factory=list)
     plan: EncodingPlan | None = Field(default=None, description="The encoding plan (VLM engines only).")
     outputs: list[TileOutput] = Field(default_factory=list, description="Raw model outputs per tile (VLM engines).")

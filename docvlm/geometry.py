@@ -204,3 +204,24 @@ def split_line_into_words(text: str, box: Sequence[float]) -> list[tuple[str, Bo
         words.append((text[i:j], (x0 + i * step, y0, x0 + j * step, y1)))
         i = j
     return words
+
+
+def page_to_upright(box: Sequence[float], width: float, height: float, turn: int) -> Box:
+    """Page pixels -> the frame in which text turned by `turn` degrees (90: reads downward, 270: upward)
+    reads left to right; used to find structure in rotated tables."""
+    x0, y0, x1, y1 = box
+    if turn == 90:
+        return (y0, width - x1, y1, width - x0)
+    if turn == 270:
+        return (height - y1, x0, height - y0, x1)
+    return (x0, y0, x1, y1)
+
+
+def upright_to_page(box: Sequence[float], width: float, height: float, turn: int) -> Box:
+    """Inverse of `page_to_upright`."""
+    u0, v0, u1, v1 = box
+    if turn == 90:
+        return (width - v1, u0, width - v0, u1)
+    if turn == 270:
+        return (v0, height - u1, v1, height - u0)
+    return (u0, v0, u1, v1)

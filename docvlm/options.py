@@ -72,10 +72,18 @@ class ConvertOptions(BaseSettings):
         default="auto", description="ship: inputs travel as bytes through Ray's object store; shared: workers read "
         "the driver's paths (a shared file system); auto: shared only when the cluster is this one machine.",
     )
+    # layout
+    layout: bool = Field(
+        default=True, description="Run the layout stage (reading order, tables, furniture, headings, text repair)."
+    )
+    keep_furniture: bool = Field(
+        default=False, description="Markdown: keep running headers, footers and page numbers (always in the JSON)."
+    )
 
     OUTPUT_FIELDS: ClassVar[tuple[str, ...]] = (
         "dpi", "pages", "max_pages", "engine", "model", "family", "quant", "dtype", "max_new_tokens",
         "text_layer", "min_text_px", "max_visual_tokens", "redo_text",
+        "layout", "keep_furniture",
     )
 
     @model_validator(mode="before")

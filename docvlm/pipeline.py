@@ -27,6 +27,7 @@ from docvlm.datamodel import (
 from docvlm.engines.base import Task
 from docvlm.errors import DocvlmError, EngineError, InputError
 from docvlm.geometry import clamp_box, is_valid_box, page_to_pdf
+from docvlm.layout import DocumentContext, PageContext, apply_document_layout, apply_page_layout
 
 if TYPE_CHECKING:
     from docvlm.engines.base import Engine
@@ -115,6 +116,9 @@ def convert_document(
             doc_errors.append(ErrorItem(code=exc.code, message=str(exc), page=exc.page))
         if not pages and not doc_errors:
             doc_errors.append(ErrorItem(code="empty", message=f"{shown}: no pages selected"))
+    if task.kind == "read":
+        pages = apply_document_layout(pages, DocumentContext(options=options, shown=shown,
+                                                             page_count=info.page_count))
     return DocumentResult(
         docvlm_version=__version__,
         status=document_status(pages, doc_errors),
@@ -150,6 +154,10 @@ def _run_batch(
     out = []
     for page, result in zip(batch, results, strict=True):
         result = assemble_page(page, result, seconds=per_page)
+        if task.kind == "read":  # layout: reading order, tables, furniture, headings (every engine)
+            result = apply_page_layout(
+                result, PageContext(source=page, options=options, shown=shown, engine=options.engine)
+            )
         if on_page is not None:
             on_page(result)
         out.append(result)

@@ -68,6 +68,8 @@ class TextWord:
     font_size_pt: float
     block: int
     line: int
+    bold: bool = False
+    glued: bool = False  # split off the previous word at a glyph gap: the PDF had no space between them
 
 
 @dataclass(frozen=True)
@@ -317,6 +319,10 @@ class SourcePage:
         """The PDF text layer in visible page pixels; None for images."""
         return None
 
+    def pdf_page(self):  # -> pymupdf.Page | None
+        """The PyMuPDF page (drawings, rulings, raw text) for PDF pages; None for images."""
+        return None
+
 
 class SourceDocument:
     """An opened input document (a context manager)."""
@@ -421,6 +427,7 @@ class PdfPage(SourcePage):
         )  # type: ignore[arg-type]
         self._doc = doc
         self._load_error = load_error
+        self._text_layer: TextLayer | None = None
 
     def _load(self):  # -> pymupdf.Page
         if self._load_error:
@@ -468,7 +475,16 @@ class PdfPage(SourcePage):
             img = canvas
         return img
 
+    def pdf_page(self):  # -> pymupdf.Page
+        return self._load()
+
     def text_layer(self) -> TextLayer:
+        """The page's words (cached: the engine and the layout stage read the same layer once)."""
+        if self._text_layer is None:
+            self._text_layer = self._read_text_layer()
+        return self._text_layer
+
+    def _read_text_layer(self) -> TextLayer:
         import pymupdf
 
         pymupdf.TOOLS.reset_mupdf_warnings()
@@ -488,20 +504,28 @@ class PdfPage(SourcePage):
         for b in blocks:
             for li, line in enumerate(b.get("lines", ())):
                 spans[(b["number"], li)] = [
-                    (s["bbox"][0], s["bbox"][2], float(s["size"])) for s in line["spans"] if s["text"].strip()
+                    (s["bbox"][0], s["bbox"][2], float(s["size"]), _is_bold(s))
+                    for s in line["spans"] if s["text"].strip()
                 ]
         to_visible = page.rotation_matrix
         dpi = float(self.dpi)  # type: ignore[arg-type]
         words: list[TextWord] = []
         chars = garbage = 0
-        for x0, y0, x1, y1, text, block_no, line_no, _ in raw_words:
-            r = pymupdf.Rect(x0, y0, x1, y1) * to_visible
+        pieces = _glued_word_pieces(page, raw_words) if self.rotation == 0 else {}
+        for n, (x0, y0, x1, y1, text, block_no, line_no, _) in enumerate(raw_words):
             size = 0.0
+            bold = False
             best = -1.0
-            for sx0, sx1, ssize in spans.get((block_no, line_no), ()):
+            for sx0, sx1, ssize, sbold in spans.get((block_no, line_no), ()):
                 overlap = min(x1, sx1) - max(x0, sx0)
                 if overlap > best:
-                    best, size = overlap, ssize
+                    best, size, bold = overlap, ssize, sbold
+            for k, (ptext, (px0, px1)) in enumerate(pieces.get(n, ())):
+                r = pymupdf.Rect(px0, y0, px1, y1) * to_visible
+                words.append(TextWord(text=ptext, bbox_page_px=pdf_to_page((r.x0, r.y0, r.x1, r.y1), dpi),
+                                      font_size_pt=round(size, 3), block=int(block_no), line=int(line_no),
+                                      bold=bold, glued=k > 0))
+            r = pymupdf.Rect(x0, y0, x1, y1) * to_visible
             if size == 0.0:
                 size = float(min(y1 - y0, x1 - x0) if self.rotation % 180 else (y1 - y0))
             for ch in text:
@@ -510,6 +534,8 @@ class PdfPage(SourcePage):
                 chars += 1
                 if _is_garbage(ch):
                     garbage += 1
+            if n in pieces:
+                continue
             words.append(
                 TextWord(
                     text=text,
@@ -517,6 +543,7 @@ class PdfPage(SourcePage):
                     font_size_pt=round(size, 3),
                     block=int(block_no),
                     line=int(line_no),
+                    bold=bold,
                 )
             )
         unrotated = page.rect * page.derotation_matrix
@@ -527,6 +554,91 @@ class PdfPage(SourcePage):
             garbage_ratio=garbage / chars if chars else 0.0,
             image_coverage=coverage,
         )
+
+
+GLUED_WORD_LETTERS = 17
+"""A text-layer word with this many letters or more (rare in real words) makes its line a candidate for
+missing spaces: only such lines pay for reading glyph boxes (rawdict), so clean pages cost nothing extra."""
+MAX_GLUED_LINES = 20
+"""At most this many candidate lines per page are re-read glyph by glyph (bounded time on odd pages)."""
+GAP_EM = 0.08
+"""A gap between two glyphs wider than this share of the font size (and clearly wider than the word's usual
+letter gap) is a missing space. Letters of one word touch (gap 0) or overlap (kerning)."""
+
+
+def _looks_glued(word: str) -> bool:
+    """A run of 17+ Latin letters (digits allowed, trailing punctuation ignored): words with missing spaces.
+
+    URLs, formulas and scripts written without spaces (CJK) are not candidates: they have no spaces to lose.
+    """
+    core = word.rstrip(".,;:!?)]}\"'")
+    letters = sum(1 for ch in core if ch.isascii() and ch.isalpha())
+    return letters >= GLUED_WORD_LETTERS and all(ch.isascii() and ch.isalnum() for ch in core)
+
+
+def _is_bold(span: dict) -> bool:
+    font = str(span.get("font", "")).lower()
+    return bool(int(span.get("flags", 0)) & 16) or any(k in font for k in ("bold", "black", "heavy", "semibold"))
+
+
+def _glued_word_pieces(page, raw_words: Sequence) -> dict[int, list[tuple[str, tuple[float, float]]]]:
+    """Word number -> its pieces (text, x-range in unrotated points) where glyph gaps show missing spaces.
+
+    Only lines holding a candidate word (`GLUED_WORD_LETTERS`) are read again, glyph by glyph, with a
+    clipped rawdict extraction (about 1-2 ms a line). A word is split only when its glyphs line up one to one
+    with its characters.
+    """
+    import pymupdf
+
+    lines: dict[tuple[int, int], list[int]] = {}
+    for n, w in enumerate(raw_words):
+        lines.setdefault((w[5], w[6]), []).append(n)
+    candidates = [key for key, ns in lines.items() if any(_looks_glued(raw_words[n][4]) for n in ns)][:MAX_GLUED_LINES]
+    out: dict[int, list[tuple[str, tuple[float, float]]]] = {}
+    def read_glyphs(clip) -> list[tuple[str, tuple, float]]:
+        raw = page.get_text("rawdict", clip=clip, flags=pymupdf.TEXTFLAGS_WORDS)
+        return [
+            (c["c"], c["bbox"], float(s["size"]))
+            for b in raw.get("blocks", ()) for ln in b.get("lines", ()) for s in ln.get("spans", ())
+            for c in s.get("chars", ()) if not c["c"].isspace()
+        ]
+
+    page_glyphs = None
+    if len(candidates) > 2:  # many lines: one glyph read of the page costs less than one per line
+        try:
+            page_glyphs = read_glyphs(None)
+        except Exception:  # noqa: BLE001 - the words stay as they are
+            return {}
+    for key in candidates:
+        ns = lines[key]
+        clip = pymupdf.Rect(
+            min(raw_words[n][0] for n in ns), min(raw_words[n][1] for n in ns),
+            max(raw_words[n][2] for n in ns), max(raw_words[n][3] for n in ns),
+        )
+        if page_glyphs is not None:
+            glyphs = [g for g in page_glyphs if clip.y0 - 1 <= (g[1][1] + g[1][3]) / 2 <= clip.y1 + 1]
+        else:
+            try:
+                glyphs = read_glyphs(clip)
+            except Exception:  # noqa: BLE001 - a line that cannot be re-read keeps its words as they are
+                continue
+        for n in ns:
+            x0, y0, x1, y1, text = raw_words[n][:5]
+            mine = [g for g in glyphs
+                    if x0 - 0.5 <= (g[1][0] + g[1][2]) / 2 <= x1 + 0.5 and y0 - 0.5 <= (g[1][1] + g[1][3]) / 2 <= y1 + 0.5]
+            if len(mine) != len(text) or "".join(g[0] for g in mine) != text or len(mine) < 2:
+                continue
+            gaps = [mine[k + 1][1][0] - mine[k][1][2] for k in range(len(mine) - 1)]
+            size = max(1.0, sorted(g[2] for g in mine)[len(mine) // 2])
+            usual = sorted(gaps)[len(gaps) // 2]
+            cuts = [k + 1 for k, gap in enumerate(gaps) if gap > max(GAP_EM * size, usual + 0.06 * size)]
+            if not cuts:
+                continue
+            bounds = [0, *cuts, len(mine)]
+            out[n] = [
+                (text[a:b], (mine[a][1][0], mine[b - 1][1][2])) for a, b in zip(bounds, bounds[1:], strict=False)
+            ]
+    return out
 
 
 def _is_garbage(ch: str) -> bool:

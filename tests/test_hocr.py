@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from docvlm.datamodel import DocumentResult, EngineInfo, Line, PageResult, SourceInfo, Word
-from docvlm.hocr import HocrWriter, hocr_box, render_hocr, write_hocr
+from docvlm.writers.hocr import HocrWriter, hocr_box, render_hocr, write_hocr
 
 NS = {"h": "http://www.w3.org/1999/xhtml"}
 

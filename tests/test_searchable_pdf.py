@@ -16,7 +16,7 @@ from docvlm.datamodel import DocumentResult, EngineInfo, Line, PageResult, Sourc
 from docvlm.errors import OutputError
 from docvlm.geometry import pdf_to_page
 from docvlm.pipeline import sha256_file
-from docvlm.writers_pdf import (
+from docvlm.writers.pdf import (
     DEFAULT_IMAGE_DPI,
     SearchablePdfWriter,
     render_searchable_pdf,

@@ -43,6 +43,10 @@ from docvlm.cli._common import (
 @click.option("--strict", is_flag=True, help="Exit 1 also when a document is only partially converted.")
 @click.option("--redo-text", is_flag=True, default=None,
               help="--format pdf: also lay the read text on pages that already had a text layer.")
+@click.option("--keep-furniture", is_flag=True, default=None,
+              help="--format md: keep running headers, footers and page numbers (always in the JSON).")
+@click.option("--no-layout", "layout", flag_value=False, default=None,
+              help="Skip the layout stage (reading order, tables, furniture, headings, text repair).")
 def convert(inputs: tuple[str, ...], out_dir: str | None, formats: str, workers: int, force: bool,
             shard: str | None, overlay_dir: str | None, json_out: bool, strict: bool, **opts: Any) -> None:
     """Convert PDFs and images (files or folders) into one grounded JSON per document.

@@ -168,12 +168,20 @@ def lines_from_text_layer(layer: TextLayer) -> list[Line]:
     lines = []
     for words in groups.values():
         out_words = [Word(text=w.text, bbox_page_px=tuple(w.bbox_page_px), confidence=1.0) for w in words]
+        text = " ".join(w.text for w in words)
+        # the PDF's own text, where spaces were restored from glyph gaps (see docvlm.sources)
+        raw = "".join(("" if w.glued else " ") + w.text for w in words).lstrip() if any(
+            getattr(w, "glued", False) for w in words) else None
+        sizes = sorted(w.font_size_pt for w in words)
         lines.append(
             Line(
-                text=" ".join(w.text for w in words),
+                text=text,
                 bbox_page_px=union_box([w.bbox_page_px for w in words]),
                 confidence=1.0,
                 words=out_words,
+                raw_text=raw,
+                font_size_pt=sizes[len(sizes) // 2] if sizes and sizes[0] > 0 else None,
+                bold=sum(len(w.text) for w in words if getattr(w, "bold", False)) * 2 > len(text.replace(" ", "")),
             )
         )
     return lines

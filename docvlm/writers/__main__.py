@@ -1,0 +1,3 @@
+from docvlm.writers.json import main
+
+raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""Shared helpers below every writer: atomic writes and safe output paths (no imports from the writers).
+
+Atomic means: write to a temp file in the destination folder, fsync, `os.replace`. A run killed at any moment
+leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import unicodedata
+from pathlib import Path, PurePosixPath
+
+# --- atomic writes -----------------------------------------------------------------------------------------
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` atomically: temp file in the same folder, fsync, rename over the target."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # Ctrl-C or a full disk in the middle: the old file is untouched, the temp file goes away
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist the rename itself (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --- safe output names -------------------------------------------------------------------------------------
+
+_UNSAFE = re.compile(r"[^\w.\- +=,@()\[\]]", re.UNICODE)
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+
+
+def safe_relpath(relpath: str) -> str:
+    """A relative output path that mirrors `relpath` but cannot escape the output folder.
+
+    Backslashes count as separators, '.', '..' and empty parts are dropped, control and shell-hostile
+    characters become '_', leading dots are removed (no hidden files), each part is at most 200 bytes.
+    """
+    parts = []
+    for raw in re.split(r"[\\/]+", relpath):
+        part = unicodedata.normalize("NFC", raw).strip()
+        if part in ("", ".", ".."):
+            continue
+        part = _UNSAFE.sub("_", part).lstrip(".").strip()
+        if not part:
+            part = "_"
+        if part.split(".")[0].lower() in _WINDOWS_RESERVED:
+            part = "_" + part
+        while len(part.encode("utf-8")) > 200:
+            part = part[:-1]
+        parts.append(part)
+    return "/".join(parts) or "_"
+
+
+def output_path(out_dir: str | Path, relpath: str, suffix: str) -> Path:
+    """`out/sub/dir/name.pdf` + suffix (e.g. '.json'), guaranteed inside `out_dir`."""
+    root = Path(out_dir).resolve()
+    target = (root / PurePosixPath(safe_relpath(relpath) + suffix)).resolve()
+    if root != target and root not in target.parents:  # pragma: no cover - safe_relpath already prevents it
+        raise ValueError(f"output path {target} escapes {root}")
+    return target
