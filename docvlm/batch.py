@@ -42,6 +42,7 @@ from pydantic import Field, ValidationError
 from docvlm import __version__
 from docvlm.datamodel import DocumentResult, EngineInfo, Frozen, Status
 from docvlm.errors import DocvlmError, EngineError, InputError, UsageError
+from docvlm.threads import available_cores, choose_inference_threads
 from docvlm.writers import WRITERS, atomic_write_text, output_path, safe_relpath, writer_for
 
 if TYPE_CHECKING:
@@ -673,7 +674,7 @@ def _run_pool(
         n_workers = min(workers, len(remaining))
         pool = ProcessPoolExecutor(
             max_workers=n_workers, mp_context=ctx, initializer=_init_worker,
-            initargs=(options, kind, events, starts, max(1, (os.cpu_count() or 1) // n_workers)),
+            initargs=(options, kind, events, starts, choose_inference_threads(available_cores(), n_workers)),
         )
         broken: list[Job] = []
         running: dict[int, str] = {}  # worker pid -> key of the job it started last

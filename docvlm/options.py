@@ -44,6 +44,12 @@ class ConvertOptions(BaseSettings):
     text_layer: Literal["auto", "ignore"] = Field(
         default="auto", description="auto: use a PDF's text layer when usable; ignore: always OCR/model."
     )
+    ocr_backend: Literal["auto", "openvino", "onnxruntime"] = Field(
+        default="auto", description="ocr engine runtime: auto = OpenVINO where it runs, else onnxruntime."
+    )
+    line_orientation: bool = Field(
+        default=False, description="ocr engine: per-line angle classifier instead of one orientation per page."
+    )
     # planning
     min_x_height_px: float = Field(default=10.0, gt=0, description="Readability threshold in encoded pixels.")
     max_visual_tokens: int | None = Field(default=None, ge=4, description="Per-request visual-token budget.")
@@ -63,6 +69,7 @@ class ConvertOptions(BaseSettings):
     OUTPUT_FIELDS: ClassVar[tuple[str, ...]] = (
         "dpi", "pages", "max_pages", "engine", "model", "family", "quant", "dtype", "max_new_tokens",
         "text_layer", "min_x_height_px", "max_visual_tokens", "redo_text",
+        "line_orientation",
     )
 
     @model_validator(mode="before")
