@@ -93,6 +93,9 @@ STRIP_ASPECT = 4.0
 STRIP_OVERLAP = 0.25
 """Overlap of neighbouring strips, as a share of the strip height (a line cut by one strip is whole in the next)."""
 
+VERTICAL_ASPECT = 1.5
+"""A line box this many times taller than wide holds vertical text (RapidOCR turns such crops too)."""
+
 GROUND_MIN_SIMILARITY = 0.8
 ROW_OVERLAP = 0.5
 """Two OCR lines are on the same row when their vertical overlap is at least half the smaller height."""
@@ -608,21 +611,63 @@ class OcrEngine:
             if len(spans) > 1:
                 found = [ln for ln in found if _owned(ln, span, spans, i)]
             lines.extend(found)
+        if not self.line_orientation:
+            lines = self._read_vertical_lines(model, image, lines)
         if gray is not None and lines:
             lines = [tighten_to_ink(line, gray) for line in lines]
         return sort_reading_order(lines) if len(spans) > 1 else lines
 
     def _recognize(self, model: Any, crops: list[Image.Image]) -> list[float]:
         """Recognition confidence of each crop, read as one text line (no detection)."""
+        return [score for _, score in self._read_crops(model, crops)]
+
+    def _read_crops(self, model: Any, crops: list[Image.Image]) -> list[tuple[str, float]]:
+        """Text and confidence of each crop, read as one text line (no detection)."""
         import numpy as np
 
-        scores = []
+        read = []
         for crop in crops:
             arr = np.ascontiguousarray(np.asarray(crop.convert("RGB"))[:, :, ::-1])
             out = model(arr, use_det=False, use_cls=False, use_rec=True)
-            got = list(getattr(out, "scores", None) or [0.0])
-            scores.append(float(got[0]) if getattr(out, "txts", None) else 0.0)
-        return scores
+            txts = list(getattr(out, "txts", None) or [])
+            scores = list(getattr(out, "scores", None) or [])
+            read.append((" ".join(str(txts[0]).split()), float(scores[0])) if txts and scores else ("", 0.0))
+        return read
+
+    def _read_vertical_lines(self, model: Any, image: Image.Image, lines: list[Line]) -> list[Line]:
+        """Re-read each vertical line (a table header set sideways) turned both ways; keep the surer reading.
+
+        RapidOCR turns a tall crop one fixed way (right for top-to-bottom text); bottom-to-top text then reads
+        upside down. Only tall lines are read again, so an ordinary page pays nothing.
+        """
+        out = []
+        for line in lines:
+            x0, y0, x1, y1 = line.bbox_page_px
+            if y1 - y0 < VERTICAL_ASPECT * (x1 - x0):
+                out.append(line)
+                continue
+            crop = image.crop((round(x0), round(y0), round(x1), round(y1)))
+            best = (line.text, line.confidence or 0.0, "rotate_90")
+            for turn in ("rotate_90", "rotate_270"):
+                text, score = self._read_crops(model, [transpose_image(crop, turn)])[0]
+                if text and score > best[1] + 1e-6:
+                    best = (text, score, turn)
+            text, score, turn = best
+            if text == line.text:
+                out.append(line)
+                continue
+            turned_size = (crop.height, crop.width)  # (width, height) of the crop turned upright
+            words = [
+                Word(text=t, bbox_page_px=_offset(upright_to_page(b, turn, turned_size), x0, y0),
+                     confidence=round(score, 4))
+                for t, b in split_line_into_words(text, (0.0, 0.0, float(crop.height), float(crop.width)))
+            ]
+            out.append(line.model_copy(update={"text": text, "confidence": round(score, 4), "words": words}))
+        return out
+
+
+def _offset(box: Box, dx: float, dy: float) -> Box:
+    return (box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy)
 
 
 def _weight(lines: Sequence[Line]) -> float:
