@@ -387,29 +387,29 @@ def quality_phase(samples: list[Sample], systems: list[str]) -> dict:
 
 
 def throughput_phase(samples: list[Sample], systems: list[str], workers: list[int], max_side_len: int,
-                     docvlm_options: dict, chunk: int = 6) -> list[dict]:
+                     docvlm_options: dict, chunk: int = 6, oversubscribed: Sequence[str] = ()) -> list[dict]:
+    """Pages/s per (system, workers, threads); `oversubscribed` systems also run every worker count > 1
+    with all cores' threads per worker, to measure what docvlm's even thread share saves."""
     from docvlm.threads import available_cores, choose_inference_threads
 
     cores = available_cores()
-    pools: dict[tuple[str, int], ProcessPoolExecutor] = {}
-    walls: dict[tuple[str, int], float] = {}
-    per_image: dict[tuple[str, int], list[float]] = {}
+    keys = [(system, w, choose_inference_threads(cores, w)) for system in systems for w in workers]
+    keys += [(system, w, cores) for system in oversubscribed for w in workers if w > 1 and cores > 1]
+    pools: dict[tuple[str, int, int], ProcessPoolExecutor] = {}
+    walls: dict[tuple[str, int, int], float] = {}
+    per_image: dict[tuple[str, int, int], list[float]] = {}
     try:
-        for system in systems:
-            for w in workers:
-                threads = choose_inference_threads(cores, w)
-                pool = ProcessPoolExecutor(
-                    max_workers=w, initializer=_init_worker, initargs=(threads, max_side_len, docvlm_options)
-                )
-                for f in [pool.submit(_warm, system, samples[0].image) for _ in range(w)]:
-                    f.result()
-                pools[(system, w)] = pool
-                walls[(system, w)] = 0.0
-                per_image[(system, w)] = []
-        order = list(pools)
+        for key in keys:
+            system, w, threads = key
+            pool = ProcessPoolExecutor(
+                max_workers=w, initializer=_init_worker, initargs=(threads, max_side_len, docvlm_options)
+            )
+            for f in [pool.submit(_warm, system, samples[0].image) for _ in range(w)]:
+                f.result()
+            pools[key], walls[key], per_image[key] = pool, 0.0, []
         for n, start in enumerate(range(0, len(samples), chunk)):
             images = [s.image for s in samples[start : start + chunk]]
-            for key in order[n % len(order):] + order[: n % len(order)]:  # rotate who goes first
+            for key in keys[n % len(keys):] + keys[: n % len(keys)]:  # rotate who goes first
                 started = time.perf_counter()
                 per_image[key] += list(pools[key].map(_run_one, [key[0]] * len(images), images))
                 walls[key] += time.perf_counter() - started
@@ -418,20 +418,20 @@ def throughput_phase(samples: list[Sample], systems: list[str], workers: list[in
         for pool in pools.values():
             pool.shutdown()
     rows = []
-    for (system, w), wall in walls.items():
+    for (system, w, threads), wall in walls.items():
         rows.append(
             {
                 "system": system,
                 "workers": w,
-                # Tesseract: OMP_THREAD_LIMIT=1
-                "threads_per_worker": 1 if system == "tesseract" else choose_inference_threads(cores, w),
+                "threads_per_worker": 1 if system == "tesseract" else threads,  # Tesseract: OMP_THREAD_LIMIT=1
                 "pages": len(samples),
                 "wall_s": round(wall, 2),
                 "pages_per_s": round(len(samples) / wall, 3),
-                "mean_page_s": round(statistics.fmean(per_image[(system, w)]), 3),
+                "mean_page_s": round(statistics.fmean(per_image[(system, w, threads)]), 3),
             }
         )
-        print(f"  throughput {system} workers={w}: {rows[-1]['pages_per_s']} pages/s", file=sys.stderr)
+        print(f"  throughput {system} workers={w} threads={threads}: {rows[-1]['pages_per_s']} pages/s",
+              file=sys.stderr)
     return rows
 
 
@@ -538,6 +538,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="systems timed with --workers")
     parser.add_argument("--throughput-limit", type=int, default=None,
                         help="images per set for the throughput phase (default: all of --limit)")
+    parser.add_argument("--oversubscribe", default="",
+                        help="systems to time also with all cores' threads in each of several workers")
     parser.add_argument("--rotate", type=int, default=0, help="receipts to read turned 90/180/270 (phase 3)")
     parser.add_argument("--rotate-systems", default="docvlm,docvlm-ort", help="systems for the rotation phase")
     parser.add_argument("--max-side-len", type=int, default=None, help="override the engine's RapidOCR max side")
@@ -577,7 +579,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     tp_samples = samples
     if args.throughput_limit:
         tp_samples = [x for ds in sets for x in evenly([s for s in samples if s.dataset == ds], args.throughput_limit)]
-    throughput = throughput_phase(tp_samples, tp_systems, workers, max_side_len, docvlm_options) if workers else []
+    throughput = throughput_phase(
+        tp_samples, tp_systems, workers, max_side_len, docvlm_options,
+        oversubscribed=[s for s in args.oversubscribe.split(",") if s],
+    ) if workers else []
     quality = quality_phase(samples, systems) if systems else {"scores": {}, "timing": {}}
     rotation = {}
     if args.rotate:

@@ -201,3 +201,25 @@ def test_next_page_renders_while_this_one_is_read(monkeypatch):
     # page 1 was rendered in the background while page 0 was being read
     assert at[("ocr-start", 0)] < at[("render-start", 1)] < at[("ocr-end", 0)]
     assert all(name.startswith("docvlm-prefetch") for kind, _, _, name in log if kind.startswith("render"))
+
+
+def test_orientation_check_costs_nothing_on_confident_upright_pages_and_tries_mirrors_only_in_doubt():
+    from docvlm.orientation import decide_orientation
+
+    page = Image.new("RGB", (400, 300), "white")
+    wide = [(10.0, 10.0, 300.0, 40.0), (10.0, 60.0, 250.0, 90.0)]
+    calls: list[int] = []
+
+    def recognize(crops):
+        calls.append(len(crops))
+        return [0.65] * len(crops)
+
+    sure = decide_orientation(page, wide, [0.97, 0.95], recognize)
+    assert sure.orientation == "none" and calls == []
+    doubtful = decide_orientation(page, wide, [0.6, 0.5], recognize)
+    # 0 and 180 read alike (0.65): the mirrored pair is tried too, nothing wins, the page stays as given
+    assert doubtful.orientation == "none" and set(doubtful.confidences) == {"none", "rotate_180", "flip_lr", "flip_tb"}
+    tall = [(10.0, 10.0, 40.0, 280.0), (60.0, 10.0, 90.0, 200.0)]
+    sideways = decide_orientation(page, tall, [0.5, 0.5], lambda crops: [0.9 if crops[0].width > crops[0].height
+                                                                        else 0.1] * len(crops))
+    assert sideways.orientation in ("rotate_90", "rotate_270") and "vertical" in sideways.reason
