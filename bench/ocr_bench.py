@@ -435,6 +435,50 @@ def throughput_phase(samples: list[Sample], systems: list[str], workers: list[in
     return rows
 
 
+def prefetch_phase(samples: list[Sample], tmp: Path, rounds: int = 3) -> dict:
+    """A scanned PDF made of the sample images (one per page, no text layer), read by the engine page by page
+    and with the next page rendered in the background; rounds alternate the two so load hits both alike."""
+    import pymupdf
+
+    from docvlm.engines.base import Task
+    from docvlm.engines.ocr import OcrEngine
+    from docvlm.options import make_options
+    from docvlm.sources import open_document
+
+    path = tmp / "scans.pdf"
+    with pymupdf.open() as pdf:
+        for sample in samples:
+            with pymupdf.open(sample.image) as img:
+                rect = img[0].rect
+            page = pdf.new_page(width=rect.width * 72 / 200, height=rect.height * 72 / 200)  # a 200-dpi scan
+            page.insert_image(page.rect, filename=sample.image)
+        pdf.save(path)
+    options = make_options(dpi=200)
+    engine = OcrEngine(options)
+    with open_document(str(path), options) as doc:
+        engine.process_pages([next(iter(doc.pages()))], Task())  # load and warm the model
+    seconds: dict[str, list[float]] = {"sequential": [], "prefetch": []}
+    for r in range(rounds):
+        for mode in (("sequential", "prefetch") if r % 2 == 0 else ("prefetch", "sequential")):
+            with open_document(str(path), options) as doc:
+                pages = list(doc.pages())
+                started = time.perf_counter()
+                if mode == "prefetch":
+                    results = engine.process_pages(pages, Task())
+                else:
+                    results = [engine.process_page(p, Task()) for p in pages]
+                seconds[mode].append(time.perf_counter() - started)
+            assert all(r.status == "success" for r in results), [r.errors for r in results]
+        print(f"  prefetch round {r + 1}/{rounds}", file=sys.stderr)
+    n = len(samples)
+    return {
+        "pages": n,
+        "rounds": rounds,
+        "seconds": {k: [round(v, 2) for v in vs] for k, vs in seconds.items()},
+        "pages_per_s": {k: round(n * len(vs) / sum(vs), 3) for k, vs in seconds.items()},
+    }
+
+
 ROTATIONS = {90: "rotate_270", 180: "rotate_180", 270: "rotate_90"}
 """Clockwise degrees a photo is turned by -> the PIL transpose that makes it (PIL ROTATE_90 is anticlockwise)."""
 
@@ -513,6 +557,9 @@ def print_tables(report: dict) -> None:
                 dec = rot["decisions"].get(system, {}).get(deg, {})
                 print(f"  {system:16} {deg:>4} deg  F1 {sc['f1']:.3f}  CER {sc['cer']:.3f}  "
                       f"{rot['seconds'][system][deg]:7.1f} s  {dec}")
+    if report.get("prefetch"):
+        pf = report["prefetch"]
+        print(f"\nOne scanned PDF of {pf['pages']} receipts, {pf['rounds']} rounds: pages/s {pf['pages_per_s']}")
     if report["throughput"]:
         print("\nThroughput")
         print(f"  {'system':15} {'workers':>7} {'threads':>7} {'pages':>6} {'wall s':>8} {'pages/s':>8}")
@@ -540,6 +587,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="images per set for the throughput phase (default: all of --limit)")
     parser.add_argument("--oversubscribe", default="",
                         help="systems to time also with all cores' threads in each of several workers")
+    parser.add_argument("--prefetch", type=int, default=0,
+                        help="receipts to put in one scanned PDF to time page prefetch against page by page")
     parser.add_argument("--rotate", type=int, default=0, help="receipts to read turned 90/180/270 (phase 3)")
     parser.add_argument("--rotate-systems", default="docvlm,docvlm-ort", help="systems for the rotation phase")
     parser.add_argument("--max-side-len", type=int, default=None, help="override the engine's RapidOCR max side")
@@ -584,6 +633,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         oversubscribed=[s for s in args.oversubscribe.split(",") if s],
     ) if workers else []
     quality = quality_phase(samples, systems) if systems else {"scores": {}, "timing": {}}
+    prefetch = {}
+    if args.prefetch:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            prefetch = prefetch_phase(evenly([s for s in samples if s.dataset == "sroie"], args.prefetch), Path(tmp))
     rotation = {}
     if args.rotate:
         import tempfile
@@ -606,6 +661,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quality": quality,
         "throughput": throughput,
         "rotation": rotation,
+        "prefetch": prefetch,
         "total_s": round(time.perf_counter() - started, 1),
         "load_average_1_5_15_at_start": load_at_start,
         "load_average_1_5_15_at_end": [round(v, 2) for v in os.getloadavg()],
