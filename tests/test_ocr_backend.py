@@ -102,20 +102,31 @@ def test_threads_per_worker_share_the_cores():
     assert choose_inference_threads(0, 0) == 1
 
 
-def test_pool_workers_get_their_share_of_threads(tmp_path: Path):
-    """`--workers 2`: each worker's engine reports the thread share in the result (OMP_NUM_THREADS set by
-    the pool, read by the engine); that is cores // 2, and 1 on this 2-core machine."""
+def test_pool_workers_get_their_share_of_threads(tmp_path: Path, monkeypatch):
+    """`--workers 2`: the pool asks for the thread share of 2 workers on this machine's cores and hands it to
+    each worker (OMP_NUM_THREADS), where the OCR engine's runtime reads it."""
+    import docvlm.batch
+
+    asked: list[tuple[int, int]] = []
+    real = docvlm.batch.choose_inference_threads
+
+    def record(cores: int, workers: int) -> int:
+        asked.append((cores, workers))
+        return real(cores, workers)
+
+    monkeypatch.setattr(docvlm.batch, "choose_inference_threads", record)
     inbox = tmp_path / "in"
     inbox.mkdir()
     for i in range(2):
-        _line_image(f"Receipt {i} total 9.99").save(inbox / f"r{i}.png")
-    out = tmp_path / "out"
-    res = CliRunner().invoke(main, ["convert", str(inbox), "-o", str(out), "--workers", "2"])
+        _line_image(f"Receipt {i}").save(inbox / f"r{i}.png")
+    res = CliRunner().invoke(main, ["convert", str(inbox), "-o", str(tmp_path / "out"), "--workers", "2",
+                                    "--engine", "scripted"])
     assert res.exit_code == 0, res.output
-    expected = choose_inference_threads(available_cores(), 2)
-    for i in range(2):
-        detail = json.loads((out / f"r{i}.png.json").read_text())["engine"]["detail"]
-        assert f"threads={expected};" in detail, detail
+    assert asked == [(available_cores(), 2)]
+    monkeypatch.setenv("OMP_NUM_THREADS", str(real(2, 2)))  # what a worker of that pool sees on 2 cores
+    for backend, key in (("openvino", "EngineConfig.openvino.inference_num_threads"),
+                         ("onnxruntime", "EngineConfig.onnxruntime.intra_op_num_threads")):
+        assert rapidocr_params(backend=backend)[key] == 1
 
 
 @dataclass

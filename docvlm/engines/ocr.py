@@ -478,7 +478,7 @@ class OcrEngine:
             dtype="fp32",
             detail=(
                 f"backend {choice.name} {runtime_version(choice.name)} ({choice.reason}); "
-                f"threads={ocr_threads()}; rapidocr {_package_version('rapidocr')}; "
+                f"rapidocr {_package_version('rapidocr')}; "
                 f"models bundled in the rapidocr wheel, no download; max_side_len={self.max_side_len}, "
                 f"det limit_side_len={DET_LIMIT_SIDE_LEN_PX} (min); "
                 f"orientation: {'per line (angle classifier)' if self.line_orientation else 'per page'}; "
