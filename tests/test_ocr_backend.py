@@ -80,6 +80,8 @@ def test_each_backend_reads_and_names_itself_in_the_engine_info(backend: str):
     detail = engine.info().detail or ""
     assert f"backend {backend} " in detail and f"--ocr-backend {backend}" in detail
     assert "orientation: per page" in detail
+    assert engine.info().dtype == ("fp32" if backend == "onnxruntime" else ocr_backend.inference_precision("openvino"))
+    assert engine.info().dtype in ("fp32", "bf16", "fp16")
 
 
 def test_line_orientation_flag_turns_the_classifier_on_through_the_cli(tmp_path: Path):

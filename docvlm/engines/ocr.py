@@ -40,7 +40,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docvlm.datamodel import EngineInfo, Line, PageResult, Word, failed_page
-from docvlm.engines.ocr_backend import OcrBackendChoice, backend_params, choose_ocr_backend, runtime_version
+from docvlm.engines.ocr_backend import (
+    OcrBackendChoice,
+    backend_params,
+    choose_ocr_backend,
+    inference_precision,
+    runtime_version,
+)
 from docvlm.errors import DocvlmError, EngineError, ModelLoadError
 from docvlm.geometry import clamp_box, is_valid_box, split_line_into_words, union_box, upright_to_page
 from docvlm.orientation import OrientationResult, decide_orientation, transpose_image
@@ -481,7 +487,7 @@ class OcrEngine:
             name=self.name,
             model="RapidOCR " + " + ".join(Path(f).stem for f in MODEL_FILES.values()),
             device="cpu",
-            dtype="fp32",
+            dtype=inference_precision(choice.name),
             detail=(
                 f"backend {choice.name} {runtime_version(choice.name)} ({choice.reason}); "
                 f"rapidocr {_package_version('rapidocr')}; "

@@ -9,6 +9,7 @@ falls back to onnxruntime (see `docvlm.engines.ocr.load_rapidocr`), again with t
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -77,6 +78,22 @@ def backend_params(backend: OcrBackendName, threads: int) -> dict[str, Any]:
         params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
         params["EngineConfig.onnxruntime.inter_op_num_threads"] = 1
     return params
+
+
+@functools.cache
+def inference_precision(backend: OcrBackendName) -> str:
+    """The precision the runtime computes in on this CPU: OpenVINO picks bf16 by itself where the CPU has
+    bf16 instructions (AVX512-BF16, AMX), else fp32; onnxruntime runs the fp32 models as they are."""
+    if backend != "openvino":
+        return "fp32"
+    try:
+        from openvino import Core
+
+        hint = str(Core().get_property("CPU", "INFERENCE_PRECISION_HINT")).lower()  # "<Type: 'bfloat16'>"
+        hint = hint.split("'")[1] if "'" in hint else hint
+    except Exception:  # noqa: BLE001 - only a label for the engine info
+        return "unknown"
+    return {"bfloat16": "bf16", "float32": "fp32", "f32": "fp32", "float16": "fp16", "f16": "fp16"}.get(hint, hint)
 
 
 def runtime_version(backend: OcrBackendName) -> str:
