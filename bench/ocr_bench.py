@@ -3,24 +3,37 @@
 Data (never copied into the repo): ../shared/data/sroie-dev (receipt line boxes, box/NNN.csv) and
 ../shared/data/funsd-train (form word boxes, annotations/*.json).
 
-Phase 1, quality and overhead (one process, sequential, the three systems interleaved image by image so that
+Phase 1, quality and overhead (one process, sequential, the systems interleaved image by image so that
 CPU contention from other jobs hits all of them alike):
-  - docvlm: `docvlm.convert(image)` (sources -> OcrEngine -> assembled, validated result);
-  - bare:   `RapidOCR(...)(image_path, return_word_box=True)` with the same models and parameters;
+  - docvlm: `docvlm.convert(image)` (sources -> OcrEngine -> assembled, validated result), default options
+    (OpenVINO where it runs, orientation once per page);
+  - docvlm-ort / docvlm-cls / docvlm-ort-cls: the same with `ocr_backend="onnxruntime"` and/or
+    `line_orientation=True` (docvlm-ort-cls is the engine as it was before issue 12);
+  - bare:   `RapidOCR(...)(image_path, return_word_box=True)` with docvlm's default models and parameters;
+    bare-ort-cls: the same call with onnxruntime and the angle classifier (RapidOCR's own defaults);
   - tesseract: `tesseract IMAGE - tsv` (lines = TSV level 4, words = level 5).
   Metrics: greedy one-to-one matching at IoU >= 0.5 (SROIE: lines, FUNSD: words); precision, recall, F1,
   character error rate of matched text (case-sensitive and case-folded), mean / p95 absolute box-edge error.
   Overhead ratio = docvlm seconds / bare seconds (model load excluded; goal <= 1.10).
 Phase 2, throughput: pages/s over all images with --workers N (ProcessPoolExecutor, one engine per worker,
-  onnxruntime / Tesseract threads = cores / N so workers do not oversubscribe the CPU).
+  inference threads = `choose_inference_threads(cores, N)` as in docvlm's own pool). All pools are started
+  and warmed first, then the images go through them in chunks, pool after pool, so a change in machine load
+  hits every configuration alike.
+Phase 3, orientation (--rotate N): N receipts turned 90/180/270 degrees (PIL transpose, saved as JPEG) and
+  read by docvlm; predicted boxes are mapped back to the upright frame and scored against the same truth as
+  the upright images, so the F1 of turned and upright receipts compare directly.
 
-    python bench/ocr_bench.py --limit 40 --workers 1,2
+Images are taken evenly spaced from an index range: SROIE 000-149 is for developing thresholds,
+150-299 for checking (--sroie-range).
+
+    python bench/ocr_bench.py --sroie-range 150-299 --limit 30 --workers 1,2 --rotate 10
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import platform
@@ -29,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -83,9 +97,25 @@ class Scores:
 # --- data ------------------------------------------------------------------------------------------------
 
 
-def load_sroie(data: Path, limit: int) -> list[Sample]:
+def evenly(items: Sequence, limit: int) -> list:
+    """`limit` items spread evenly over `items` (all of them when there are fewer)."""
+    if limit >= len(items):
+        return list(items)
+    return [items[round(i * (len(items) - 1) / max(1, limit - 1))] for i in range(limit)] if limit > 1 else [items[0]]
+
+
+def _in_range(paths: Sequence[Path], spec: str | None) -> list[Path]:
+    """Paths whose position in the sorted list lies in 'A-B' (inclusive; SROIE: the file number)."""
+    if not spec:
+        return list(paths)
+    lo, hi = (int(v) for v in spec.split("-"))
+    return [p for i, p in enumerate(paths) if lo <= i <= hi]
+
+
+def load_sroie(data: Path, limit: int, index_range: str | None = None) -> list[Sample]:
     out = []
-    for csv_path in sorted((data / "sroie-dev" / "box").glob("*.csv"))[:limit]:
+    csvs = _in_range(sorted((data / "sroie-dev" / "box").glob("*.csv")), index_range)
+    for csv_path in evenly(csvs, limit):
         image = data / "sroie-dev" / "img" / (csv_path.stem + ".jpg")
         items = []
         with open(csv_path, encoding="utf-8", errors="replace", newline="") as fh:
@@ -103,9 +133,10 @@ def load_sroie(data: Path, limit: int) -> list[Sample]:
     return out
 
 
-def load_funsd(data: Path, limit: int) -> list[Sample]:
+def load_funsd(data: Path, limit: int, index_range: str | None = None) -> list[Sample]:
     out = []
-    for ann in sorted((data / "funsd-train" / "annotations").glob("*.json"))[:limit]:
+    anns = _in_range(sorted((data / "funsd-train" / "annotations").glob("*.json")), index_range)
+    for ann in evenly(anns, limit):
         image = data / "funsd-train" / "images" / (ann.stem + ".png")
         form = json.loads(ann.read_text(encoding="utf-8"))["form"]
         items = [
@@ -204,11 +235,25 @@ def _box(b: Sequence[float]) -> Box:
     return (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
 
 
-def run_docvlm(image: str) -> Reading:
+DOCVLM_CONFIGS: dict[str, dict] = {
+    "docvlm": {},
+    "docvlm-ort": {"ocr_backend": "onnxruntime"},
+    "docvlm-cls": {"line_orientation": True},
+    "docvlm-ort-cls": {"ocr_backend": "onnxruntime", "line_orientation": True},
+}
+"""docvlm configurations: default; onnxruntime; angle classifier on; both (the engine before issue 12)."""
+BARE_CONFIGS: dict[str, dict] = {
+    "bare": {},
+    "bare-ort-cls": {"backend": "onnxruntime", "line_orientation": True},
+}
+
+
+def run_docvlm_config(name: str, image: str) -> Reading:
     import docvlm
 
+    options = {**_STATE.get("docvlm_options", {}), **DOCVLM_CONFIGS[name]}  # type: ignore[dict-item]
     started = time.perf_counter()
-    result = docvlm.convert(image, **_STATE.get("docvlm_options", {}))  # type: ignore[arg-type]
+    result = docvlm.convert(image, **options)
     seconds = time.perf_counter() - started
     if result.status == "failure":
         raise RuntimeError(f"docvlm failed on {image}: {result.errors or result.pages[0].errors}")
@@ -220,23 +265,34 @@ def run_docvlm(image: str) -> Reading:
     )
 
 
-def _bare_model():
-    model = _STATE.get("bare")
-    if model is None:
+def run_docvlm(image: str) -> Reading:
+    return run_docvlm_config("docvlm", image)
+
+
+def _bare_model(name: str = "bare"):
+    models: dict = _STATE.setdefault("bare_models", {})  # type: ignore[assignment]
+    if name not in models:
         from rapidocr import RapidOCR
 
         from docvlm.engines.ocr import ocr_threads, rapidocr_params
+        from docvlm.engines.ocr_backend import choose_ocr_backend
 
+        config = BARE_CONFIGS[name]
+        backend = config.get("backend") or choose_ocr_backend("auto").name
         # the same packaged models and parameters as docvlm, so the ratio measures docvlm's own overhead
-        params = rapidocr_params(max_side_len=int(_STATE.get("max_side_len", 2400)), threads=ocr_threads())
-        model = _STATE["bare"] = RapidOCR(params=params)
-    return model
+        params = rapidocr_params(
+            max_side_len=int(_STATE.get("max_side_len", 2400)), threads=ocr_threads(), backend=backend,
+            line_orientation=bool(config.get("line_orientation")),
+        )
+        models[name] = RapidOCR(params=params)
+    return models[name]
 
 
-def run_bare(image: str) -> Reading:
-    model = _bare_model()
+def run_bare_config(name: str, image: str) -> Reading:
+    model = _bare_model(name)
+    use_cls = bool(BARE_CONFIGS[name].get("line_orientation"))
     started = time.perf_counter()
-    out = model(image, return_word_box=True)
+    out = model(image, return_word_box=True, use_det=True, use_cls=use_cls, use_rec=True)
     seconds = time.perf_counter() - started
     lines, words = [], []
     if out.boxes is not None and out.txts is not None:
@@ -248,6 +304,10 @@ def run_bare(image: str) -> Reading:
                 xs, ys = [p[0] for p in quad], [p[1] for p in quad]
                 words.append(Item(str(text).strip(), _box((min(xs), min(ys), max(xs), max(ys)))))
     return Reading(tuple(lines), tuple(words), seconds)
+
+
+def run_bare(image: str) -> Reading:
+    return run_bare_config("bare", image)
 
 
 def run_tesseract(image: str) -> Reading:
@@ -276,7 +336,11 @@ def run_tesseract(image: str) -> Reading:
     return Reading(tuple(lines), tuple(words), seconds)
 
 
-SYSTEMS: dict[str, Callable[[str], Reading]] = {"docvlm": run_docvlm, "bare": run_bare, "tesseract": run_tesseract}
+SYSTEMS: dict[str, Callable[[str], Reading]] = {
+    **{name: functools.partial(run_docvlm_config, name) for name in DOCVLM_CONFIGS},
+    **{name: functools.partial(run_bare_config, name) for name in BARE_CONFIGS},
+    "tesseract": run_tesseract,
+}
 
 
 def _init_worker(threads: int, max_side_len: int, docvlm_options: dict) -> None:
@@ -323,50 +387,161 @@ def quality_phase(samples: list[Sample], systems: list[str]) -> dict:
 
 
 def throughput_phase(samples: list[Sample], systems: list[str], workers: list[int], max_side_len: int,
-                     docvlm_options: dict) -> list[dict]:
-    cores = os.cpu_count() or 1
-    rows = []
-    for system in systems:
-        for w in workers:
-            threads = max(1, cores // w)
-            with ProcessPoolExecutor(
+                     docvlm_options: dict, chunk: int = 6, oversubscribed: Sequence[str] = ()) -> list[dict]:
+    """Pages/s per (system, workers, threads); `oversubscribed` systems also run every worker count > 1
+    with all cores' threads per worker, to measure what docvlm's even thread share saves."""
+    from docvlm.threads import available_cores, choose_inference_threads
+
+    cores = available_cores()
+    keys = [(system, w, choose_inference_threads(cores, w)) for system in systems for w in workers]
+    keys += [(system, w, cores) for system in oversubscribed for w in workers if w > 1 and cores > 1]
+    pools: dict[tuple[str, int, int], ProcessPoolExecutor] = {}
+    walls: dict[tuple[str, int, int], float] = {}
+    per_image: dict[tuple[str, int, int], list[float]] = {}
+    try:
+        for key in keys:
+            system, w, threads = key
+            pool = ProcessPoolExecutor(
                 max_workers=w, initializer=_init_worker, initargs=(threads, max_side_len, docvlm_options)
-            ) as pool:
-                for f in [pool.submit(_warm, system, samples[0].image) for _ in range(w)]:
-                    f.result()
-                started = time.perf_counter()
-                per_image = list(pool.map(_run_one, [system] * len(samples), [s.image for s in samples]))
-                wall = time.perf_counter() - started
-            rows.append(
-                {
-                    "system": system,
-                    "workers": w,
-                    "threads_per_worker": 1 if system == "tesseract" else threads,  # Tesseract: OMP_THREAD_LIMIT=1
-                    "pages": len(samples),
-                    "wall_s": round(wall, 2),
-                    "pages_per_s": round(len(samples) / wall, 3),
-                    "mean_page_s": round(statistics.fmean(per_image), 3),
-                }
             )
-            print(f"  throughput {system} workers={w}: {rows[-1]['pages_per_s']} pages/s", file=sys.stderr)
+            for f in [pool.submit(_warm, system, samples[0].image) for _ in range(w)]:
+                f.result()
+            pools[key], walls[key], per_image[key] = pool, 0.0, []
+        for n, start in enumerate(range(0, len(samples), chunk)):
+            images = [s.image for s in samples[start : start + chunk]]
+            for key in keys[n % len(keys):] + keys[: n % len(keys)]:  # rotate who goes first
+                started = time.perf_counter()
+                per_image[key] += list(pools[key].map(_run_one, [key[0]] * len(images), images))
+                walls[key] += time.perf_counter() - started
+            print(f"  throughput chunk {n + 1}: {start + len(images)}/{len(samples)} images", file=sys.stderr)
+    finally:
+        for pool in pools.values():
+            pool.shutdown()
+    rows = []
+    for (system, w, threads), wall in walls.items():
+        rows.append(
+            {
+                "system": system,
+                "workers": w,
+                "threads_per_worker": 1 if system == "tesseract" else threads,  # Tesseract: OMP_THREAD_LIMIT=1
+                "pages": len(samples),
+                "wall_s": round(wall, 2),
+                "pages_per_s": round(len(samples) / wall, 3),
+                "mean_page_s": round(statistics.fmean(per_image[(system, w, threads)]), 3),
+            }
+        )
+        print(f"  throughput {system} workers={w} threads={threads}: {rows[-1]['pages_per_s']} pages/s",
+              file=sys.stderr)
     return rows
+
+
+def prefetch_phase(samples: list[Sample], tmp: Path, rounds: int = 3) -> dict:
+    """A scanned PDF made of the sample images (one per page, no text layer), read by the engine page by page
+    and with the next page rendered in the background; rounds alternate the two so load hits both alike."""
+    import pymupdf
+
+    from docvlm.engines.base import Task
+    from docvlm.engines.ocr import OcrEngine
+    from docvlm.options import make_options
+    from docvlm.sources import open_document
+
+    path = tmp / "scans.pdf"
+    with pymupdf.open() as pdf:
+        for sample in samples:
+            with pymupdf.open(sample.image) as img:
+                rect = img[0].rect
+            page = pdf.new_page(width=rect.width * 72 / 200, height=rect.height * 72 / 200)  # a 200-dpi scan
+            page.insert_image(page.rect, filename=sample.image)
+        pdf.save(path)
+    options = make_options(dpi=200)
+    engine = OcrEngine(options)
+    with open_document(str(path), options) as doc:
+        engine.process_pages([next(iter(doc.pages()))], Task())  # load and warm the model
+    seconds: dict[str, list[float]] = {"sequential": [], "prefetch": []}
+    for r in range(rounds):
+        for mode in (("sequential", "prefetch") if r % 2 == 0 else ("prefetch", "sequential")):
+            with open_document(str(path), options) as doc:
+                pages = list(doc.pages())
+                started = time.perf_counter()
+                if mode == "prefetch":
+                    results = engine.process_pages(pages, Task())
+                else:
+                    results = [engine.process_page(p, Task()) for p in pages]
+                seconds[mode].append(time.perf_counter() - started)
+            assert all(r.status == "success" for r in results), [r.errors for r in results]
+        print(f"  prefetch round {r + 1}/{rounds}", file=sys.stderr)
+    n = len(samples)
+    return {
+        "pages": n,
+        "rounds": rounds,
+        "seconds": {k: [round(v, 2) for v in vs] for k, vs in seconds.items()},
+        "pages_per_s": {k: round(n * len(vs) / sum(vs), 3) for k, vs in seconds.items()},
+    }
+
+
+ROTATIONS = {90: "rotate_270", 180: "rotate_180", 270: "rotate_90"}
+"""Clockwise degrees a photo is turned by -> the PIL transpose that makes it (PIL ROTATE_90 is anticlockwise)."""
+
+
+def rotation_phase(samples: list[Sample], systems: list[str], tmp: Path) -> dict:
+    """Read receipts upright and turned 90/180/270; score every reading in the upright frame."""
+    from PIL import Image
+
+    from docvlm.engines import get_engine
+    from docvlm.geometry import upright_to_page
+    from docvlm.options import make_options
+
+    per: dict[str, dict[str, list]] = {}
+    decisions: dict[str, dict[str, list[str]]] = {}
+    seconds: dict[str, dict[str, float]] = {}
+    for n, sample in enumerate(samples, 1):
+        with Image.open(sample.image) as im:
+            upright = im.convert("RGB")
+        for degrees in (0, *ROTATIONS):
+            transform = ROTATIONS.get(degrees, "none")
+            if degrees:
+                path = tmp / f"{Path(sample.image).stem}_rot{degrees}.jpg"
+                upright.transpose(getattr(Image.Transpose, {"rotate_90": "ROTATE_90", "rotate_180": "ROTATE_180",
+                                                          "rotate_270": "ROTATE_270"}[transform])).save(path, quality=95)
+                size = Image.open(path).size
+            else:
+                path, size = Path(sample.image), upright.size
+            for system in systems:
+                reading = SYSTEMS[system](str(path))
+                pred = reading.lines if sample.level == "line" else reading.words
+                back = tuple(Item(it.text, upright_to_page(it.bbox_image_px, transform, size)) for it in pred)
+                per.setdefault(system, {}).setdefault(str(degrees), []).append((back, sample.truth))
+                bucket = seconds.setdefault(system, {})
+                bucket[str(degrees)] = bucket.get(str(degrees), 0.0) + reading.seconds
+                if system.startswith("docvlm"):
+                    options = make_options(**DOCVLM_CONFIGS[system])
+                    last = getattr(get_engine(options), "last_orientation", None)
+                    label = "classifier" if last is None else last.orientation + (
+                        " (checked)" if last.confidences else "")  # checked: the explicit per-page test ran
+                    decisions.setdefault(system, {}).setdefault(str(degrees), []).append(label)
+        print(f"  rotation [{n}/{len(samples)}] {Path(sample.image).name}", file=sys.stderr, flush=True)
+    return {
+        "scores": {s: {d: asdict(score(v)) for d, v in by.items()} for s, by in per.items()},
+        "decisions": {s: {d: dict(sorted(Counter(v).items())) for d, v in by.items()} for s, by in decisions.items()},
+        "seconds": {s: {d: round(v, 2) for d, v in by.items()} for s, by in seconds.items()},
+    }
 
 
 def print_tables(report: dict) -> None:
     q = report["quality"]
     print(f"\nQuality (IoU >= 0.5, greedy one-to-one); limit {report['limit']} images per set")
-    head = f"{'set':6} {'system':10} {'truth':>6} {'pred':>6} {'match':>6} {'P':>6} {'R':>6} {'F1':>6} "
+    head = f"{'set':6} {'system':15} {'truth':>6} {'pred':>6} {'match':>6} {'P':>6} {'R':>6} {'F1':>6} "
     print(head + f"{'CER':>6} {'CERcf':>6} {'edge':>6} {'p95':>6}")
     for ds, by_sys in q["scores"].items():
         for system, s in by_sys.items():
             print(
-                f"{ds:6} {system:10} {s['truth']:>6} {s['predicted']:>6} {s['matched']:>6} {s['precision']:>6.3f} "
+                f"{ds:6} {system:15} {s['truth']:>6} {s['predicted']:>6} {s['matched']:>6} {s['precision']:>6.3f} "
                 f"{s['recall']:>6.3f} {s['f1']:>6.3f} {s['cer']:>6.3f} {s['cer_casefold']:>6.3f} "
                 f"{s['edge_err_mean_px']:>6.1f} {s['edge_err_p95_px']:>6.1f}"
             )
     print("\nSequential timing in one process (model load excluded)")
     for system, t in q["timing"].items():
-        print(f"  {system:10} total {t['total_s']:>8.2f} s   median {t['median_s']:.3f} s/page")
+        print(f"  {system:15} total {t['total_s']:>8.2f} s   median {t['median_s']:.3f} s/page")
     if "overhead_ratio_total" in q:
         print(
             f"  overhead docvlm/bare: {q['overhead_ratio_total']:.3f} (total), "
@@ -374,12 +549,23 @@ def print_tables(report: dict) -> None:
         )
     print(f"\nload average (1, 5, 15 min) at start {report['load_average_1_5_15_at_start']}, "
           f"at end {report['load_average_1_5_15_at_end']} on {report['host']['cpus']} cores")
+    if report.get("rotation"):
+        rot = report["rotation"]
+        print("\nTurned receipts, scored in the upright frame: line F1 / CER (decisions of the page check)")
+        for system, by in rot["scores"].items():
+            for deg, sc in by.items():
+                dec = rot["decisions"].get(system, {}).get(deg, {})
+                print(f"  {system:16} {deg:>4} deg  F1 {sc['f1']:.3f}  CER {sc['cer']:.3f}  "
+                      f"{rot['seconds'][system][deg]:7.1f} s  {dec}")
+    if report.get("prefetch"):
+        pf = report["prefetch"]
+        print(f"\nOne scanned PDF of {pf['pages']} receipts, {pf['rounds']} rounds: pages/s {pf['pages_per_s']}")
     if report["throughput"]:
         print("\nThroughput")
-        print(f"  {'system':10} {'workers':>7} {'threads':>7} {'pages':>6} {'wall s':>8} {'pages/s':>8}")
+        print(f"  {'system':15} {'workers':>7} {'threads':>7} {'pages':>6} {'wall s':>8} {'pages/s':>8}")
         for r in report["throughput"]:
             print(
-                f"  {r['system']:10} {r['workers']:>7} {r['threads_per_worker']:>7} {r['pages']:>6} "
+                f"  {r['system']:15} {r['workers']:>7} {r['threads_per_worker']:>7} {r['pages']:>6} "
                 f"{r['wall_s']:>8.2f} {r['pages_per_s']:>8.3f}"
             )
 
@@ -389,9 +575,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding sroie-dev and funsd-train")
     parser.add_argument("--limit", type=int, default=40, help="images per dataset (default 40)")
     parser.add_argument("--sets", default="sroie,funsd", help="comma list: sroie, funsd")
-    parser.add_argument("--systems", default="docvlm,bare,tesseract", help="systems for the quality phase")
+    parser.add_argument("--sroie-range", default="150-299",
+                        help="SROIE file numbers to sample from: 000-149 develop, 150-299 check (default)")
+    parser.add_argument("--funsd-range", default=None, help="FUNSD positions (sorted) to sample from, e.g. 0-74")
+    parser.add_argument("--systems", default="docvlm,docvlm-ort,docvlm-cls,docvlm-ort-cls,bare,bare-ort-cls,tesseract",
+                        help=f"systems for the quality phase, from: {', '.join(SYSTEMS)}")
     parser.add_argument("--workers", default="1,2", help="worker counts for the throughput phase ('' to skip)")
-    parser.add_argument("--throughput-systems", default="docvlm,tesseract", help="systems timed with --workers")
+    parser.add_argument("--throughput-systems", default="docvlm,docvlm-ort,docvlm-ort-cls,tesseract",
+                        help="systems timed with --workers")
+    parser.add_argument("--throughput-limit", type=int, default=None,
+                        help="images per set for the throughput phase (default: all of --limit)")
+    parser.add_argument("--oversubscribe", default="",
+                        help="systems to time also with all cores' threads in each of several workers")
+    parser.add_argument("--prefetch", type=int, default=0,
+                        help="receipts to put in one scanned PDF to time page prefetch against page by page")
+    parser.add_argument("--rotate", type=int, default=0, help="receipts to read turned 90/180/270 (phase 3)")
+    parser.add_argument("--rotate-systems", default="docvlm,docvlm-ort", help="systems for the rotation phase")
     parser.add_argument("--max-side-len", type=int, default=None, help="override the engine's RapidOCR max side")
     parser.add_argument("--tag", default="", help="suffix for the result file name")
     args = parser.parse_args(argv)
@@ -405,6 +604,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     systems = [s for s in args.systems.split(",") if s]
     tp_systems = [s for s in args.throughput_systems.split(",") if s]
+    unknown = sorted(set(systems + tp_systems) - set(SYSTEMS))
+    if unknown:
+        parser.error(f"unknown system(s) {', '.join(unknown)}; known: {', '.join(SYSTEMS)}")
     if ("tesseract" in systems + tp_systems) and shutil.which("tesseract") is None:
         print("tesseract not found: apt-get install -y tesseract-ocr (skipping it)", file=sys.stderr)
         systems = [s for s in systems if s != "tesseract"]
@@ -412,9 +614,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     samples: list[Sample] = []
     sets = args.sets.split(",")
     if "sroie" in sets:
-        samples += load_sroie(args.data, args.limit)
+        samples += load_sroie(args.data, args.limit, args.sroie_range)
     if "funsd" in sets:
-        samples += load_funsd(args.data, args.limit)
+        samples += load_funsd(args.data, args.limit, args.funsd_range)
     if not samples:
         print(f"no images found under {args.data}", file=sys.stderr)
         return 2
@@ -423,8 +625,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     load_at_start = [round(v, 2) for v in os.getloadavg()]
     # throughput first, in fresh worker processes, before this process loads any model
-    throughput = throughput_phase(samples, tp_systems, workers, max_side_len, docvlm_options) if workers else []
-    quality = quality_phase(samples, systems)
+    tp_samples = samples
+    if args.throughput_limit:
+        tp_samples = [x for ds in sets for x in evenly([s for s in samples if s.dataset == ds], args.throughput_limit)]
+    throughput = throughput_phase(
+        tp_samples, tp_systems, workers, max_side_len, docvlm_options,
+        oversubscribed=[s for s in args.oversubscribe.split(",") if s],
+    ) if workers else []
+    quality = quality_phase(samples, systems) if systems else {"scores": {}, "timing": {}}
+    prefetch = {}
+    if args.prefetch:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            prefetch = prefetch_phase(evenly([s for s in samples if s.dataset == "sroie"], args.prefetch), Path(tmp))
+    rotation = {}
+    if args.rotate:
+        import tempfile
+
+        receipts = evenly([s for s in samples if s.dataset == "sroie"], args.rotate)
+        with tempfile.TemporaryDirectory() as tmp:  # turned copies live outside the repo and are removed
+            rotation = rotation_phase(receipts, [s for s in args.rotate_systems.split(",") if s], Path(tmp))
     report = {
         "bench": "ocr_bench",
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
@@ -435,8 +656,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "engine": ocr.OcrEngine(_options()).info().model_dump(),
         "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()},
         "tesseract": _tesseract_version(),
+        "sroie_range": args.sroie_range,
+        "funsd_range": args.funsd_range,
         "quality": quality,
         "throughput": throughput,
+        "rotation": rotation,
+        "prefetch": prefetch,
         "total_s": round(time.perf_counter() - started, 1),
         "load_average_1_5_15_at_start": load_at_start,
         "load_average_1_5_15_at_end": [round(v, 2) for v in os.getloadavg()],

@@ -206,22 +206,45 @@ def split_line_into_words(text: str, box: Sequence[float]) -> list[tuple[str, Bo
     return words
 
 
-def page_to_upright(box: Sequence[float], width: float, height: float, turn: int) -> Box:
-    """Page pixels -> the frame in which text turned by `turn` degrees (90: reads downward, 270: upward)
-    reads left to right; used to find structure in rotated tables."""
-    x0, y0, x1, y1 = box
-    if turn == 90:
-        return (y0, width - x1, y1, width - x0)
-    if turn == 270:
-        return (height - y1, x0, height - y0, x1)
-    return (x0, y0, x1, y1)
+# --- upright frame: the page turned (and un-mirrored) so its text reads left to right ---------------------
+# An orientation names the PIL `Image.transpose` method that turns the page as given into the upright image
+# the OCR reads. Point maps are on continuous pixel edges: x in [0, width], y in [0, height].
+ORIENTATIONS = ("none", "rotate_90", "rotate_180", "rotate_270", "flip_lr", "flip_tb", "transpose", "transverse")
+_INVERSE = {"rotate_90": "rotate_270", "rotate_270": "rotate_90"}
 
 
-def upright_to_page(box: Sequence[float], width: float, height: float, turn: int) -> Box:
-    """Inverse of `page_to_upright`."""
-    u0, v0, u1, v1 = box
-    if turn == 90:
-        return (width - v1, u0, width - v0, u1)
-    if turn == 270:
-        return (v0, height - u1, v1, height - u0)
-    return (u0, v0, u1, v1)
+def _transpose_point(x: float, y: float, orientation: str, width: float, height: float) -> tuple[float, float]:
+    """Where point (x, y) of an image of `width` x `height` lands after `Image.transpose(orientation)`."""
+    return {
+        "none": (x, y),
+        "rotate_90": (y, width - x),  # PIL ROTATE_90 turns counter-clockwise
+        "rotate_180": (width - x, height - y),
+        "rotate_270": (height - y, x),
+        "flip_lr": (width - x, y),
+        "flip_tb": (x, height - y),
+        "transpose": (y, x),
+        "transverse": (height - y, width - x),
+    }[orientation]
+
+
+def upright_to_page(box_upright: Sequence[float], orientation: str, upright_size: tuple[int, int]) -> Box:
+    """A box read on the upright image (the page after `orientation`) -> the same box in page pixels."""
+    if orientation not in ORIENTATIONS:
+        raise ValueError(f"unknown orientation {orientation!r}")
+    back = _INVERSE.get(orientation, orientation)
+    x0, y0, x1, y1 = box_upright
+    w, h = upright_size
+    points = [_transpose_point(x, y, back, w, h) for x, y in ((x0, y0), (x1, y1))]
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
+def page_to_upright(box_page: Sequence[float], orientation: str, page_size: tuple[int, int]) -> Box:
+    """A box in page pixels -> the same box on the upright image (the page after `orientation`)."""
+    if orientation not in ORIENTATIONS:
+        raise ValueError(f"unknown orientation {orientation!r}")
+    x0, y0, x1, y1 = box_page
+    w, h = page_size
+    points = [_transpose_point(x, y, orientation, w, h) for x, y in ((x0, y0), (x1, y1))]
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return (min(xs), min(ys), max(xs), max(ys))

@@ -44,6 +44,12 @@ class ConvertOptions(BaseSettings):
     text_layer: Literal["auto", "ignore"] = Field(
         default="auto", description="auto: use a PDF's text layer when usable; ignore: always OCR/model."
     )
+    ocr_backend: Literal["auto", "openvino", "onnxruntime"] = Field(
+        default="auto", description="ocr engine runtime: auto = OpenVINO where it runs, else onnxruntime."
+    )
+    line_orientation: bool = Field(
+        default=False, description="ocr engine: per-line angle classifier instead of one orientation per page."
+    )
     # planning
     min_text_px: float = Field(
         default=16.0, gt=0, le=200,
@@ -83,7 +89,7 @@ class ConvertOptions(BaseSettings):
     OUTPUT_FIELDS: ClassVar[tuple[str, ...]] = (
         "dpi", "pages", "max_pages", "engine", "model", "family", "quant", "dtype", "max_new_tokens",
         "text_layer", "min_text_px", "max_visual_tokens", "redo_text",
-        "layout", "keep_furniture",
+        "layout", "keep_furniture", "line_orientation",
     )
 
     @model_validator(mode="before")

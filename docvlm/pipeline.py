@@ -90,7 +90,8 @@ def convert_document(
     with doc:
         info = doc.info(display_path=shown)
         batch: list[SourcePage] = []
-        batch_size = max(1, options.batch_size if options.engine != "ocr" else 1)
+        # ocr: an engine that renders the next page while it reads this one asks for several pages per call
+        batch_size = max(1, options.batch_size if options.engine != "ocr" else getattr(engine, "pages_per_call", 1))
         if options.engine == "openai":  # the server batches on its side: keep --concurrency requests in flight
             batch_size = max(batch_size, options.concurrency)
         try:

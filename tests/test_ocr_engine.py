@@ -244,8 +244,10 @@ def test_boxes_shrink_to_the_ink_but_never_grow():
     assert tighten_to_ink(line, blank) == line
 
 
-def test_model_loads_offline_from_the_wheel_without_torch():
-    """In a fresh process: no socket may connect, RapidOCR reads a line, and torch is never imported."""
+@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+def test_model_loads_offline_from_the_wheel_without_torch(backend: str):
+    """In a fresh process: no socket may connect, RapidOCR reads a line on `backend`, and torch is never
+    imported."""
     code = """
 import socket, sys
 def deny(*a, **k):
@@ -257,11 +259,13 @@ from docvlm.engines.ocr import OcrEngine
 from docvlm.options import ConvertOptions
 img = Image.new("RGB", (500, 100), "white")
 ImageDraw.Draw(img).text((20, 30), "offline 42", fill="black", font=ImageFont.load_default(size=36))
-lines = OcrEngine(ConvertOptions()).ocr_image(img)
+engine = OcrEngine(ConvertOptions(ocr_backend=sys.argv[1]))
+lines = engine.ocr_image(img)
 assert lines and "offline" in lines[0].text.lower(), lines
+assert "backend " + sys.argv[1] in engine.info().detail, engine.info().detail
 assert "torch" not in sys.modules, "torch was imported"
 print("ok")
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    out = subprocess.run([sys.executable, "-c", code, backend], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("ok")

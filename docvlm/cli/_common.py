@@ -65,6 +65,11 @@ def engine_options(func: F) -> F:
         click.option("--retries", type=int, help="Retries on 429/5xx/connection errors (openai engine)."),
         click.option("--text-layer", type=click.Choice(["auto", "ignore"]),
                      help="auto: use a PDF's text layer when usable; ignore: always OCR/model."),
+        click.option("--ocr-backend", type=click.Choice(["auto", "openvino", "onnxruntime"]),
+                     help="Runtime of the ocr engine's models [default: auto = openvino where it runs]."),
+        click.option("--line-orientation/--no-line-orientation", default=None,
+                     help="ocr engine: turn each line with the angle classifier (mixed pages) instead of "
+                          "deciding the orientation once per page."),
     ]):
         func = opt(func)
     return func

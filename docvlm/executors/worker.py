@@ -13,20 +13,22 @@ from typing import TYPE_CHECKING, Any
 
 from docvlm.errors import DocvlmError, EngineError, InputError, UsageError
 from docvlm.executors import WorkDone, WorkerSpec, WorkItem
+from docvlm.threads import THREADS_ENV, available_cores, choose_inference_threads
 
 if TYPE_CHECKING:
     from docvlm.datamodel import PageResult
 
 
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
-    """Inference threads of each of `workers` processes sharing this machine's cores (onnxruntime, torch)."""
-    return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
+    """Inference threads of each of `workers` processes sharing this machine's cores (OpenVINO, onnxruntime,
+    torch): the even share of `docvlm.threads`."""
+    return choose_inference_threads(cores or available_cores(), workers)
 
 
 def set_worker_threads(threads: int) -> None:
     """Worker threads are set here, once per worker process, before its engine loads: N workers share the
     cores instead of each starting a thread per core. A value the user exported wins."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault(THREADS_ENV, str(threads))
 
 
 class DocumentWorker:

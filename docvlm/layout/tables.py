@@ -1020,13 +1020,27 @@ def word_turns(page: PageResult, line_dirs: list[tuple[Box, int]] | None = None)
     return turns
 
 
+_TURN_ORIENTATION = {0: "none", 90: "rotate_90", 270: "rotate_270"}
+
+
+def _to_upright(box: Sequence[float], w: float, h: float, turn: int) -> Box:
+    """Page pixels -> the frame where text turned by `turn` (90: reads downward, 270: upward) reads left to right."""
+    return page_to_upright(box, _TURN_ORIENTATION[turn % 360], (w, h))
+
+
+def _to_page(box: Sequence[float], w: float, h: float, turn: int) -> Box:
+    """Inverse of `_to_upright` on a page of `w` x `h`."""
+    size = (h, w) if turn % 180 else (w, h)
+    return upright_to_page(box, _TURN_ORIENTATION[turn % 360], size)
+
+
 def _turn_words(words: Sequence[WordBox], idx: Sequence[int], w: float, h: float, turn: int) -> list[WordBox]:
-    return [WordBox(words[i].text, page_to_upright(words[i].box, w, h, turn)) for i in idx]
+    return [WordBox(words[i].text, _to_upright(words[i].box, w, h, turn)) for i in idx]
 
 
 def _unturn_table(table: Table, w: float, h: float, turn: int, dpi: float | None) -> Table:
     def back(b: Box | None) -> Box | None:
-        return _round(upright_to_page(b, w, h, turn)) if b is not None else None
+        return _round(_to_page(b, w, h, turn)) if b is not None else None
 
     cells = []
     for c in table.cells:
@@ -1068,7 +1082,7 @@ def detect_tables(
         best_used: set[int] = set()
         for way in (turn, 360 - turn) if not turns_known else (turn,):
             sub = _turn_words(words, inside, width, height, way)
-            segs = [page_to_upright(sg, width, height, way) for sg in segments
+            segs = [_to_upright(sg, width, height, way) for sg in segments
                     if intersection(_pad(sg, 2), t.bbox_page_px) > 0]
             found = find_ruled_tables(sub, segs, dpi=None, unit=_text_height(sub))
             again = [_unturn_table(x, width, height, way, dpi) for x in found.tables]
