@@ -107,16 +107,16 @@ def test_threads_per_worker_share_the_cores():
 def test_pool_workers_get_their_share_of_threads(tmp_path: Path, monkeypatch):
     """`--workers 2`: the pool asks for the thread share of 2 workers on this machine's cores and hands it to
     each worker (OMP_NUM_THREADS), where the OCR engine's runtime reads it."""
-    import docvlm.batch
+    import docvlm.executors.worker as pool_worker
 
     asked: list[tuple[int, int]] = []
-    real = docvlm.batch.choose_inference_threads
+    real = pool_worker.choose_inference_threads
 
     def record(cores: int, workers: int) -> int:
         asked.append((cores, workers))
         return real(cores, workers)
 
-    monkeypatch.setattr(docvlm.batch, "choose_inference_threads", record)
+    monkeypatch.setattr(pool_worker, "choose_inference_threads", record)
     inbox = tmp_path / "in"
     inbox.mkdir()
     for i in range(2):
