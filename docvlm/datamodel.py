@@ -164,6 +164,16 @@ class Table(Frozen):
     )
 
 
+class ReadOrientation(Frozen):
+    """How the ocr engine turned a raster page to read it upright (its boxes are still in page pixels)."""
+
+    orientation: str = Field(
+        description="PIL transpose applied before reading: none, rotate_90, rotate_180, rotate_270, flip_lr, "
+        "flip_tb, transpose or transverse."
+    )
+    reason: str = Field(description="Why: the detector's box shapes and recognition confidences compared.")
+
+
 class PageResult(Frozen):
     index: int = Field(description="0-based page index in the source document.")
     width_px: int = Field(description="Page width in page pixels.")
@@ -180,6 +190,9 @@ class PageResult(Frozen):
     plan: EncodingPlan | None = Field(default=None, description="The encoding plan (VLM engines only).")
     outputs: list[TileOutput] = Field(default_factory=list, description="Raw model outputs per tile (VLM engines).")
     prompt_id: str | None = Field(default=None, description="Prompt template id@version used (VLM engines).")
+    read_orientation: ReadOrientation | None = Field(
+        default=None, description="Page orientation decided by the ocr engine (raster pages read per page)."
+    )
     seconds: float | None = Field(default=None, description="Wall time spent on this page.")
 
 

@@ -72,6 +72,9 @@ def test_turned_or_mirrored_photo_reads_with_boxes_on_the_text(tmp_path: Path, b
     assert result.engine.detail and f"backend {backend}" in result.engine.detail
     page = result.pages[0]
     assert (page.width_px, page.height_px) == photo.size  # boxes stay in the page as given
+    # the result says how the page was turned to be read: the inverse of the transpose that made the photo
+    inverse = {"rotate_90": "rotate_270", "rotate_270": "rotate_90"}.get(orientation, orientation)
+    assert page.read_orientation is not None and page.read_orientation.orientation == inverse, page.read_orientation
     # where each truth line lands in the photo: the same transpose applied to its box in the upright page
     _assert_reads(result, [(t, page_to_upright(b, orientation, upright.size)) for t, b in truth])
 

@@ -39,7 +39,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from docvlm.datamodel import EngineInfo, Line, PageResult, Word, failed_page
+from docvlm.datamodel import EngineInfo, Line, PageResult, ReadOrientation, Word, failed_page
 from docvlm.engines.ocr_backend import (
     OcrBackendChoice,
     backend_params,
@@ -553,6 +553,7 @@ class OcrEngine:
         return page.render()
 
     def _finish_page(self, page: SourcePage, task: Task, prepared: Any, started: float) -> PageResult:
+        read_orientation: ReadOrientation | None = None
         try:
             if isinstance(prepared, BaseException):
                 raise prepared
@@ -560,6 +561,9 @@ class OcrEngine:
                 lines, source = prepared
             else:
                 lines, source = self.ocr_image(prepared), "ocr"
+                decided = self.last_orientation
+                if decided is not None:
+                    read_orientation = ReadOrientation(orientation=decided.orientation, reason=decided.reason)
         except ModelLoadError:
             raise
         except DocvlmError as exc:
@@ -577,6 +581,7 @@ class OcrEngine:
             status="success",
             text_source=source,
             lines=lines,
+            read_orientation=read_orientation,
             seconds=round(time.perf_counter() - started, 4),
         )
 
