@@ -447,3 +447,25 @@ def test_run_page_processors_on_a_failed_page_is_a_no_op() -> None:
     page = PageResult(index=0, width_px=10, height_px=10, dpi=None, status="failure")
     assert run_page_processors(page, PageContext(), PAGE_PROCESSORS) is page
     assert apply_page_layout(page, PageContext()) is page
+
+
+def test_ocr_headings_use_word_heights_so_a_skewed_long_line_is_not_a_heading() -> None:
+    """On a tilted scan a long line's upright box is tall though its words are body-sized; a short line whose
+    words are tall is still a heading."""
+    from docvlm.datamodel import Word
+    from docvlm.layout.headings import heading_levels
+
+    def ocr_line(text: str, x0: float, y0: float, word_h: float, box_h: float, block: int) -> Line:
+        words, x = [], x0
+        for w in text.split():
+            words.append(Word(text=w, bbox_page_px=(x, y0, x + 12 * len(w), y0 + word_h)))
+            x += 12 * len(w) + 10
+        return Line(text=text, bbox_page_px=(x0, y0, x, y0 + box_h), words=words, block=block)
+
+    lines = [ocr_line("Quarterly Report", 100, 40, 48, 50, 0)]
+    lines += [ocr_line(f"body line {i} of ordinary text here", 100, 120 + 40 * i, 30, 32, 1) for i in range(8)]
+    lines.append(ocr_line("Please pay within thirty days quoting the invoice number", 100, 500, 30, 52, 2))
+    page = PageResult(index=0, width_px=1000, height_px=800, dpi=None, status="success", text_source="ocr",
+                      lines=lines)
+    levels = heading_levels(page)
+    assert levels == {0: 1}, levels

@@ -6,7 +6,8 @@ and stands out from the body:
 - text layer: its font size is at least 1.15x the body size (the size that covers the most characters), or
   it is bold at about body size while the body is not bold (a run-in bold paragraph start does not count:
   the whole block must be bold and short);
-- OCR and model output (no font sizes): its line height is at least 1.3x the median line height.
+- OCR and model output (no font sizes): its text height (median word-box height, which a skewed scan does not
+  inflate the way it inflates a long line's box) is at least 1.3x the page's median.
 
 Levels: the distinct heading sizes (rounded to 0.5 pt, or 10% of the line height) sorted from the largest;
 level 1 is the largest, bold body-size headings come last; at most 4 levels. Captions, footnotes, tables and
@@ -29,6 +30,14 @@ MAX_LEVELS = 4
 _NOT_HEADING_ROLES = {"caption", "footnote", "table", "header", "footer", "page_number", "margin"}
 _SENTENCE_END = re.compile(r"[.;,]\s*$")
 _NUMBERED = re.compile(r"^\s*(\d+(\.\d+)*\.?|[IVX]+\.|[A-Z]\.)\s+\S")
+
+
+def text_height(line: Line) -> float:
+    """A line's text height: the median of its word boxes when it has words, since on a skewed scan a long
+    line's upright box grows with its width while each word's box stays about the text's height."""
+    if line.words:
+        return statistics.median(w.bbox_page_px[3] - w.bbox_page_px[1] for w in line.words)
+    return line.bbox_page_px[3] - line.bbox_page_px[1]
 
 
 def _body_size(lines: list[Line]) -> float | None:
@@ -58,7 +67,7 @@ def heading_levels(page: PageResult) -> dict[int, int]:
     if body_size is not None:
         at_body = [ln for ln in lines if ln.font_size_pt and abs(ln.font_size_pt - body_size) < 0.5]
         body_bold = bool(at_body) and sum(1 for ln in at_body if ln.bold) > 0.5 * len(at_body)
-    heights = [ln.bbox_page_px[3] - ln.bbox_page_px[1] for ln in lines if ln.text.strip()]
+    heights = [text_height(ln) for ln in lines if ln.text.strip()]
     median_h = statistics.median(heights) if heights else 1.0
     candidates: dict[int, float] = {}  # block -> strength key (bigger = higher level)
     for b, idx in blocks.items():
@@ -80,7 +89,7 @@ def heading_levels(page: PageResult) -> dict[int, int]:
             elif bold and not body_bold and size >= 0.95 * body_size and words <= 12:
                 candidates[b] = 0.0  # bold at body size: the lowest heading level
         elif body_size is None:
-            h = statistics.median(ln.bbox_page_px[3] - ln.bbox_page_px[1] for ln in blines)
+            h = statistics.median(text_height(ln) for ln in blines)
             if h >= HEIGHT_RATIO * median_h and rows <= 2:
                 candidates[b] = round(h / (0.1 * median_h))
     if not candidates:
