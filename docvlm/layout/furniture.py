@@ -196,7 +196,7 @@ def page_furniture_roles(page: PageResult) -> dict[int, str]:
         if reach and split:
             roles.update({i: "page_number" if is_page_number(lines[i].text) else "footer" for i in block})
     # a page number ending (or starting) the content, well apart from the text, wherever the text ends
-    for r, other in ((rows[-1], rows[-2]), (rows[0], rows[1])):
+    for r, other in ((rows[-1], rows[-2]), (rows[0], rows[1])) if len(rows) >= 2 else ():
         b, o = row_box(r), row_box(other)
         gap = b[1] - o[3] if r is rows[-1] else o[1] - b[3]
         if not any(i in roles for i in r) and shape(r)["page_number"] and gap >= 1.5 * line_h:

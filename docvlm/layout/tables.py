@@ -146,6 +146,11 @@ def _with(cell: TableCell, **update: object) -> TableCell:
     return TableCell(**{**cell.__dict__, **update})  # type: ignore[arg-type]
 
 
+def _draft_cell(**fields: object) -> TableCell:
+    """A cell under construction, not validated: `_make_table` validates every cell once, at the end."""
+    return TableCell.model_construct(**fields)  # type: ignore[arg-type]
+
+
 def _compact(cells: list[TableCell], n_rows: int, n_cols: int) -> tuple[list[TableCell], int, int]:
     """Drop grid rows and columns that no non-empty cell touches (slivers between double rules, shading)."""
     rows_used = [False] * n_rows
@@ -166,7 +171,7 @@ def _compact(cells: list[TableCell], n_rows: int, n_cols: int) -> tuple[list[Tab
         c0, c1 = new_col[c.col], new_col[min(n_cols, c.col + c.col_span)]
         if r1 <= r0 or c1 <= c0:
             continue  # an empty cell wholly inside dropped rows or columns
-        out.append(_with(c, row=r0, col=c0, row_span=r1 - r0, col_span=c1 - c0))
+        out.append(_draft_cell(**{**c.__dict__, "row": r0, "col": c0, "row_span": r1 - r0, "col_span": c1 - c0}))
     return out, max(1, new_row[n_rows]), max(1, new_col[n_cols])
 
 
@@ -369,13 +374,17 @@ def _grid_table(
     inside = [i for i, (cx, cy) in enumerate(centers)
               if i not in used and box[0] <= cx <= box[2] and box[1] <= cy <= box[3]]
 
-    def crossed_x(x: float, y0: float, y1: float) -> bool:
-        return any(words[i].box[0] < x - tol and words[i].box[2] > x + tol and y0 <= centers[i][1] <= y1
-                   for i in inside)
+    # per grid line, the centres of the words across it: asked once per slot pair, built once per line
+    across_x = [[centers[i][1] for i in inside if words[i].box[0] < x - tol and words[i].box[2] > x + tol]
+                for x in cols]
+    across_y = [[centers[i][0] for i in inside if words[i].box[1] < y - tol and words[i].box[3] > y + tol]
+                for y in rows]
 
-    def crossed_y(y: float, x0: float, x1: float) -> bool:
-        return any(words[i].box[1] < y - tol and words[i].box[3] > y + tol and x0 <= centers[i][0] <= x1
-                   for i in inside)
+    def crossed_x(k: int, y0: float, y1: float) -> bool:
+        return any(y0 <= cy <= y1 for cy in across_x[k])
+
+    def crossed_y(k: int, x0: float, x1: float) -> bool:
+        return any(x0 <= cx <= x1 for cx in across_y[k])
 
     # ... or when the left slot has text and the right one none (a merged header whose text is short), or
     # one of two stacked slots is empty (a row span, its text centred in any of its slots)
@@ -388,13 +397,13 @@ def _grid_table(
     for r in range(nr):
         for c in range(nc - 1):
             if not _covered(vs, cols[c + 1], rows[r], rows[r + 1], 2 * tol) and (
-                (has_text[r][c] and not has_text[r][c + 1]) or crossed_x(cols[c + 1], rows[r], rows[r + 1])
+                (has_text[r][c] and not has_text[r][c + 1]) or crossed_x(c + 1, rows[r], rows[r + 1])
             ):
                 parent[find(r * nc + c + 1)] = find(r * nc + c)
     for r in range(nr - 1):
         for c in range(nc):
             if not _covered(hs, rows[r + 1], cols[c], cols[c + 1], 2 * tol) and (
-                has_text[r][c] != has_text[r + 1][c] or crossed_y(rows[r + 1], cols[c], cols[c + 1])
+                has_text[r][c] != has_text[r + 1][c] or crossed_y(r + 1, cols[c], cols[c + 1])
             ):
                 parent[find((r + 1) * nc + c)] = find(r * nc + c)
     spans: dict[int, list[int]] = {}
@@ -432,7 +441,7 @@ def _grid_table(
             cbox = _round(union_box([w.box for w in ws]))
         else:
             text, cbox = "", _round((cols[c0], rows[r0], cols[c1 + 1], rows[r1 + 1]))
-        cells.append(TableCell(row=r0, col=c0, row_span=r1 - r0 + 1, col_span=c1 - c0 + 1, text=text,
+        cells.append(_draft_cell(row=r0, col=c0, row_span=r1 - r0 + 1, col_span=c1 - c0 + 1, text=text,
                                bbox_page_px=cbox))
         used.update(idx)
     return _make_table(cells, nr, nc, (cols[0], rows[0], cols[-1], rows[-1]), "ruled", dpi)
@@ -679,8 +688,8 @@ def _aligned_table(
     for r, row_cells in enumerate(grid):
         for c in sorted(row_cells):
             ws = [words[i] for i in row_cells[c]]
-            cells.append(TableCell(row=r, col=c, col_span=spans[r][c], text=_join_cell_text(ws, unit),
-                                   bbox_page_px=_round(union_box([w.box for w in ws]))))
+            cells.append(_draft_cell(row=r, col=c, col_span=spans[r][c], text=_join_cell_text(ws, unit),
+                                     bbox_page_px=_round(union_box([w.box for w in ws]))))
             used.update(row_cells[c])
     box = union_box([words[i].box for i in used])
     return _make_table(cells, len(grid), nc, box, "aligned", dpi), used
