@@ -131,6 +131,18 @@ def test_single_page_banner_and_page_number_without_repetition(tmp_path: Path) -
     assert "Downloaded" not in md and "\n17" not in md and WORDS[0] in md
 
 
+def test_page_of_one_text_row_has_no_layout_error(tmp_path: Path) -> None:
+    """Furniture rules that compare the last row with the one above it leave a one-row page alone."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    page.insert_text((72, 400), "Only one row of text on this page", fontsize=10)
+    page.insert_text((400, 400), "42", fontsize=10)
+    doc.save(tmp_path / "row.pdf")
+    [page_result] = convert_document(tmp_path / "row.pdf", make_options()).pages
+    assert not [e for e in page_result.errors if e.code == "layout"], page_result.errors
+    assert "Only one row of text" in render_page_markdown(page_result)
+
+
 # --- reading order: two columns with a sidebar ------------------------------------------------------------
 
 

@@ -445,3 +445,59 @@ def test_markdown_prints_the_table_once_between_the_text_around_it(tmp_path):
     after = md.index("Values were measured twice")
     assert before < table < after
     assert md.count("S-03") == 1  # the table's lines are not printed again as text
+
+
+def _headed_grid_pdf(path: Path, *, wrapped: bool) -> list[float]:
+    """A ruled body of numbers; its header stands above the rules: a group label over three columns, then
+    labels wrapped over two tight lines (or one line each). Prose above ends with a full stop."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    page.insert_text((72, 80), "Results of the three plants in the last year are shown below.", fontsize=10)
+    widths, heights = [130, 80, 80, 80], [18] * 4
+    xs, ys = _grid(page, 72, 144, widths, heights)
+    labels = [("Net", "income"), ("Gross", "margin"), ("Total", "assets")]
+
+    def centred(text: str, c: int, y: float) -> None:
+        page.insert_text((xs[c] + (widths[c] - pymupdf.get_text_length(text, fontsize=10)) / 2, y), text,
+                         fontsize=10)
+
+    group = "Year Ended"
+    page.insert_text(((xs[1] + xs[4] - pymupdf.get_text_length(group, fontsize=10)) / 2, 118 if wrapped else 122), group, fontsize=10)
+    for c, (top, bottom) in enumerate(labels, start=1):
+        if wrapped:
+            centred(top, c, 128)
+            centred(bottom, c, 139)  # the label's second line, 11 pt below: one cell
+        else:
+            centred(f"{top} {bottom}", c, 136)
+    body = [["Plant A", "1,200", "35.1", "9,870"], ["Plant B", "980", "31.4", "8,120"],
+            ["Plant C", "1,450", "38.0", "11,300"], ["Total", "3,630", "34.8", "29,290"]]
+    for r, row in enumerate(body):
+        for c, text in enumerate(row):
+            page.insert_text((xs[c] + 6, ys[r] + 13), text, fontsize=10)
+    doc.save(path)
+    return xs
+
+
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_header_above_the_rules_joins_the_table_and_wrapped_labels_are_one_cell(tmp_path, wrapped):
+    pdf = tmp_path / "headed.pdf"
+    _headed_grid_pdf(pdf, wrapped=wrapped)
+    page = _convert(pdf).pages[0]
+    assert len(page.tables) == 1
+    t = page.tables[0]
+    g = _grid_texts(t)
+    # row 0: the group label over the three number columns; row 1: one cell per wrapped label
+    group = [c for c in t.cells if c.text == "Year Ended"]
+    assert len(group) == 1 and (group[0].row, group[0].col, group[0].col_span) == (0, 1, 3)
+    assert g[1] == ["", "Net income", "Gross margin", "Total assets"]
+    assert g[2] == ["Plant A", "1,200", "35.1", "9,870"] and t.n_rows == 6
+    assert t.header_rows == 2 and all(c.header == (c.row < 2) for c in t.cells)
+    # the header cells are grounded on their words; the prose above stays out of the table
+    net = next(c for c in t.cells if c.text == "Net income")
+    assert net.bbox_page_px is not None and net.bbox_page_px[3] < t.cells[-1].bbox_page_px[1]
+    assert all("Results" not in c.text for c in t.cells)
+    md = render_table_markdown(t)
+    assert '<th colspan="3">Year Ended</th>' in md and "<th>Net income</th>" in md
+    roles = {ln.text: ln.role for ln in page.lines}
+    assert roles["Year Ended"] == "table"
+    assert roles["Results of the three plants in the last year are shown below."] != "table"
