@@ -159,6 +159,9 @@ def _run_batch(
             result = apply_page_layout(
                 result, PageContext(source=page, options=options, shown=shown, engine=options.engine)
             )
+        release = getattr(page, "release", None)
+        if release is not None:  # the page's rendering was kept for the planner and the layout stage
+            release()
         if on_page is not None:
             on_page(result)
         out.append(result)

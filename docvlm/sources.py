@@ -306,13 +306,25 @@ class SourcePage:
                 page=self.index,
             )
 
+    _image: Image.Image | None = None
+
     def render(self) -> Image.Image:
-        """The page as an RGB image of exactly width_px x height_px.
+        """The page as an RGB image of exactly width_px x height_px, rendered once: the engine, the planner
+        and the layout stage get the same image (treat it as read-only) until `release()`.
 
         Raises:
             PageTooLargeError: the page is over `options.max_page_pixels` (nothing is rendered).
             CorruptInputError: the page's data is damaged.
         """
+        if self._image is None:
+            self._image = self._render()
+        return self._image
+
+    def release(self) -> None:
+        """Drop the kept rendering (the pipeline calls this once the page's result is complete)."""
+        self._image = None
+
+    def _render(self) -> Image.Image:
         raise NotImplementedError
 
     def text_layer(self) -> TextLayer | None:
@@ -453,7 +465,7 @@ class PdfPage(SourcePage):
                 page=self.index,
             )
 
-    def render(self) -> Image.Image:
+    def _render(self) -> Image.Image:
         import pymupdf
         from PIL import Image
 
@@ -772,7 +784,7 @@ class ImagePage(SourcePage):
         )  # type: ignore[arg-type]
         self._doc = doc
 
-    def render(self) -> Image.Image:
+    def _render(self) -> Image.Image:
         from PIL import Image
 
         self.check_size()
@@ -858,7 +870,7 @@ class _BrokenPage(SourcePage):
         )
         self._error = error
 
-    def render(self) -> Image.Image:
+    def _render(self) -> Image.Image:
         raise self._error
 
     def text_layer(self) -> TextLayer | None:

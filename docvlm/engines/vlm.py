@@ -198,16 +198,14 @@ class VlmEngine(ABC):
             work = _PageWork(page=page, where=f"{page.path} (page {page.index + 1})", prompt_id=prompt.ref)
             works.append(work)
             try:
-                image = page.render()
-                once = _RenderedPage(page, image)  # the planner's text-height detector reuses this render
-                work.plan = plan_for_page(once, self.options, family, task.kind, device_memory_bytes=memory)
+                image = page.render()  # rendered once: the planner's text-height detector gets the same image
+                work.plan = plan_for_page(page, self.options, family, task.kind, device_memory_bytes=memory)
                 for tile in work.plan.tiles:
                     request = TileRequest(
                         image=render_tile(image, tile), prompt=prompt.user, system=prompt.system,
                         max_new_tokens=max_new,
                     )
                     jobs.append(_Job(page_slot=slot, tile_index=tile.index, request=request))
-                del image, once  # only the tiles stay alive until generation
             except DocvlmError as exc:
                 work.failure = ErrorItem(code=exc.code, message=_prefixed(work.where, str(exc)), page=page.index)
             except Exception as exc:  # noqa: BLE001 - a page that cannot be planned or rendered is that page's failure
@@ -308,20 +306,6 @@ class VlmEngine(ABC):
         failed = bool(jobs) and failed_tiles == len(jobs)
         status = "failure" if failed else ("partial" if errors else "success")
         return PageResult(status=status, lines=lines, errors=errors, plan=work.plan, outputs=outputs, **common)
-
-
-class _RenderedPage:
-    """A SourcePage whose render() returns an image already rendered (pages are rendered once per run)."""
-
-    def __init__(self, page: SourcePage, image: Image.Image) -> None:
-        self._page = page
-        self._image = image
-
-    def render(self) -> Image.Image:
-        return self._image
-
-    def __getattr__(self, name: str):
-        return getattr(self._page, name)
 
 
 def _prefixed(where: str, message: str) -> str:
