@@ -274,14 +274,15 @@ def _bare_model(name: str = "bare"):
     if name not in models:
         from rapidocr import RapidOCR
 
-        from docvlm.engines.ocr import ocr_threads, rapidocr_params
+        from docvlm.engines.ocr import rapidocr_params
         from docvlm.engines.ocr_backend import choose_ocr_backend
+        from docvlm.threads import inference_threads
 
         config = BARE_CONFIGS[name]
         backend = config.get("backend") or choose_ocr_backend("auto").name
         # the same packaged models and parameters as docvlm, so the ratio measures docvlm's own overhead
         params = rapidocr_params(
-            max_side_len=int(_STATE.get("max_side_len", 2400)), threads=ocr_threads(), backend=backend,
+            max_side_len=int(_STATE.get("max_side_len", 2400)), threads=inference_threads(), backend=backend,
             line_orientation=bool(config.get("line_orientation")),
         )
         models[name] = RapidOCR(params=params)

@@ -318,8 +318,8 @@ def plan_batch(
             continue
         outs = [_rel(p, job.out_dir or "") for _, p in job.outputs]
         record = record_of(job, prior, resumed=True, outputs=outs, seconds=0.0)
-        if kind.warnings(prior):
-            record = record.model_copy(update={"warnings": kind.warnings(prior)})
+        if warnings := kind.warnings(prior):
+            record = record.model_copy(update={"warnings": warnings})
         kept.append((record, prior))
     return BatchPlan(all_jobs, jobs, todo, kept)
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from docvlm.threads import THREADS_ENV
+
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
@@ -152,7 +154,7 @@ def _session() -> object:
 
             opts = ort.SessionOptions()
             # OMP_NUM_THREADS is how batch workers split the cores (as for the ocr engine); 0 = all cores
-            threads = os.environ.get("OMP_NUM_THREADS", "")
+            threads = os.environ.get(THREADS_ENV, "")
             opts.intra_op_num_threads = int(threads) if threads.isdigit() else 0
             opts.log_severity_level = 3
             _SESSION = ort.InferenceSession(str(detector_model_path()), opts, providers=["CPUExecutionProvider"])

@@ -1,9 +1,11 @@
 """How many inference threads one worker gets: the cores it may use, shared by the workers beside it.
 
-Used by the local process pool (`docvlm.batch`) and by any executor that runs several engines on one
-machine (Ray actors): each worker gets `choose_inference_threads(cores, workers)` threads for onnxruntime,
-OpenVINO and torch, so N workers never start N x cores threads on `cores` cores (oversubscription makes every
-worker slower than one worker alone; bench/ocr_bench.py measures it).
+The local process pool (`docvlm.executors.local`) gives each of its N workers
+`choose_inference_threads(cores, N)` threads for OpenVINO, onnxruntime and torch; a Ray actor gets the CPUs it
+asked for (`--ray`, one by default). Either way the number travels in `THREADS_ENV`, set by
+`set_worker_threads` before the worker's engine loads and read by `inference_threads`, so N workers never start
+N x cores threads on `cores` cores (oversubscription makes every worker slower than one worker alone;
+bench/ocr_bench.py measures it).
 """
 
 from __future__ import annotations
@@ -39,3 +41,9 @@ def inference_threads() -> int:
     if value.isdigit() and int(value) > 0:
         return int(value)
     return available_cores()
+
+
+def set_worker_threads(threads: int) -> None:
+    """Set once per worker process, before its engine loads, for `inference_threads` to read. A value the user
+    exported wins."""
+    os.environ.setdefault(THREADS_ENV, str(threads))

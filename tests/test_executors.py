@@ -12,7 +12,7 @@ from pathlib import Path
 from docvlm.batch import run_batch
 from docvlm.datamodel import DocumentResult
 from docvlm.executors import PageEvent, WorkDone, WorkerSpec, WorkItem
-from docvlm.executors.worker import DocumentWorker, threads_per_worker
+from docvlm.executors.worker import DocumentWorker
 from docvlm.options import make_options
 from tests.test_batch import make_pdf, make_png, stable_json
 
@@ -77,10 +77,6 @@ def test_an_engine_that_cannot_start_is_fatal_not_a_crash() -> None:
     worker = DocumentWorker(WorkerSpec(make_options(engine="openai"), CONVERT))  # no --base-url
     done = worker.run_one(WorkItem("a.pdf", "a.pdf", "/a.pdf"))
     assert done.result is None and done.fatal and done.fatal_usage
-
-
-def test_threads_per_worker_share_the_cores() -> None:
-    assert threads_per_worker(2, cores=8) == 4 and threads_per_worker(16, cores=8) == 1
 
 
 def test_overlay_does_not_import_the_batch_runner() -> None:

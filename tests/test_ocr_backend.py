@@ -107,7 +107,7 @@ def test_threads_per_worker_share_the_cores():
 def test_pool_workers_get_their_share_of_threads(tmp_path: Path, monkeypatch):
     """`--workers 2`: the pool asks for the thread share of 2 workers on this machine's cores and hands it to
     each worker (OMP_NUM_THREADS), where the OCR engine's runtime reads it."""
-    import docvlm.executors.worker as pool_worker
+    import docvlm.executors.local as pool_worker
 
     asked: list[tuple[int, int]] = []
     real = pool_worker.choose_inference_threads

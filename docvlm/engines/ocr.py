@@ -157,11 +157,6 @@ def rapidocr_params(
     return params
 
 
-def ocr_threads() -> int:
-    """Inference threads of this process: OMP_NUM_THREADS when a pool set it, else all available cores."""
-    return inference_threads()
-
-
 def _warm_up(model: Any, line_orientation: bool) -> None:
     """One call on a small drawn line, so every model is compiled now and a broken runtime fails here."""
     import numpy as np
@@ -192,7 +187,7 @@ def load_rapidocr(
     `backend="auto"` takes OpenVINO when it imports, loads the models and reads a line; when it fails at
     any of these, onnxruntime, with the failure as the recorded reason.
     """
-    threads = ocr_threads()
+    threads = inference_threads()
     key = (max_side_len, threads, backend, line_orientation)
     with _MODEL_LOCK:
         cached = _MODELS.get(key)

@@ -15,7 +15,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 from docvlm.executors import MAX_CRASHES, PageEvent, WorkDone, WorkerSpec, WorkItem, crash_message
-from docvlm.executors.worker import DocumentWorker, threads_per_worker
+from docvlm.executors.worker import DocumentWorker
+from docvlm.threads import available_cores, choose_inference_threads
 
 if TYPE_CHECKING:
     from docvlm.datamodel import PageResult
@@ -58,7 +59,7 @@ class ProcessPoolExecutor:
             starts = ctx.SimpleQueue()
             n_workers = min(self.workers, len(remaining))
             pool = _Pool(max_workers=n_workers, mp_context=ctx, initializer=_init_worker,
-                         initargs=(spec, events, starts, threads_per_worker(n_workers)))
+                         initargs=(spec, events, starts, choose_inference_threads(available_cores(), n_workers)))
             broken: list[WorkItem] = []
             running: dict[int, str] = {}  # worker pid -> key of the document it started last
             queue = collections.deque(remaining)

@@ -103,6 +103,7 @@ class RayExecutor:
         self.cpus_per_worker = cpus_per_worker
         self.in_flight = max(1, in_flight)
         self.local_cpus = local_cpus
+        self._reachable = False  # set when from_options has probed the head
         self.object_store_bytes = object_store_bytes
         self.ships_inputs: bool | None = None
         self.pool_size: int | None = None
@@ -115,12 +116,17 @@ class RayExecutor:
         assert options.ray is not None
         executor = cls(options.ray, workers=options.ray_workers, gpus_per_worker=options.ray_gpus_per_worker,
                        inputs=options.ray_inputs)
-        address = executor.address
-        if address == "auto":
-            address = os.environ.get("RAY_ADDRESS", "").strip() or "auto"
+        address = executor._head_address()
         if address not in ("local", "auto"):
             _check_reachable(address, executor.address)
+            executor._reachable = True
         return executor
+
+    def _head_address(self) -> str:
+        """The address to join: `auto` is the one in RAY_ADDRESS when set."""
+        if self.address == "auto":
+            return os.environ.get("RAY_ADDRESS", "").strip() or "auto"
+        return self.address
 
     # --- connecting ------------------------------------------------------------------------------------------
 
@@ -140,19 +146,15 @@ class RayExecutor:
             kwargs.update(address="local", num_cpus=self.local_cpus or os.cpu_count() or 1,
                           _node_ip_address="127.0.0.1", object_store_memory=self.object_store_bytes)
         else:
-            address = self.address
-            if address == "auto":
-                address = os.environ.get("RAY_ADDRESS", "").strip() or "auto"
-            if address != "auto":
+            address = self._head_address()
+            if address != "auto" and not self._reachable:  # from_options has probed it already
                 _check_reachable(address, self.address)
             kwargs.pop("include_dashboard")
             kwargs["address"] = address
         saved = _signal_handlers()
         try:
             ray.init(**kwargs)
-        except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
-            raise UsageError(_connect_error(self.address, exc)) from None
-        except Exception as exc:  # noqa: BLE001 - e.g. ray.exceptions.AuthenticationError
+        except Exception as exc:  # noqa: BLE001 - connection, auth (ray.exceptions.AuthenticationError), ...
             raise UsageError(_connect_error(self.address, exc)) from None
         finally:
             _restore_signal_handlers(saved)  # Ctrl-C and SIGTERM stay the batch's (summary, exit 130)

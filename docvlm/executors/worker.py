@@ -4,7 +4,6 @@ driver, which writes them."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -13,22 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from docvlm.errors import DocvlmError, EngineError, InputError, UsageError
 from docvlm.executors import WorkDone, WorkerSpec, WorkItem
-from docvlm.threads import THREADS_ENV, available_cores, choose_inference_threads
+from docvlm.threads import set_worker_threads
 
 if TYPE_CHECKING:
     from docvlm.datamodel import PageResult
-
-
-def threads_per_worker(workers: int, cores: int | None = None) -> int:
-    """Inference threads of each of `workers` processes sharing this machine's cores (OpenVINO, onnxruntime,
-    torch): the even share of `docvlm.threads`."""
-    return choose_inference_threads(cores or available_cores(), workers)
-
-
-def set_worker_threads(threads: int) -> None:
-    """Worker threads are set here, once per worker process, before its engine loads: N workers share the
-    cores instead of each starting a thread per core. A value the user exported wins."""
-    os.environ.setdefault(THREADS_ENV, str(threads))
 
 
 class DocumentWorker:
@@ -94,4 +81,4 @@ class DocumentWorker:
         return WorkDone(item.key, result=result)
 
 
-__all__ = ["DocumentWorker", "set_worker_threads", "threads_per_worker"]
+__all__ = ["DocumentWorker"]
