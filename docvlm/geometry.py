@@ -229,14 +229,7 @@ def _transpose_point(x: float, y: float, orientation: str, width: float, height:
 
 def upright_to_page(box_upright: Sequence[float], orientation: str, upright_size: tuple[int, int]) -> Box:
     """A box read on the upright image (the page after `orientation`) -> the same box in page pixels."""
-    if orientation not in ORIENTATIONS:
-        raise ValueError(f"unknown orientation {orientation!r}")
-    back = _INVERSE.get(orientation, orientation)
-    x0, y0, x1, y1 = box_upright
-    w, h = upright_size
-    points = [_transpose_point(x, y, back, w, h) for x, y in ((x0, y0), (x1, y1))]
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    return (min(xs), min(ys), max(xs), max(ys))
+    return page_to_upright(box_upright, _INVERSE.get(orientation, orientation), upright_size)
 
 
 def page_to_upright(box_page: Sequence[float], orientation: str, page_size: tuple[int, int]) -> Box:

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-GIB = 2**30
+from docvlm.engines.device import GIB, HEADROOM_BYTES, WEIGHT_OVERHEAD
+
 CUDA_CONTEXT_BYTES = int(0.6 * GIB)
 """CUDA context, cuBLAS workspaces and allocator slack of a torch process (measured ~0.5-0.7 GiB)."""
 NF4_BITS = 4.127
@@ -288,7 +289,7 @@ def estimate_memory(
     if quant == "auto":
         q = "none"
         bf = weights_bytes(shape, dt, "none")
-        if on_gpu and device_bytes is not None and bf * 1.15 + 1.5 * GIB > device_bytes:
+        if on_gpu and device_bytes is not None and bf * WEIGHT_OVERHEAD + HEADROOM_BYTES > device_bytes:
             q = "4bit"
             why.append(f"{dt} weights ({bf / GIB:.1f} GiB) do not fit {device_bytes / GIB:.0f} GiB: NF4 (--quant auto)")
     else:

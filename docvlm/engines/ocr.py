@@ -580,12 +580,6 @@ class OcrEngine:
             seconds=round(time.perf_counter() - started, 4),
         )
 
-    def _read_page(self, page: SourcePage) -> tuple[list[Line], str]:
-        prepared = self._prepare(page)
-        if isinstance(prepared, tuple):
-            return prepared
-        return self.ocr_image(prepared), "ocr"
-
     def ocr_image(self, image: Image.Image) -> list[Line]:
         """Run RapidOCR on an RGB image; lines in the image's pixels, reading order.
 

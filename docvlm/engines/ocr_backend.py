@@ -28,8 +28,10 @@ class OcrBackendChoice:
     reason: str
 
 
+@functools.cache
 def openvino_problem() -> str | None:
-    """Why OpenVINO cannot run the OCR models here, or None when its CPU plugin is available."""
+    """Why OpenVINO cannot run the OCR models here, or None when its CPU plugin is available (asked once per
+    process: `info()` asks per document)."""
     if importlib.util.find_spec("openvino") is None:
         return "openvino is not installed (pip install openvino)"
     try:

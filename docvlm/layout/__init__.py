@@ -4,7 +4,7 @@ Order matters and is fixed here:
 
 1. `repair_text`   text-layer repair (NFC, detached combining marks, ligatures; raw text kept)
 2. tables          tables from the text layer / rulings / OCR words / model output (`docvlm.layout.tables`,
-                   whose `TABLE_PROCESSORS` list is spliced in here when the module exists)
+                   whose `TABLE_PROCESSORS` list is spliced in here)
 3. `furniture`     headers, footers and page numbers judged on the page alone (position, size, patterns)
 4. `reading_order` lines in reading order (columns, sidebars, captions, footnotes), grouped into blocks
 5. `headings`      heading roles and levels from font size and weight, or relative line height
@@ -30,26 +30,16 @@ from docvlm.layout.base import (
 from docvlm.layout.furniture import MarkPageFurniture, MarkRunningFurniture
 from docvlm.layout.headings import MarkHeadings, UnifyHeadingLevels
 from docvlm.layout.reading_order import OrderReading
+from docvlm.layout.tables import TABLE_DOCUMENT_PROCESSORS, TABLE_PROCESSORS
 from docvlm.layout.text_repair import RepairText
 
 if TYPE_CHECKING:
     from docvlm.datamodel import PageResult
 
 
-def _table_processors(name: str = "TABLE_PROCESSORS") -> list:
-    """The tables slot: `docvlm.layout.tables.TABLE_PROCESSORS` (or `name`) when that module is present."""
-    import importlib
-    import importlib.util
-
-    if importlib.util.find_spec("docvlm.layout.tables") is None:
-        return []
-    tables = importlib.import_module("docvlm.layout.tables")
-    return list(getattr(tables, name, []))
-
-
 PAGE_PROCESSORS: list[PageProcessor] = [
     RepairText(),
-    *_table_processors(),  # --- tables slot: BEFORE furniture, reading order and headings ---
+    *TABLE_PROCESSORS,  # BEFORE furniture, reading order and headings
     MarkPageFurniture(),
     OrderReading(),
     MarkHeadings(),
@@ -58,7 +48,7 @@ PAGE_PROCESSORS: list[PageProcessor] = [
 
 DOCUMENT_PROCESSORS: list[DocumentProcessor] = [
     MarkRunningFurniture(),
-    *_table_processors("TABLE_DOCUMENT_PROCESSORS"),  # tables continued from the previous page
+    *TABLE_DOCUMENT_PROCESSORS,  # tables continued from the previous page
     UnifyHeadingLevels(),
 ]
 """Document processors in the order they run (after every page's processors)."""

@@ -13,7 +13,7 @@ error with code "layout" naming the file, the page and the step.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -157,19 +157,3 @@ def update_lines(page: PageResult, updates: dict[int, dict[str, object]]) -> Pag
         return page
     lines = [ln.model_copy(update=updates[i]) if i in updates else ln for i, ln in enumerate(page.lines)]
     return page.model_copy(update={"lines": lines})
-
-
-def page_processor(name: str) -> Callable[[Callable[[PageResult, PageContext], PageResult]], PageProcessor]:
-    """Turn a function into a named page processor (for small steps and tests)."""
-
-    def wrap(fn: Callable[[PageResult, PageContext], PageResult]) -> PageProcessor:
-        @dataclass(frozen=True)
-        class _Step:
-            name: str
-
-            def __call__(self, page: PageResult, ctx: PageContext) -> PageResult:
-                return fn(page, ctx)
-
-        return _Step(name)
-
-    return wrap

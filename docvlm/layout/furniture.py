@@ -25,8 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from docvlm.datamodel import FURNITURE_ROLES, Line, PageResult
+from docvlm.geometry import union_box
 from docvlm.layout.base import DocumentContext, PageContext, update_lines
 from docvlm.layout.reading_order import CAPTION as _CAPTION
+from docvlm.layout.reading_order import line_height
 
 TOP_ZONE = 0.09
 """Share of the page height at the top where a running header may stand (one page alone)."""
@@ -72,11 +74,6 @@ def is_page_number(text: str) -> bool:
     return bool(t) and len(t) <= 20 and bool(PAGE_NUMBER.match(t))
 
 
-def _body_line_height(lines: Sequence[Line]) -> float:
-    hs = [ln.bbox_page_px[3] - ln.bbox_page_px[1] for ln in lines if ln.text.strip()]
-    return max(1.0, statistics.median(hs)) if hs else 1.0
-
-
 def _rows(lines: Sequence[Line], idx: list[int]) -> list[list[int]]:
     """Indices grouped into visual rows (centres within half a line height), top to bottom."""
     rows: list[list[int]] = []
@@ -107,14 +104,13 @@ def page_furniture_roles(page: PageResult) -> dict[int, str]:
     idx = [i for i in idx if i not in roles]
     if len(idx) < 2:
         return roles
-    line_h = _body_line_height([lines[i] for i in idx])
+    line_h = line_height([lines[i] for i in idx])
     rows = _rows(lines, idx)
     body_sizes = [lines[i].font_size_pt for i in idx if lines[i].font_size_pt]
     body_size = statistics.median(body_sizes) if body_sizes else None
 
     def row_box(r: list[int]) -> tuple[float, float, float, float]:
-        bs = [lines[i].bbox_page_px for i in r]
-        return min(b[0] for b in bs), min(b[1] for b in bs), max(b[2] for b in bs), max(b[3] for b in bs)
+        return union_box([lines[i].bbox_page_px for i in r])
 
     def shape(r: list[int]) -> dict[str, bool]:
         ordered = sorted(r, key=lambda i: lines[i].bbox_page_px[0])
@@ -241,7 +237,7 @@ def running_furniture(pages: Sequence[PageResult]) -> dict[tuple[int, int], str]
     for pos, page in enumerate(pages):
         if not page.lines or page.height_px <= 0:
             continue
-        line_h = _body_line_height(page.lines)
+        line_h = line_height(page.lines)
         sizes = [ln.font_size_pt for ln in page.lines if ln.font_size_pt]
         body_size = statistics.median(sizes) if sizes else None
         for i, ln in enumerate(page.lines):

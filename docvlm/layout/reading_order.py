@@ -77,25 +77,27 @@ def lines_in_table(lines: Sequence[Line], tables: Sequence[Table]) -> list[int |
     out: list[int | None] = []
     for ln in lines:
         hit = None
-        if ln.role == "table" or tables:
-            for t, table in enumerate(tables):
-                if _in_box(ln.bbox_page_px, table.bbox_page_px):
-                    hit = t
-                    break
+        for t, table in enumerate(tables):
+            if _in_box(ln.bbox_page_px, table.bbox_page_px):
+                hit = t
+                break
         out.append(hit)
     return out
 
 
 def order_lines(
-    lines: Sequence[Line], tables: Sequence[Table], width_px: int, margin: set[int] | None = None
+    lines: Sequence[Line], tables: Sequence[Table], width_px: int, margin: set[int] | None = None,
+    table_of: list[int | None] | None = None,
 ) -> list[list[int]]:
     """Blocks of line indices in reading order (furniture and footnotes included, at the page's edges).
 
-    `margin`, when given, receives the indices of lines read as a sidebar / margin note.
+    `margin`, when given, receives the indices of lines read as a sidebar / margin note; `table_of`, when
+    given, is `lines_in_table(lines, tables)` already computed by the caller.
     """
     if not lines:
         return []
-    table_of = lines_in_table(lines, tables)
+    if table_of is None:
+        table_of = lines_in_table(lines, tables)
     head: list[int] = []
     tail: list[int] = []
     notes: list[int] = []
@@ -480,8 +482,8 @@ def order_page(page: PageResult) -> PageResult:
         return page
     lines = join_drop_caps(lines, line_height(lines))
     margin: set[int] = set()
-    blocks = order_lines(lines, page.tables, page.width_px, margin)
     table_of = lines_in_table(lines, page.tables)
+    blocks = order_lines(lines, page.tables, page.width_px, margin, table_of)
     captions = {i for block in blocks if len(block) <= 6 and CAPTION.match(lines[block[0]].text) for i in block}
     ordered: list[Line] = []
     seen: set[int] = set()

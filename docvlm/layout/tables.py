@@ -1517,11 +1517,12 @@ class FindTables:
         else:
             segments: list[Box] = []
             dirs = None
-            if not has_table_candidates(words, unit) and not _looks_turned(page):
+            turned = _looks_turned(page)
+            if not has_table_candidates(words, unit) and not turned:
                 source = None  # no two text rows with column gaps: no table here, skip drawings and images
             if source is not None and page.text_source == "text_layer":
                 segments = rulings_from_pdf(source)
-                if _looks_turned(page):
+                if turned:
                     dirs = text_directions(source)
             elif source is not None and page.text_source == "ocr":
                 segments = _scan_rulings(source, unit)
@@ -1545,7 +1546,7 @@ class FindTables:
             total_per_line[k] = total_per_line.get(k, 0) + 1
         lines = list(page.lines)
         for k, n in used_per_line.items():
-            if n * 2 >= total_per_line[k] and hasattr(lines[k], "role"):
+            if n * 2 >= total_per_line[k]:
                 lines[k] = lines[k].model_copy(update={"role": "table"})
         errors = list(page.errors)
         where = f"{ctx.shown} (page {page.index + 1})" if ctx.shown else f"page {page.index + 1}"

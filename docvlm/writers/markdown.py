@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docvlm.datamodel import FURNITURE_ROLES, DocumentResult, Line, PageResult, Table
+from docvlm.layout.tables import render_table_markdown
 from docvlm.writers.files import atomic_write_text
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def render_page_markdown(page: PageResult, *, keep_furniture: bool = False) -> s
         out += [f"> **error** ({err.code}): {escape_inline(err.message)}", ""]
     for kind, payload in page_blocks(page, keep_furniture=keep_furniture):
         if kind == "table":
-            out += [_render_table(payload), ""]  # type: ignore[arg-type]
+            out += [render_table_markdown(payload), ""]  # type: ignore[arg-type]
         elif kind == "heading":
             level, text = payload  # type: ignore[misc]
             out += ["#" * level + " " + escape_inline(text), ""]
@@ -131,14 +132,6 @@ def _table_index(lines: list[Line], tables: list[Table]) -> list[int | None]:
     from docvlm.layout.reading_order import lines_in_table
 
     return lines_in_table(lines, tables)
-
-
-def _render_table(table: Table) -> str:
-    try:
-        from docvlm.layout.tables import render_table_markdown
-    except ImportError:  # the tables module is optional for this writer: print the cells row by row
-        return "\n".join(c.text for c in sorted(table.cells, key=lambda c: (c.row, c.col)) if c.text)
-    return render_table_markdown(table)
 
 
 _HYPHENATED = re.compile(r"[^\W\d_]-$")
