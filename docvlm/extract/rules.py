@@ -747,8 +747,7 @@ def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtota
     if not cands:
         guess = _unlabelled_total(pages, subtotal, tax, decimal_comma=decimal_comma)
         if guess is not None:
-            guess = Found(guess.value, guess.raw, guess.page, guess.bbox_page_px, guess.note, guess.currency,
-                          status="unverified", printed=guess.printed)
+            guess = replace(guess, score=0.0, status="unverified")
             return guess, [("no_total_label", f"no amount next to a 'total' label; took {guess.raw} ({guess.note})")]
         return None, [("missing_total", "no amount next to a 'total' label")]
 
@@ -806,7 +805,7 @@ def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtota
         status = "unverified"
         notes.append(("only_subtotal", f"no total label was read, only a subtotal ({f.raw}): it is returned as the "
                       "total, unverified"))
-    return Found(f.value, f.raw, f.page, f.bbox_page_px, note, f.currency, float(top), status, f.printed), notes
+    return replace(f, note=note, score=float(top), status=status), notes
 
 
 def _printed_amounts(pages: Sequence[PageText], *, decimal_comma: bool | None) -> dict[Decimal, Found]:
