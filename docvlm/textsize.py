@@ -132,18 +132,10 @@ _SESSION: object | None = None
 
 
 def detector_model_path() -> Path:
-    """The DB text-detection model bundled in the rapidocr wheel (never downloaded)."""
-    from docvlm.errors import ModelLoadError
+    """The DB text-detection model bundled in the rapidocr wheel: the file the ocr engine detects with."""
+    from docvlm.ocr_models import rapidocr_model_path
 
-    try:
-        import rapidocr
-    except ImportError as exc:
-        raise ModelLoadError("rapidocr is not installed: pip install 'rapidocr>=3,<4' onnxruntime") from exc
-    models = Path(rapidocr.__file__).parent / "models"
-    found = sorted(models.glob("*det*.onnx"))
-    if not found:
-        raise ModelLoadError(f"no text-detection model in {models}: reinstall rapidocr (pip install 'rapidocr>=3,<4')")
-    return found[-1]
+    return rapidocr_model_path("Det")
 
 
 def _session() -> object:

@@ -49,6 +49,7 @@ from docvlm.engines.ocr_backend import (
 )
 from docvlm.errors import DocvlmError, EngineError, ModelLoadError
 from docvlm.geometry import clamp_box, is_valid_box, split_line_into_words, union_box, upright_to_page
+from docvlm.ocr_models import MODEL_FILES, rapidocr_model_path
 from docvlm.orientation import OrientationResult, decide_orientation, transpose_image
 from docvlm.threads import inference_threads
 
@@ -80,12 +81,6 @@ DET_LIMIT_SIDE_LEN_PX = 736
 helps narrow receipts (450 px wide) without shrinking anything."""
 TIGHTEN_BOXES = True
 """Shrink detected boxes vertically to the text's ink (see `ink_rows`); measured by bench/ocr_bench.py."""
-MODEL_FILES = {
-    "Det": "PP-OCRv6_det_small.onnx",
-    "Rec": "PP-OCRv6_rec_small.onnx",
-    "Cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx",
-}
-"""The models bundled in the rapidocr 3.x wheel (rapidocr/models/)."""
 
 INK_DARKER_BY = 40
 """A pixel is ink when it is this much darker (0-255 grey) than the line crop's background (90th percentile)."""
@@ -123,14 +118,6 @@ def _package_version(name: str) -> str:
         return "not installed"
 
 
-def rapidocr_model_dir() -> Path:
-    """Folder of the ONNX models shipped inside the installed rapidocr wheel (without importing rapidocr)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("rapidocr")
-    if spec is None or spec.origin is None:
-        raise ModelLoadError("rapidocr is not installed: pip install 'rapidocr>=3,<4' onnxruntime")
-    return Path(spec.origin).parent / "models"
 
 
 def rapidocr_params(
@@ -138,7 +125,6 @@ def rapidocr_params(
     line_orientation: bool = False,
 ) -> dict[str, Any]:
     """RapidOCR parameters: packaged models by explicit path (no download branch), CPU `backend`, quiet."""
-    model_dir = rapidocr_model_dir()
     params: dict[str, Any] = {
         "Global.log_level": "error",
         "Global.max_side_len": max_side_len,
@@ -146,13 +132,8 @@ def rapidocr_params(
         "Det.limit_side_len": DET_LIMIT_SIDE_LEN_PX,
         "Det.limit_type": "min",
     }
-    for stage, filename in MODEL_FILES.items():
-        path = model_dir / filename
-        if not path.is_file():
-            raise ModelLoadError(
-                f"RapidOCR model {path} is missing: reinstall the wheel (pip install --force-reinstall rapidocr)"
-            )
-        params[f"{stage}.model_path"] = str(path)
+    for stage in MODEL_FILES:
+        params[f"{stage}.model_path"] = str(rapidocr_model_path(stage))
     params.update(backend_params(backend, threads or inference_threads()))  # type: ignore[arg-type]
     return params
 
