@@ -523,7 +523,7 @@ class PdfPage(SourcePage):
         dpi = float(self.dpi)  # type: ignore[arg-type]
         words: list[TextWord] = []
         chars = garbage = 0
-        pieces = _glued_word_pieces(page, raw_words) if self.rotation == 0 else {}
+        pieces = _glued_word_pieces(page, raw_words, tp) if self.rotation == 0 else {}
         for n, (x0, y0, x1, y1, text, block_no, line_no, _) in enumerate(raw_words):
             size = 0.0
             bold = False
@@ -593,8 +593,10 @@ def _is_bold(span: dict) -> bool:
     return bool(int(span.get("flags", 0)) & 16) or any(k in font for k in ("bold", "black", "heavy", "semibold"))
 
 
-def _glued_word_pieces(page, raw_words: Sequence) -> dict[int, list[tuple[str, tuple[float, float]]]]:
+def _glued_word_pieces(page, raw_words: Sequence, textpage) -> dict[int, list[tuple[str, tuple[float, float]]]]:
     """Word number -> its pieces (text, x-range in unrotated points) where glyph gaps show missing spaces.
+
+    `textpage` is the page's text page that `raw_words` came from (reused for a whole-page glyph read).
 
     Only lines holding a candidate word (`GLUED_WORD_LETTERS`) are read again, glyph by glyph, with a
     clipped rawdict extraction (about 1-2 ms a line). A word is split only when its glyphs line up one to one
@@ -608,7 +610,10 @@ def _glued_word_pieces(page, raw_words: Sequence) -> dict[int, list[tuple[str, t
     candidates = [key for key, ns in lines.items() if any(_looks_glued(raw_words[n][4]) for n in ns)][:MAX_GLUED_LINES]
     out: dict[int, list[tuple[str, tuple[float, float]]]] = {}
     def read_glyphs(clip) -> list[tuple[str, tuple, float]]:
-        raw = page.get_text("rawdict", clip=clip, flags=pymupdf.TEXTFLAGS_WORDS)
+        if clip is None:  # the whole page: the text page the words came from, not a second extraction
+            raw = page.get_text("rawdict", textpage=textpage)
+        else:
+            raw = page.get_text("rawdict", clip=clip, flags=pymupdf.TEXTFLAGS_WORDS)
         return [
             (c["c"], c["bbox"], float(s["size"]))
             for b in raw.get("blocks", ()) for ln in b.get("lines", ()) for s in ln.get("spans", ())
