@@ -104,16 +104,10 @@ def unify_heading_levels(pages: list[PageResult]) -> list[PageResult]:
 
     Text-layer headings rank by font size (bold body-size headings last); others keep their page's level.
     """
-    sizes = [ln.font_size_pt for p in pages for ln in p.lines if ln.font_size_pt]
     heads = [ln for p in pages for ln in p.lines if ln.role == "heading" and ln.font_size_pt]
-    if not heads or not sizes:
+    body = _body_size([ln for p in pages for ln in p.lines])
+    if not heads or body is None:
         return pages
-    weights: Counter[float] = Counter()
-    for p in pages:
-        for ln in p.lines:
-            if ln.font_size_pt:
-                weights[round(ln.font_size_pt * 2) / 2] += len(ln.text)
-    body = weights.most_common(1)[0][0]
 
     def key(ln: Line) -> float:
         size = round(ln.font_size_pt * 2) / 2  # type: ignore[operator]
