@@ -399,7 +399,7 @@ def test_long_document_streams_pages_and_frees_images(tmp_path: Path, monkeypatc
     assert len(result.pages) == 40 and peak["rendered"] == 40
     tiles_per_page = max(len(p.plan.tiles) for p in result.pages)
     # constant, whatever the page count: the page being cut, plus at most the previous one until the loop
-    # variable holding it is rebound (vlm.process_pages keeps `once` alive one iteration longer than `image`)
+    # variable `image` holding it is rebound (vlm.process_pages releases the page's own copy once its tiles are cut)
     assert peak["pages"] <= 2
     assert peak["tiles"] <= 4 * tiles_per_page  # one batch of pages (batch_size = concurrency = 4)
     gc.collect()

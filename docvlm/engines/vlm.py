@@ -206,6 +206,7 @@ class VlmEngine(ABC):
                         max_new_tokens=max_new,
                     )
                     jobs.append(_Job(page_slot=slot, tile_index=tile.index, request=request))
+                page.release()  # only the tiles stay alive until generation
             except DocvlmError as exc:
                 work.failure = ErrorItem(code=exc.code, message=_prefixed(work.where, str(exc)), page=page.index)
             except Exception as exc:  # noqa: BLE001 - a page that cannot be planned or rendered is that page's failure
