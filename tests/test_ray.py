@@ -84,11 +84,12 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory):
     )
     try:
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+        waiting = [port, client_port]  # the Ray Client server comes up after the head's own port
+        while waiting and time.monotonic() < deadline:
             assert head.poll() is None, Path(log.name).read_text()
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
+                socket.create_connection(("127.0.0.1", waiting[0]), timeout=1).close()
+                waiting.pop(0)
             except OSError:
                 time.sleep(0.5)
         yield f"127.0.0.1:{port}", f"ray://127.0.0.1:{client_port}"
