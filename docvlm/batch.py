@@ -29,9 +29,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -46,6 +47,8 @@ from docvlm.summary import (  # re-exported: the run summary is part of the batc
     DocRecord,
     MergedSummary,
     Shard,
+    SkippedInput,
+    is_summary_name,
     load_summary,
     merge_summaries,
     parse_shard,
@@ -100,6 +103,12 @@ class BatchAborted(DocvlmError):
     def __init__(self, message: str, summary: BatchSummary) -> None:
         self.summary = summary
         super().__init__(message)
+
+
+class SummaryWriteError(BatchAborted):
+    """The run summary could not be written (disk full, a symbolic link or a folder in the way)."""
+
+    code = "output"
 
 
 # --- document kinds: what is done per document -----------------------------------------------------------
@@ -239,6 +248,7 @@ class Job:
     overlay_dir: str | None
     out_dir: str | None
     collect_result: bool
+    note: str | None = None  # a warning about this job's outputs (renamed away from an input, ...)
 
 
 @dataclass(frozen=True)
@@ -250,27 +260,48 @@ class BatchPlan:
     jobs: list[Job]
     todo: list[Job]
     kept: list[tuple[DocRecord, BatchResult]]
+    skipped: list[SkippedInput] = field(default_factory=list)
+    unsupported_files: int = 0
 
 
 def plan_jobs(
     inputs: Sequence[Any], out_dir: str | Path | None, formats: Sequence[str], overlay_dir: str | Path | None,
     collect_results: bool, kind: DocumentKind = CONVERT,
 ) -> list[Job]:
-    """One job per input, with unique safe output names (a collision gets a short hash suffix)."""
+    """One job per input, with unique safe output names (a collision gets a short hash suffix).
+
+    An output never replaces an input of the batch (`d/scan.png`'s searchable PDF would be `d/scan.png.pdf`,
+    the user's other input) nor a run summary: such a job's outputs get the hash suffix too, and a note."""
     formats = [f for f in formats if f != "json"] + ["json"]
+    input_files = {_resolved_str(str(inp.path)) for inp in inputs}
     seen: set[str] = set()
     jobs = []
     for inp in inputs:
         key = safe_relpath(inp.relpath)
+        tag = hashlib.sha1(str(inp.path).encode()).hexdigest()[:8]
         if key.lower() in seen:  # same name after sanitizing, or on a case-insensitive file system
-            key = f"{key}~{hashlib.sha1(str(inp.path).encode()).hexdigest()[:8]}"
-        seen.add(key.lower())
-        outputs = ()
+            key = f"{key}~{tag}"
+        note = None
+        outputs: tuple[tuple[str, str], ...] = ()
         if out_dir is not None:
             outputs = tuple((fmt, str(output_path(out_dir, key, kind.suffix(fmt)))) for fmt in formats)
+            taken = [p for _, p in outputs if p in input_files or is_summary_name(Path(p).name)]
+            if taken:
+                key = f"{key}~{tag}"
+                outputs = tuple((fmt, str(output_path(out_dir, key, kind.suffix(fmt)))) for fmt in formats)
+                note = (f"outputs named {key}.*: {taken[0]} is an input (or a run summary) and is never "
+                        "written over")
+        seen.add(key.lower())
         jobs.append(Job(str(inp.path), key, outputs, None if overlay_dir is None else str(overlay_dir),
-                        None if out_dir is None else str(Path(out_dir).resolve()), collect_results))
+                        None if out_dir is None else str(Path(out_dir).resolve()), collect_results, note))
     return jobs
+
+
+def _resolved_str(path: str) -> str:
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return str(Path(path).absolute())
 
 
 def existing_result(job: Job, options: ConvertOptions, kind: DocumentKind = CONVERT) -> BatchResult | None:
@@ -299,11 +330,18 @@ def plan_batch(
     inputs: Sequence[str | Path], out_dir: str | Path | None, options: ConvertOptions, *, force: bool,
     shard: Shard | None, overlay_dir: str | Path | None, collect_results: bool, kind: DocumentKind,
 ) -> BatchPlan:
-    """The input walk, output names, the shard's share and resume: the same whatever executor runs it."""
-    from docvlm.sources import expand_inputs
+    """The input walk, output names, the shard's share and resume: the same whatever executor runs it.
+
+    Raises:
+        UsageError: no inputs; `out_dir` (or `overlay_dir`) is one of the input folders, or cannot be made.
+    """
+    from docvlm.sources import walk_inputs
 
     formats = kind.formats(options)
-    found = expand_inputs(list(inputs))
+    outputs = [d for d in (out_dir, overlay_dir) if d is not None]
+    check_output_folders(inputs, out_dir, overlay_dir)
+    walk = walk_inputs(list(inputs), exclude=outputs)
+    found = walk.files
     if not found:
         raise UsageError(f"no input files found in {', '.join(str(p) for p in inputs)}")
     all_jobs = plan_jobs(found, out_dir, formats, overlay_dir, collect_results, kind)
@@ -318,10 +356,38 @@ def plan_batch(
             continue
         outs = [_rel(p, job.out_dir or "") for _, p in job.outputs]
         record = record_of(job, prior, resumed=True, outputs=outs, seconds=0.0)
-        if warnings := kind.warnings(prior):
+        if warnings := kind.warnings(prior) + ([job.note] if job.note else []):
             record = record.model_copy(update={"warnings": warnings})
         kept.append((record, prior))
-    return BatchPlan(all_jobs, jobs, todo, kept)
+    skipped = [SkippedInput(path=s.path, reason=s.reason) for s in walk.skipped]
+    return BatchPlan(all_jobs, jobs, todo, kept, skipped, walk.unsupported)
+
+
+def check_output_folders(inputs: Sequence[str | Path], out_dir: str | Path | None,
+                         overlay_dir: str | Path | None) -> None:
+    """Refuse an output (or overlay) folder that is one of the input folders: outputs would lie among the
+    inputs and be read as inputs by the next run. A folder *inside* the inputs is fine: the walk skips it.
+    Makes `out_dir`, so that a bad one (a file, a broken symbolic link, no permission) stops the run up front.
+
+    Raises:
+        UsageError: naming the flag and the folder.
+    """
+    input_dirs = {_resolved_str(str(p)) for p in inputs if Path(p).is_dir()}
+    for flag, folder in (("-o/--out", out_dir), ("--overlay", overlay_dir)):
+        if folder is None:
+            continue
+        if _resolved_str(str(folder)) in input_dirs:
+            raise UsageError(f"{flag} {folder} is an input folder: outputs would be mixed with the inputs and read "
+                             f"as inputs by the next run; write them elsewhere, e.g. {flag} "
+                             f"{Path(folder) / 'docvlm-out'} (a folder inside the inputs is skipped when reading)")
+    if out_dir is not None:
+        try:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            if Path(out_dir).is_symlink():
+                why = f"a symbolic link to {os.readlink(out_dir)}, which is not a usable folder"
+            raise UsageError(f"-o/--out {out_dir}: cannot make the output folder: {why}") from None
 
 
 # --- write: the driver alone writes, atomically, JSON last --------------------------------------------------
@@ -347,6 +413,8 @@ def write_outputs(job: Job, result: BatchResult, seconds: float, options: Conver
             warnings += kind.overlay(result, job.input_path, job.overlay_dir, job.key, options)
         except Exception as exc:  # noqa: BLE001 - a debugging aid must not fail the conversion
             warnings.append(f"{job.input_path}: overlay failed: {type(exc).__name__}: {exc}")
+    if job.note is not None:
+        warnings.append(job.note)
     seconds += time.perf_counter() - started
     record = record_of(job, result, resumed=False, outputs=written, seconds=seconds)
     if write_error is not None:
@@ -378,7 +446,7 @@ def _crash_record(job: Job, message: str) -> DocRecord:
 def _abspath(path: str) -> str | None:
     try:
         return str(Path(path).resolve())
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return None
 
 
@@ -458,9 +526,17 @@ def run_batch(
             shard=None if shard is None else str(shard), options_digest=digest, started_at=started_at,
             finished_at=_now(), interrupted=interrupted,
             all_inputs=[j.key for j in plan.all_jobs], documents=docs, totals=totals_of(docs),
+            skipped=plan.skipped, unsupported_files=plan.unsupported_files,
         )
         if out_dir is not None:
-            atomic_write_text(Path(out_dir) / summary_filename(shard), summary.model_dump_json(indent=2) + "\n")
+            target = Path(out_dir) / summary_filename(shard)
+            try:
+                atomic_write_text(target, summary.model_dump_json(indent=2) + "\n")
+            except OSError as exc:  # a full disk, a symbolic link or a file in the way: say so, no traceback
+                raise SummaryWriteError(
+                    f"cannot write the run summary {target}: {exc.strerror or exc}. The outputs written so far "
+                    "are kept; free space or fix the folder, then rerun the same command to resume", summary,
+                ) from None
         return summary
 
     job_of = {job.key: job for job in plan.todo}
@@ -483,7 +559,8 @@ def run_batch(
                     records[job.key] = record
                     callbacks.document(record, done.result if collect_results else None)
                     if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
-                        finish(True)  # a run killed with SIGKILL still leaves a summary of what it did
+                        with contextlib.suppress(SummaryWriteError):  # the final write reports it
+                            finish(True)  # a run killed with SIGKILL still leaves a summary of what it did
                         last_checkpoint = time.monotonic()
     except KeyboardInterrupt:
         raise BatchInterrupted(finish(True)) from None
@@ -496,7 +573,7 @@ def _now() -> str:
 
 __all__ = [
     "CONVERT", "SUMMARY_PREFIX", "BatchAborted", "BatchCallbacks", "BatchInterrupted", "BatchPlan", "BatchResult",
-    "BatchSummary", "BatchTotals", "ConvertKind", "DocRecord", "DocumentKind", "MergedSummary", "Shard",
+    "BatchSummary", "BatchTotals", "ConvertKind", "SummaryWriteError", "DocRecord", "DocumentKind", "MergedSummary", "Shard",
     "load_summary", "merge_summaries", "parse_shard", "plan_batch", "run_batch", "summary_filename",
     "write_outputs",
 ]

@@ -191,7 +191,7 @@ def source_images(
 def find_source(result: DocumentResult, result_path: str | Path) -> Path | None:
     """Where the source of a result file is now: its recorded path (from here or next to the result), else the
     absolute path recorded in a run summary of an enclosing output folder. None when it cannot be found."""
-    from docvlm.summary import SUMMARY_PREFIX, BatchSummary
+    from docvlm.summary import BatchSummary, summary_files
 
     recorded = Path(result.source.path)
     result_path = Path(result_path).resolve()
@@ -199,7 +199,7 @@ def find_source(result: DocumentResult, result_path: str | Path) -> Path | None:
         if candidate.is_file():
             return candidate
     for folder in list(result_path.parents)[:8]:
-        for summary_file in sorted(folder.glob(f"{SUMMARY_PREFIX}*.json")):
+        for summary_file in summary_files(folder):
             try:
                 summary = BatchSummary.model_validate_json(summary_file.read_bytes())
             except Exception:  # noqa: BLE001 - an unreadable summary just does not help

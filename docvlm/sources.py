@@ -2,7 +2,8 @@
 
 Interface used by every later stage (engines, planner, pipeline):
 
-- `expand_inputs(paths) -> list[InputFile]`: files, folders (recursive), several paths; stable order.
+- `expand_inputs(paths) -> list[InputFile]`: files, folders (recursive), several paths; stable order
+  (`walk_inputs` also says what it skipped and why).
 - `open_document(path, options, display_path=None) -> SourceDocument` (a context manager); raises `InputError`
   subclasses naming the file (as `display_path`) for corrupt / encrypted / empty / unsupported inputs.
 - `SourceDocument.pages() -> Iterator[SourcePage]` honours `options.pages` and `options.max_pages`.
@@ -157,12 +158,44 @@ def sniff_file_type(head: bytes) -> FileType:
 # --- inputs -------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SkippedPath:
+    """A path the input walk passed over on purpose, listed in the run summary (`BatchSummary.skipped`)."""
+
+    path: str = field(metadata={"doc": "The path as found under the folder given."})
+    reason: str = field(metadata={"doc": "Why it was not read: hidden, symlinked folder, unreadable, ..."})
+
+
+@dataclass(frozen=True)
+class InputWalk:
+    """What `walk_inputs` found: the input files, and what it skipped (with why)."""
+
+    files: list[InputFile]
+    skipped: list[SkippedPath]
+    unsupported: int = field(default=0, metadata={"doc": "Files inside folders with an unsupported extension."})
+
+
+SKIP_HIDDEN = "hidden (name starts with '.')"
+SKIP_SYMLINKED_FOLDER = "symbolic link to a folder (not followed: it could loop or leave the input folder)"
+SKIP_UNREADABLE = "folder cannot be read"
+SKIP_OWN_OUTPUT = "docvlm's output folder (-o / --overlay lies inside the inputs; its files are never read)"
+
+
 def expand_inputs(paths: Sequence[str | Path]) -> list[InputFile]:
+    """The input files of `walk_inputs(paths)` (what it skipped is dropped)."""
+    return walk_inputs(paths).files
+
+
+def walk_inputs(paths: Sequence[str | Path], *, exclude: Sequence[str | Path] = ()) -> InputWalk:
     """Expand files and folders (recursively) into input files, in a stable order.
 
     Args:
         paths: files and folders. A file named explicitly is always taken (so an unsupported one gets a clear
-            error later); inside folders, hidden entries and files without a supported extension are skipped.
+            error later); inside folders, hidden entries, symbolic links to folders, unreadable folders and
+            the folders in `exclude` are skipped (and listed in `InputWalk.skipped`), files without a
+            supported extension are counted. A file that cannot be resolved (a symlink loop) is still an input:
+            opening it fails that document alone, with the reason.
+        exclude: folders never read (docvlm's own output and overlay folders).
 
     Returns:
         One `InputFile` per file; `relpath` is relative to the folder given, or the file name for a file.
@@ -171,31 +204,63 @@ def expand_inputs(paths: Sequence[str | Path]) -> list[InputFile]:
         InputError: a path does not exist.
     """
     out: list[InputFile] = []
+    skipped: list[SkippedPath] = []
+    unsupported = 0
     seen: set[Path] = set()
+    excluded = {_resolved(Path(e)) for e in exclude}
     for given in paths:
         p = Path(given)
         if p.is_dir():
             found: list[tuple[str, Path]] = []
-            for dirpath, dirnames, filenames in os.walk(p):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+
+            def unreadable(err: OSError, found_in: Path = p) -> None:
+                where = err.filename or str(found_in)
+                skipped.append(SkippedPath(str(where), f"{SKIP_UNREADABLE}: {err.strerror or err}"))
+
+            for dirpath, dirnames, filenames in os.walk(p, onerror=unreadable):
+                here = Path(dirpath)
+                keep = []
+                for d in sorted(dirnames):
+                    full = here / d
+                    if d.startswith("."):
+                        skipped.append(SkippedPath(str(full), SKIP_HIDDEN))
+                    elif full.is_symlink():
+                        skipped.append(SkippedPath(str(full), SKIP_SYMLINKED_FOLDER))
+                    elif _resolved(full) in excluded:
+                        skipped.append(SkippedPath(str(full), SKIP_OWN_OUTPUT))
+                    else:
+                        keep.append(d)
+                dirnames[:] = keep
                 for name in filenames:
-                    if name.startswith(".") or Path(name).suffix.lower() not in SUPPORTED_EXTENSIONS:
-                        continue
-                    full = Path(dirpath) / name
-                    found.append((full.relative_to(p).as_posix(), full))
+                    full = here / name
+                    if name.startswith("."):
+                        skipped.append(SkippedPath(str(full), SKIP_HIDDEN))
+                    elif Path(name).suffix.lower() not in SUPPORTED_EXTENSIONS:
+                        unsupported += 1
+                    else:
+                        found.append((full.relative_to(p).as_posix(), full))
             for rel, full in sorted(found):
-                key = full.resolve()
+                key = _resolved(full)
                 if key not in seen:
                     seen.add(key)
                     out.append(InputFile(path=full, relpath=rel))
         elif p.exists() or p.is_symlink():
-            key = p.resolve()
+            key = _resolved(p)
             if key not in seen:
                 seen.add(key)
                 out.append(InputFile(path=p, relpath=p.name))
         else:
             raise InputError("no such file or folder: check the path", path=str(given))
-    return out
+    skipped.sort(key=lambda s: s.path)
+    return InputWalk(out, skipped, unsupported)
+
+
+def _resolved(path: Path) -> Path:
+    """`path.resolve()`, or its absolute form when it cannot be resolved (a symlink loop raises)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
 
 
 _RANGE = re.compile(r"(\d+)\s*-\s*(\d*)")
@@ -929,6 +994,9 @@ def open_document(
     p = Path(path)
     shown = display_path or str(path)
     if not p.exists():
+        if p.is_symlink():
+            raise InputError("a symbolic link that leads nowhere (broken, or a loop of links): fix or remove "
+                             "the link", path=shown)
         raise InputError("no such file: check the path", path=shown)
     if p.is_dir():
         raise InputError("is a folder, not a file (folders are expanded by `docvlm convert`)", path=shown)

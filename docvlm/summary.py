@@ -7,6 +7,7 @@ through a summary); it imports nothing of the runner, so none of them import eac
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,13 @@ class DocRecord(Frozen):
     seconds: float = 0.0
 
 
+class SkippedInput(Frozen):
+    """A path inside an input folder that was not read, on purpose (see `docvlm.sources.walk_inputs`)."""
+
+    path: str
+    reason: str
+
+
 class BatchTotals(Frozen):
     documents: int = 0
     converted: int = 0
@@ -65,6 +73,13 @@ class BatchSummary(Frozen):
     all_inputs: list[str] = Field(description="Keys of every input of the batch, before sharding.")
     documents: list[DocRecord]
     totals: BatchTotals
+    skipped: list[SkippedInput] = Field(
+        default_factory=list,
+        description="Paths inside the input folders not read: hidden entries, symbolic links to folders, "
+                    "unreadable folders, docvlm's own output folder.",
+    )
+    unsupported_files: int = Field(default=0, description="Files inside the input folders with an extension "
+                                                          "docvlm does not read (not listed).")
 
     @property
     def failed(self) -> list[DocRecord]:
@@ -79,6 +94,7 @@ class MergedSummary(Frozen):
     documents: list[DocRecord] = Field(description="Latest record per input over all summaries.")
     missing: list[str] = Field(description="Inputs listed by some summary but done by none.")
     totals: BatchTotals
+    skipped: list[SkippedInput] = Field(default_factory=list, description="Skipped paths of every summary.")
 
     @property
     def failed(self) -> list[DocRecord]:
@@ -102,13 +118,26 @@ def summary_filename(shard: Shard | None) -> str:
     return f"{SUMMARY_PREFIX}.json" if shard is None else f"{SUMMARY_PREFIX}.shard-{shard.index}-of-{shard.count}.json"
 
 
+SUMMARY_NAME = re.compile(rf"{re.escape(SUMMARY_PREFIX)}(\.shard-\d+-of-\d+)?\.json")
+"""The names a run summary can have; an input's output (`_docvlm_summary_x.pdf.json`) never matches."""
+
+
+def is_summary_name(name: str) -> bool:
+    return SUMMARY_NAME.fullmatch(name) is not None
+
+
+def summary_files(out_dir: str | Path) -> list[Path]:
+    """The run summaries in `out_dir`, by name (shards included), sorted."""
+    return sorted(p for p in Path(out_dir).glob(f"{SUMMARY_PREFIX}*.json") if is_summary_name(p.name))
+
+
 def merge_summaries(out_dir: str | Path) -> MergedSummary:
     """Merge every `_docvlm_summary*.json` in `out_dir`: the latest record per input wins.
 
     Raises:
         UsageError: when `out_dir` holds no summary file.
     """
-    files = sorted(Path(out_dir).glob(f"{SUMMARY_PREFIX}*.json"))
+    files = summary_files(out_dir)
     summaries: list[BatchSummary] = []
     for f in files:
         try:
@@ -119,10 +148,12 @@ def merge_summaries(out_dir: str | Path) -> MergedSummary:
         raise UsageError(f"{out_dir}: no {SUMMARY_PREFIX}*.json found; run `docvlm convert ... -o {out_dir}` first")
     all_inputs: dict[str, None] = {}
     latest: dict[str, DocRecord] = {}
+    skipped: dict[str, SkippedInput] = {}
     for s in sorted(summaries, key=lambda s: s.finished_at):
         all_inputs.update(dict.fromkeys(s.all_inputs))
         for rec in s.documents:
             latest[rec.key] = rec
+        skipped.update((skip.path, skip) for skip in s.skipped)
     docs = [latest[k] for k in sorted(latest)]
     return MergedSummary(
         summary_files=[f.name for f in files],
@@ -130,6 +161,7 @@ def merge_summaries(out_dir: str | Path) -> MergedSummary:
         documents=docs,
         missing=sorted(k for k in all_inputs if k not in latest),
         totals=totals_of(docs),
+        skipped=[skipped[k] for k in sorted(skipped)],
     )
 
 
@@ -170,6 +202,7 @@ def load_summary(path: str | Path) -> BatchSummary:
 
 
 __all__ = [
-    "SUMMARY_PREFIX", "BatchSummary", "BatchTotals", "DocRecord", "MergedSummary", "Shard", "load_summary",
-    "merge_summaries", "parse_shard", "summary_filename", "totals_of",
+    "SUMMARY_PREFIX", "BatchSummary", "BatchTotals", "DocRecord", "MergedSummary", "Shard", "SkippedInput",
+    "is_summary_name", "load_summary",
+    "merge_summaries", "parse_shard", "summary_filename", "summary_files", "totals_of",
 ]

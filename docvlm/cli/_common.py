@@ -224,6 +224,10 @@ def print_summary(console: Console, summary: BatchSummary | MergedSummary) -> No
         f"{t.pages} page(s), {t.seconds:.1f} s of conversion",
         soft_wrap=True,
     )
+    if summary.skipped:
+        console.print(f"[yellow]{len(summary.skipped)} path(s) skipped[/] inside the input folders (hidden, "
+                      "symbolic links to folders, unreadable, docvlm's own outputs): see `skipped` in the run "
+                      "summary JSON", soft_wrap=True)
     problems = [d for d in summary.documents if d.status != "success"]
     if problems:
         table = Table(title="problems", show_header=True)
