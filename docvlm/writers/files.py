@@ -1,14 +1,17 @@
 """Shared helpers below every writer: atomic writes and safe output paths (no imports from the writers).
 
 Atomic means: write to a temp file in the destination folder, fsync, `os.replace`. A run killed at any moment
-leaves either the old file or the new one, never half of one.
+leaves either the old file or the new one, never half of one. File modes are those of a plain write: a new file
+gets 0666 less the umask (0644 under the usual 022), a rewritten file keeps its mode.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
+import threading
 import unicodedata
 from pathlib import Path, PurePosixPath
 
@@ -19,8 +22,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` atomically: temp file in the same folder, fsync, rename over the target."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600: give the file the mode `open(path, "w")` would
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -34,6 +40,24 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             pass
         raise
     _fsync_dir(path.parent)
+
+
+NEW_FILE_MODE = 0o666
+"""The mode a new output asks for before the umask, as `open(path, "w")` does."""
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _file_mode(path: Path) -> int:
+    """The mode the written file gets: the mode of the file it replaces, else `NEW_FILE_MODE` less the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        pass
+    with _UMASK_LOCK:  # the umask can only be read by setting it: set it back at once
+        umask = os.umask(0o077)
+        os.umask(umask)
+    return NEW_FILE_MODE & ~umask
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
