@@ -180,34 +180,73 @@ def wrap_model(model: type[BaseModel]) -> type[BaseModel]:
     return create_model(model.__name__, __base__=SchemaModel, __doc__=model.__doc__, **fields)
 
 
-def model_from_json_schema(schema: dict[str, Any], *, name: str, shown: str) -> type[BaseModel]:
-    """Build a schema model from a JSON Schema object (plain types, or docvlm's exported value fields)."""
+def model_from_json_schema(schema: Any, *, name: str, shown: str) -> type[BaseModel]:
+    """Build a schema model from a JSON Schema object (plain types, or docvlm's exported value fields).
+
+    Raises:
+        docvlm.errors.UsageError: a schema of the wrong shape (not an object, `properties` not an object, a
+            property that is not an object, a `$ref` that names nothing or refers to itself), naming where.
+    """
+    if not isinstance(schema, dict):
+        raise UsageError(f"{shown}: a JSON Schema must be an object ({{\"type\": \"object\", \"properties\": "
+                         f"{{...}}}}), not {_json_kind(schema)}")
     defs = schema.get("$defs", {})
+    if not isinstance(defs, dict):
+        raise UsageError(f"{shown}: '$defs' must be an object mapping names to schemas, not {_json_kind(defs)}")
 
-    def resolve(prop: dict[str, Any]) -> dict[str, Any]:
-        if "$ref" in prop:
-            return {"$ref_name": prop["$ref"].rsplit("/", 1)[-1], **defs.get(prop["$ref"].rsplit("/", 1)[-1], {})}
-        return prop
+    def resolve(prop: Any, where: str, refs: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(prop, dict):
+            raise UsageError(f"{shown}: {where} must be a JSON Schema object such as {{\"type\": \"string\"}}, "
+                             f"not {_json_kind(prop)}")
+        if "$ref" not in prop:
+            return prop
+        ref = prop["$ref"]
+        if not isinstance(ref, str) or not ref.startswith("#/$defs/"):
+            raise UsageError(f"{shown}: {where}: '$ref' must be a string '#/$defs/Name', not {ref!r}")
+        ref_name = ref.rsplit("/", 1)[-1]
+        if ref_name not in defs:
+            raise UsageError(f"{shown}: {where}: '$ref' {ref!r} names no entry of '$defs'")
+        if ref_name in refs:
+            chain = " -> ".join((*refs, ref_name))
+            raise UsageError(f"{shown}: {where}: recursive '$ref' ({chain}); docvlm schemas cannot nest a type "
+                             "inside itself")
+        target = defs[ref_name]
+        if not isinstance(target, dict):
+            raise UsageError(f"{shown}: '$defs/{ref_name}' must be an object, not {_json_kind(target)}")
+        return {"$ref_name": ref_name, "$refs": (*refs, ref_name), **target}
 
-    def build(obj: dict[str, Any], model_name: str) -> type[BaseModel]:
-        if obj.get("type", "object") != "object" or "properties" not in obj:
-            raise UsageError(f"{shown}: {model_name} must be a JSON Schema object with 'properties'")
+    def build(obj: dict[str, Any], model_name: str, where: str, refs: tuple[str, ...]) -> type[BaseModel]:
+        props = obj.get("properties")
+        if obj.get("type", "object") != "object" or props is None:
+            raise UsageError(f"{shown}: {where} must be a JSON Schema object with 'properties'")
+        if not isinstance(props, dict):
+            raise UsageError(f"{shown}: {where}: 'properties' must be an object mapping field names to schemas, "
+                             f"not {_json_kind(props)}")
         fields: dict[str, Any] = {}
-        for key, raw_prop in obj["properties"].items():
-            prop = resolve(raw_prop)
+        for key, raw_prop in props.items():
+            here = f"{where}.properties.{key}"
+            prop = resolve(raw_prop, here, refs)
             desc = raw_prop.get("description") or prop.get("description")
+            if desc is not None and not isinstance(desc, str):
+                raise UsageError(f"{shown}: {here}: 'description' must be a string")
             ref = prop.get("$ref_name")
-            tag = (prop.get("properties", {}).get("type", {}) or {}).get("const")
-            if tag in VALUE_CLASSES:  # an exported docvlm value field
+            sub_props = prop.get("properties", {})
+            type_prop = sub_props.get("type", {}) if isinstance(sub_props, dict) else None
+            tag = type_prop.get("const") if isinstance(type_prop, dict) else None
+            if isinstance(tag, str) and tag in VALUE_CLASSES:  # an exported docvlm value field
                 cls = VALUE_CLASSES[tag]
                 fields[key] = (cls, Field(default_factory=cls, description=desc))
                 continue
             typ = prop.get("type")
             if isinstance(typ, list):
                 typ = next((t for t in typ if t != "null"), "string")
+            if typ is not None and typ not in JSON_TYPES:
+                raise UsageError(f"{shown}: {here}: 'type' must be one of {', '.join(sorted(JSON_TYPES))}, "
+                                 f"not {typ!r}")
             if typ == "array":
-                item = resolve(prop.get("items", {}))
-                sub = build(item, (item.get("$ref_name") or key.title().replace("_", "")) + "Item")
+                item = resolve(prop.get("items", {}), f"{here}.items", prop.get("$refs", refs))
+                sub = build(item, (item.get("$ref_name") or key.title().replace("_", "")) + "Item",
+                            f"{here}.items", item.get("$refs", refs))
                 fields[key] = (list[sub], Field(default_factory=list, description=desc))
                 continue
             if typ == "object" or ref and "properties" in prop:
@@ -221,9 +260,32 @@ def model_from_json_schema(schema: dict[str, Any], *, name: str, shown: str) -> 
             if prop.get("x-docvlm-type") in VALUE_CLASSES:
                 cls = VALUE_CLASSES[prop["x-docvlm-type"]]
             fields[key] = (cls, Field(default_factory=cls, description=desc))
-        return create_model(model_name, __base__=SchemaModel, __doc__=obj.get("description"), **fields)
+        doc = obj.get("description")
+        try:
+            return create_model(model_name, __base__=SchemaModel, __doc__=doc if isinstance(doc, str) else None,
+                                **fields)
+        except Exception as exc:  # noqa: BLE001 - pydantic refusing a field: the user's schema, said as such
+            raise UsageError(f"{shown}: {where}: cannot build a model: {type(exc).__name__}: {exc}") from None
 
-    return build(schema, schema.get("title") or name.title())
+    title = schema.get("title")
+    return build(schema, title if isinstance(title, str) and title else name.title(), "schema", ())
+
+
+JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
+"""The JSON Schema `type` names."""
+
+
+def _json_kind(value: Any) -> str:
+    """How a JSON value is named in an error: 'an array', 'a string "x"', ..."""
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return f"a string {value!r}"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return f"a number {value}"
+    return "an object"
 
 
 def describe_fields(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
