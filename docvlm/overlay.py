@@ -99,16 +99,43 @@ def render_overlays(
     relpath: str | None = None,
     words: bool = False,
     password: str | None = None,
+    max_page_pixels: int | None = None,
 ) -> list[OverlayPage]:
     """Draw every page of `result` over its re-rendered source page and write `out_dir/<relpath>.page-N.png`.
 
     The source is re-rendered at the result's DPI. When it is missing or unreadable, or when its sha256 no
     longer matches, the boxes are drawn on a blank page of the recorded size (and `OverlayPage.note` says why).
+
+    Raises:
+        PageTooLargeError: a page of `result` claims more pixels than `max_page_pixels` (default: rendering's
+            cap): nothing is drawn.
     """
     return write_page_overlays(
         result, source_path, out_dir, lambda page: page_boxes(page, words=words), suffix=".page",
-        relpath=relpath, password=password,
+        relpath=relpath, password=password, max_page_pixels=max_page_pixels,
     )
+
+
+def check_page_sizes(result: DocumentResult, max_page_pixels: int | None = None) -> int:
+    """The pixel cap for drawing `result` (`max_page_pixels`, default: rendering's `--max-page-pixels`), after
+    checking that no page of it claims more: a result file's page size is not trusted (a damaged or hostile
+    file claiming 200000x200000 px would need tens of GB).
+
+    Raises:
+        PageTooLargeError: naming the page, its claimed size and the cap.
+    """
+    from docvlm.errors import PageTooLargeError
+    from docvlm.options import ConvertOptions
+
+    cap = max_page_pixels or ConvertOptions.model_fields["max_page_pixels"].default
+    for page in result.pages:
+        pixels = max(1, page.width_px) * max(1, page.height_px)
+        if pixels > cap:
+            raise PageTooLargeError(
+                f"page {page.index + 1} claims {page.width_px}x{page.height_px} px ({pixels:,} pixels), over the "
+                f"cap of {cap:,}: nothing drawn. Raise --max-page-pixels if the page is really that large",
+            )
+    return cap
 
 
 def write_page_overlays(
@@ -120,14 +147,19 @@ def write_page_overlays(
     suffix: str,
     relpath: str | None = None,
     password: str | None = None,
+    max_page_pixels: int | None = None,
 ) -> list[OverlayPage]:
     """Draw `boxes_of(page)` over each re-rendered page and write `out_dir/<relpath><suffix>-NNNN.png` atomically.
 
     Shared by conversion and extraction overlays (`result` needs `.source` and `.pages` with page geometry).
+
+    Raises:
+        PageTooLargeError: see `check_page_sizes`.
     """
     from io import BytesIO
 
-    images, note = source_images(result, source_path, password)
+    cap = check_page_sizes(result, max_page_pixels)
+    images, note = source_images(result, source_path, password, max_page_pixels=cap)
     written = []
     stem = relpath or Path(result.source.path).name
     for page in result.pages:
@@ -150,7 +182,8 @@ def write_page_overlays(
 
 
 def source_images(
-    result: DocumentResult, source_path: str | Path | None, password: str | None
+    result: DocumentResult, source_path: str | Path | None, password: str | None, *,
+    max_page_pixels: int = 10**10,
 ) -> tuple[dict[int, Image.Image], str | None]:
     """The pages of `result` re-rendered from `source_path` at the result's DPI, by page index, and a note.
 
@@ -176,7 +209,7 @@ def source_images(
             dpi=round(dpis.pop()) if dpis else 200,
             pages=",".join(str(i + 1) for i in sorted(wanted)),
             password=password,
-            max_page_pixels=10**10,
+            max_page_pixels=max_page_pixels,
         )
         images = {}
         with open_document(source_path, options) as doc:

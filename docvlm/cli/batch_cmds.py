@@ -97,7 +97,10 @@ def convert(inputs: tuple[str, ...], out_dir: str | None, formats: str, workers:
 @click.option("--words", is_flag=True, help="Also draw word boxes (labelled line.word).")
 @click.option("--source", type=click.Path(dir_okay=False), help="The source file, if it moved since conversion.")
 @click.option("--password", help="Password of an encrypted source PDF.")
-def show(result_json: str, out_dir: str | None, words: bool, source: str | None, password: str | None) -> None:
+@click.option("--max-page-pixels", type=int,
+              help="Refuse to draw a page larger than this, as rendering does [default: 80000000].")
+def show(result_json: str, out_dir: str | None, words: bool, source: str | None, password: str | None,
+         max_page_pixels: int | None) -> None:
     """Draw the boxes of a result over its pages (PNGs, colored by confidence) and list them.
 
     An extraction result (written by `docvlm extract`) gets its field boxes drawn and a table of its fields.
@@ -108,6 +111,7 @@ def show(result_json: str, out_dir: str | None, words: bool, source: str | None,
     from rich.table import Table
 
     from docvlm.datamodel import DocumentResult
+    from docvlm.errors import PageTooLargeError
     from docvlm.overlay import find_source, render_overlays
 
     path = Path(result_json)
@@ -120,7 +124,10 @@ def show(result_json: str, out_dir: str | None, words: bool, source: str | None,
     if isinstance(parsed, dict) and parsed.get("kind") == "extraction":
         from docvlm.cli.extract_cmds import show_extraction
 
-        show_extraction(result_json, out_dir, source, password)
+        try:
+            show_extraction(result_json, out_dir, source, password)
+        except PageTooLargeError as exc:
+            raise click.UsageError(f"{result_json}: {exc}") from None
         return
     try:
         result = DocumentResult.model_validate_json(data)
@@ -129,7 +136,11 @@ def show(result_json: str, out_dir: str | None, words: bool, source: str | None,
                                "give a JSON written by `docvlm convert` or `docvlm extract`") from None
     src = Path(source) if source else find_source(result, path)
     stem = path.name[:-5] if path.name.endswith(".json") else path.name
-    pages = render_overlays(result, src, out_dir or path.parent, relpath=stem, words=words, password=password)
+    try:
+        pages = render_overlays(result, src, out_dir or path.parent, relpath=stem, words=words, password=password,
+                                max_page_pixels=max_page_pixels)
+    except PageTooLargeError as exc:  # the page size in a result file is not trusted
+        raise click.UsageError(f"{result_json}: {exc}") from None
     console = stdout_console()
     table = Table(title=result.source.path, show_header=True)
     for col in ("page", "#", "text", "bbox_page_px", "confidence"):
