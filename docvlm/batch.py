@@ -356,7 +356,7 @@ def plan_batch(
             continue
         outs = [_rel(p, job.out_dir or "") for _, p in job.outputs]
         record = record_of(job, prior, resumed=True, outputs=outs, seconds=0.0)
-        if warnings := kind.warnings(prior) + ([job.note] if job.note else []):
+        if warnings := kind.warnings(prior) + _job_notes(job, prior, options):
             record = record.model_copy(update={"warnings": warnings})
         kept.append((record, prior))
     skipped = [SkippedInput(path=s.path, reason=s.reason) for s in walk.skipped]
@@ -404,7 +404,15 @@ def write_outputs(job: Job, result: BatchResult, seconds: float, options: Conver
     if job.out_dir is not None:
         try:
             for fmt, path in job.outputs:
-                kind.write(fmt, result, job.input_path, Path(path), options)
+                try:
+                    kind.write(fmt, result, job.input_path, Path(path), options)
+                except Exception as exc:
+                    # a failed document: a format with nothing to show (a searchable PDF without a page read)
+                    # must not hide its real error, nor stop its failure record (the JSON) being written
+                    if result.status != "failure" or fmt == "json":
+                        raise
+                    warnings.append(f"{job.input_path}: no {fmt} output for a failed document: {exc}")
+                    continue
                 written.append(_rel(path, job.out_dir))
         except Exception as exc:  # noqa: BLE001 - e.g. disk full: this document failed, the batch goes on
             write_error = f"{job.input_path}: cannot write {path}: {type(exc).__name__}: {exc}"
@@ -413,8 +421,7 @@ def write_outputs(job: Job, result: BatchResult, seconds: float, options: Conver
             warnings += kind.overlay(result, job.input_path, job.overlay_dir, job.key, options)
         except Exception as exc:  # noqa: BLE001 - a debugging aid must not fail the conversion
             warnings.append(f"{job.input_path}: overlay failed: {type(exc).__name__}: {exc}")
-    if job.note is not None:
-        warnings.append(job.note)
+    warnings += _job_notes(job, result, options)
     seconds += time.perf_counter() - started
     record = record_of(job, result, resumed=False, outputs=written, seconds=seconds)
     if write_error is not None:
@@ -422,6 +429,16 @@ def write_outputs(job: Job, result: BatchResult, seconds: float, options: Conver
     if warnings:
         record = record.model_copy(update={"warnings": warnings})
     return record
+
+
+def _job_notes(job: Job, result: BatchResult, options: ConvertOptions) -> list[str]:
+    """Warnings the runner adds to a document's record: renamed outputs, pages selected beyond its end."""
+    from docvlm.sources import page_selection_note
+
+    notes = [job.note] if job.note else []
+    if result.status != "failure" and (note := page_selection_note(options.pages, result.source.page_count)):
+        notes.append(f"{job.input_path}: {note}")
+    return notes
 
 
 def record_of(
@@ -501,9 +518,11 @@ def run_batch(
         BatchAborted: the engine cannot load; the summary is attached and written.
     """
     from docvlm.executors import WorkerSpec, WorkItem, choose_executor
+    from docvlm.sources import check_page_selection
 
     callbacks = callbacks or BatchCallbacks()
     started_at = _now()
+    check_page_selection(options.pages)  # a bad --pages stops the run, it does not fail every document
     kind.prepare()
     digest = kind.digest(options)
     if executor is None and options.ray:  # a cluster that cannot be reached fails before the input walk

@@ -28,6 +28,8 @@ from docvlm.datamodel import EncodingPlan, TilePlan
 from docvlm.textsize import TextSizeResult, estimate_text_size
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from PIL import Image
 
     from docvlm.datamodel import Family
@@ -561,26 +563,40 @@ def plan_document(
 
     A document that cannot be opened gives one row with page -1 and the error.
     """
+    return list(iter_plan_document(path, options, family, task_kind, display_path=display_path,
+                                   device_memory_bytes=device_memory_bytes))
+
+
+def iter_plan_document(
+    path: str,
+    options: ConvertOptions,
+    family: Family,
+    task_kind: TaskKind = "read",
+    *,
+    display_path: str | None = None,
+    device_memory_bytes: int | None = None,
+) -> Iterator[PagePlanResult]:
+    """`plan_document`, one row at a time as each page is planned (a 5,000-page PDF streams its rows)."""
     import time
 
     from docvlm.errors import DocvlmError
     from docvlm.sources import open_document
 
     shown = display_path or str(path)
-    rows: list[PagePlanResult] = []
     try:
         doc = open_document(path, options, display_path=shown)
     except DocvlmError as exc:
-        return [PagePlanResult(path=shown, page=-1, plan=None, error=str(exc))]
+        yield PagePlanResult(path=shown, page=-1, plan=None, error=str(exc))
+        return
     with doc:
         try:
             for page in doc.pages():
                 started = time.perf_counter()
                 try:
                     plan = plan_for_page(page, options, family, task_kind, device_memory_bytes=device_memory_bytes)
-                    rows.append(PagePlanResult(shown, page.index, plan, seconds=time.perf_counter() - started))
+                    row = PagePlanResult(shown, page.index, plan, seconds=time.perf_counter() - started)
                 except DocvlmError as exc:
-                    rows.append(PagePlanResult(shown, page.index, None, error=str(exc)))
+                    row = PagePlanResult(shown, page.index, None, error=str(exc))
+                yield row
         except DocvlmError as exc:
-            rows.append(PagePlanResult(shown, -1, None, error=str(exc)))
-    return rows
+            yield PagePlanResult(shown, -1, None, error=str(exc))

@@ -266,23 +266,22 @@ def _resolved(path: Path) -> Path:
 _RANGE = re.compile(r"(\d+)\s*-\s*(\d*)")
 
 
-def parse_page_selection(spec: str | None, page_count: int) -> list[int]:
-    """Parse a 1-based page selection such as '1-3,7' or '5-' into sorted 0-based indices.
+def parse_page_ranges(spec: str) -> list[tuple[int, int | None]]:
+    """The 1-based inclusive ranges of a page selection such as '1-3,7' or '5-' (None: to the end).
+
+    Checks the syntax only, so it can run before any document is opened.
 
     Raises:
-        UsageError: bad syntax, page 0, a reversed range, or a page beyond the document.
+        UsageError: bad syntax, page 0, a reversed range.
     """
-    if spec is None or not spec.strip():
-        return list(range(page_count))
-    chosen: set[int] = set()
+    ranges: list[tuple[int, int | None]] = []
     for raw in spec.split(","):
         part = raw.strip()
         if not part:
             raise UsageError(f"--pages {spec!r}: empty item between commas; use e.g. '1-3,7'")
         m = _RANGE.fullmatch(part)
         if m:
-            first = int(m.group(1))
-            last = int(m.group(2)) if m.group(2) else max(page_count, first)
+            first, last = int(m.group(1)), (int(m.group(2)) if m.group(2) else None)
         elif part.isdigit():
             first = last = int(part)
         else:
@@ -291,20 +290,52 @@ def parse_page_selection(spec: str | None, page_count: int) -> list[int]:
             )
         if first == 0 or last == 0:
             raise UsageError(f"--pages {spec!r}: pages are numbered from 1, not 0")
-        if last < first:
+        if last is not None and last < first:
             raise UsageError(f"--pages {spec!r}: range {part!r} is reversed; write {last}-{first}")
-        if last > page_count:
-            raise UsageError(
-                f"--pages {spec!r}: page {last} is beyond the document, which has {page_count} page(s)"
-            )
-        chosen.update(range(first - 1, last))
+        ranges.append((first, last))
+    return ranges
+
+
+def parse_page_selection(spec: str | None, page_count: int) -> list[int]:
+    """Parse a 1-based page selection such as '1-3,7' or '5-' into the sorted 0-based indices of the pages
+    that exist; selected pages beyond the document are left out (`page_selection_note` says which).
+
+    Raises:
+        UsageError: bad syntax, page 0, a reversed range, or no selected page exists in the document.
+    """
+    if spec is None or not spec.strip():
+        return list(range(page_count))
+    chosen: set[int] = set()
+    for first, last in parse_page_ranges(spec):
+        chosen.update(range(first - 1, min(page_count, last if last is not None else page_count)))
+    if not chosen:
+        raise UsageError(
+            f"--pages {spec!r}: none of the selected pages exists; the document has {page_count} page(s)"
+        )
     return sorted(chosen)
 
 
+def page_selection_note(spec: str | None, page_count: int | None) -> str | None:
+    """A warning when `spec` selects pages beyond a document of `page_count` pages (they are skipped)."""
+    if spec is None or not spec.strip() or page_count is None:
+        return None
+    beyond = [(max(first, page_count + 1), last) for first, last in parse_page_ranges(spec)
+              if last is not None and last > page_count]
+    if not beyond:
+        return None
+    named = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in sorted(set(beyond)))
+    return (f"--pages {spec}: page(s) {named} are beyond the document's {page_count} page(s); "
+            "the selected pages that exist were read")
+
+
 def check_page_selection(spec: str | None) -> None:
-    """Check the syntax of a page selection before any document is opened (for the CLI)."""
+    """Check the syntax of a page selection before any document is opened (for the CLI and the batch).
+
+    Raises:
+        UsageError: see `parse_page_ranges`.
+    """
     if spec is not None and spec.strip():
-        parse_page_selection(spec, 1_000_000_000)
+        parse_page_ranges(spec)
 
 
 # --- pages and documents ------------------------------------------------------------------------------------

@@ -320,6 +320,8 @@ def test_garbage_characters() -> None:
         ("2-2", 3, [1]),
         ("3-", 5, [2, 3, 4]),
         ("1,1,2", 3, [0, 1]),
+        ("2-9", 3, [1, 2]),  # pages beyond the document are left out (and the batch says so)
+        ("1,5", 3, [0]),
     ],
 )
 def test_parse_page_selection(spec: str | None, n: int, expected: list[int]) -> None:
@@ -337,7 +339,7 @@ def test_parse_page_selection(spec: str | None, n: int, expected: list[int]) -> 
         ("1-2-3", "cannot read"),
         ("-2", "cannot read"),
         ("5", "has 3 page(s)"),
-        ("2-9", "has 3 page(s)"),
+        ("4-9", "has 3 page(s)"),
     ],
 )
 def test_parse_page_selection_errors(spec: str, message: str) -> None:

@@ -55,42 +55,52 @@ def plan(inputs: tuple[str, ...], json_out: bool, family: str | None, task_kind:
     Per page: small-text estimate, readability floor, scale decision, native or tiled, encoded sizes, visual
     tokens and the reason; then totals and the memory estimate (weights, vision activations, KV cache).
     """
-    from docvlm.errors import InputError
-    from docvlm.plan import plan_document
-    from docvlm.sources import expand_inputs
+    from docvlm.errors import InputError, UsageError
+    from docvlm.plan import iter_plan_document
+    from docvlm.sources import check_page_selection, expand_inputs
 
     options = build_options(**opts)
     fam = family or options.family or _model_family(options.model) or "qwen2.5"
     try:
+        check_page_selection(options.pages)
         files = expand_inputs(inputs)
-    except InputError as exc:
+    except (InputError, UsageError) as exc:
         raise click.UsageError(str(exc)) from None
     device = _plan_device(options, gpu_memory)
-    rows = []
+    rows = []  # every row is printed as soon as its page is planned: a 5,000-page PDF streams
+    if json_out:
+        sys.stdout.write(f'{{\n  "family": {json.dumps(fam)},\n  "pages": [')
+    else:
+        stdout_console().print(f"[bold]encoding plan ({fam})[/]: file, page, small text, floor, scale, mode, "
+                               "tiles, encoded sizes, visual tokens, reason", highlight=False)
     for f in files:
-        rows.extend(plan_document(str(f.path), options, fam, task_kind, display_path=f.relpath,  # type: ignore[arg-type]
-                                  device_memory_bytes=device[1] if device[2] else None))
+        for r in iter_plan_document(str(f.path), options, fam, task_kind,  # type: ignore[arg-type]
+                                    display_path=f.relpath, device_memory_bytes=device[1] if device[2] else None):
+            if json_out:
+                row = {"path": r.path, "page": r.page, "error": r.error, "seconds": round(r.seconds, 4),
+                       "plan": r.plan.model_dump(mode="json") if r.plan else None}
+                sys.stdout.write(("\n    " if not rows else ",\n    ") + json.dumps(row))
+                sys.stdout.flush()
+            else:
+                _print_plan_row(r, show_tiles)
+            rows.append(r)
     failed = [r for r in rows if r.error]
     planned = [r for r in rows if r.plan is not None]
     total_tokens = sum(r.plan.visual_tokens for r in planned)
     total_tiles = sum(len(r.plan.tiles) for r in planned)
     memory, memory_note = _memory(options, fam, planned, device)
     if json_out:
-        payload = {
-            "family": fam,
-            "pages": [
-                {"path": r.path, "page": r.page, "error": r.error, "seconds": round(r.seconds, 4),
-                 "plan": r.plan.model_dump(mode="json") if r.plan else None}
-                for r in rows
-            ],
+        tail = {
             "totals": {"pages": len(planned), "failed": len(failed), "tiles": total_tiles,
                        "visual_tokens": total_tokens},
             "memory": asdict(memory) if memory else None,
             "memory_note": memory_note,
         }
-        click.echo(json.dumps(payload, indent=2))
+        sys.stdout.write("\n  ],\n" + json.dumps(tail, indent=2)[2:] + "\n")
     else:
-        _print_plans(rows, fam, show_tiles, total_tokens, total_tiles)
+        n = len(planned)
+        stdout_console().print(f"total: {n} page(s), {total_tiles} tile(s), {total_tokens} visual tokens"
+                               + (f", {total_tokens / n:.0f} per page" if n else ""))
         _print_memory(memory, memory_note)
     if failed:
         sys.exit(1)
@@ -134,38 +144,25 @@ def _memory(options: Any, fam: str, planned: list, device: tuple[str, int | None
     return result, source
 
 
-def _print_plans(rows: list, fam: str, show_tiles: bool, total_tokens: int, total_tiles: int) -> None:
-    from rich.table import Table
-
+def _print_plan_row(r: Any, show_tiles: bool) -> None:
+    """One page's plan on one line (and its tiles with `show_tiles`), printed as soon as it is planned."""
     console = stdout_console()
-    table = Table(title=f"encoding plan ({fam})", show_lines=False)
-    for col in ("file", "page", "small text", "floor", "scale", "mode", "tiles", "encoded", "tokens"):
-        table.add_column(col, justify="left" if col in ("file", "mode", "encoded") else "right", overflow="fold")
-    for r in rows:
-        page = "-" if r.page < 0 else str(r.page + 1)
-        if r.plan is None:
-            table.add_row(r.path, page, "", "", "", "[red]error[/]", "", "", "")
-            continue
-        p = r.plan
-        sizes = sorted({f"{t.encoded_size[0]}x{t.encoded_size[1]}" for t in p.tiles})
-        small = "none" if p.text_line_px is None else f"{p.text_line_px:.1f} px ({p.text_height_source})"
-        floor = "" if p.min_text_px is None else f"{p.min_text_px:g} px"
-        got = "" if p.text_line_px is None else f" -> {p.text_line_px * p.scale:.1f} px"
-        table.add_row(r.path, page, small, floor, f"x{p.scale:.3f} {p.scale_rule or ''}{got}", p.mode,
-                      str(len(p.tiles)), ", ".join(sizes), str(p.visual_tokens))
-        if show_tiles:
-            for t in p.tiles:
-                table.add_row("", "", "", "", "", f"  {t.kind} {t.index}", "",
-                              f"{t.encoded_size[0]}x{t.encoded_size[1]} crop {list(t.crop_page_px)}",
-                              str(t.visual_tokens))
-    console.print(table)
-    for r in rows:
-        page = "-" if r.page < 0 else str(r.page + 1)
-        why = f"[red]{r.error}[/]" if r.plan is None else r.plan.reason
-        console.print(f"[bold]{r.path}[/] p{page}: {why}", highlight=False)
-    n = sum(1 for r in rows if r.plan is not None)
-    console.print(f"total: {n} page(s), {total_tiles} tile(s), {total_tokens} visual tokens"
-                  + (f", {total_tokens / n:.0f} per page" if n else ""))
+    page = "-" if r.page < 0 else str(r.page + 1)
+    if r.plan is None:
+        console.print(f"[bold]{r.path}[/] p{page}: [red]error[/] {r.error}", highlight=False, soft_wrap=True)
+        return
+    p = r.plan
+    sizes = sorted({f"{t.encoded_size[0]}x{t.encoded_size[1]}" for t in p.tiles})
+    small = "none" if p.text_line_px is None else f"{p.text_line_px:.1f} px ({p.text_height_source})"
+    floor = "" if p.min_text_px is None else f", floor {p.min_text_px:g} px"
+    got = "" if p.text_line_px is None else f" -> {p.text_line_px * p.scale:.1f} px"
+    console.print(f"[bold]{r.path}[/] p{page}: small text {small}{floor}, x{p.scale:.3f} {p.scale_rule or ''}{got}, "
+                  f"{p.mode}, {len(p.tiles)} tile(s) {', '.join(sizes)}, {p.visual_tokens} tokens: {p.reason}",
+                  highlight=False, soft_wrap=True)
+    if show_tiles:
+        for t in p.tiles:
+            console.print(f"    {t.kind} {t.index}: {t.encoded_size[0]}x{t.encoded_size[1]} crop "
+                          f"{list(t.crop_page_px)}, {t.visual_tokens} tokens", highlight=False)
 
 
 def _print_memory(memory: Any, note: str) -> None:
