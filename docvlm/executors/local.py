@@ -15,6 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 from docvlm.executors import MAX_CRASHES, PageEvent, WorkDone, WorkerSpec, WorkItem, crash_message
+from docvlm.executors.lifeline import die_with_parent, process_identity
 from docvlm.executors.worker import DocumentWorker
 from docvlm.threads import available_cores, choose_inference_threads
 
@@ -59,7 +60,8 @@ class ProcessPoolExecutor:
             starts = ctx.SimpleQueue()
             n_workers = min(self.workers, len(remaining))
             pool = _Pool(max_workers=n_workers, mp_context=ctx, initializer=_init_worker,
-                         initargs=(spec, events, starts, choose_inference_threads(available_cores(), n_workers)))
+                         initargs=(spec, events, starts, choose_inference_threads(available_cores(), n_workers),
+                                   os.getpid(), process_identity(os.getpid())))
             broken: list[WorkItem] = []
             running: dict[int, str] = {}  # worker pid -> key of the document it started last
             queue = collections.deque(remaining)
@@ -119,7 +121,9 @@ def _submit(pool: _Pool, queue: collections.deque[WorkItem], pending: dict[Futur
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(spec: WorkerSpec, events: Any, starts: Any, threads: int) -> None:
+def _init_worker(spec: WorkerSpec, events: Any, starts: Any, threads: int, driver_pid: int,
+                 driver_identity: str | None) -> None:
+    die_with_parent(driver_pid, driver_identity)  # a driver killed with SIGKILL leaves no worker behind
     # the main process owns Ctrl-C: it cancels, stops the workers and writes the summary
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER["worker"] = DocumentWorker(spec, threads=threads)
