@@ -92,7 +92,6 @@ def test_sigkill_of_the_driver_ends_its_pool_workers_and_resource_tracker(tmp_pa
     assert not left, names(left)
 
 
-@pytest.mark.slow
 def test_sigkill_of_a_ray_local_driver_ends_its_actors_and_ray(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     from tests.test_ray import ENV

@@ -12,6 +12,12 @@ forever, holding its engine's memory. `die_with_parent` ties a worker to its dri
 
 The multiprocessing resource tracker needs nothing: it exits when the last holder of its pipe (the driver and
 the workers) is gone.
+
+A `--ray local` run starts a whole Ray inside the driver (GCS, raylet, its agents, the actors): some of Ray's
+own processes outlive a driver killed with SIGKILL. `start_reaper` starts a small watcher process
+(`python -m docvlm.executors.lifeline DRIVER_PID IDENTITY`) that keeps the list of the driver's descendants
+and, when the driver dies, ends them (SIGTERM, then SIGKILL after `REAP_GRACE_S`). The driver stops it when
+the run ends normally.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -86,4 +93,91 @@ def _watch(driver_pid: int, identity: str) -> None:
             os._exit(ORPHAN_EXIT_CODE)
 
 
-__all__ = ["ORPHAN_EXIT_CODE", "WATCH_SECONDS", "die_with_parent", "process_identity"]
+REAP_GRACE_S = 3.0
+"""Seconds between the SIGTERM and the SIGKILL the reaper sends to what the dead driver left."""
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """pid -> `process_identity` of every live descendant of `pid` (Linux /proc; psutil elsewhere, when
+    installed; empty when neither can tell)."""
+    parent_of: dict[int, int] = {}
+    if os.path.isdir("/proc"):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    fields = fh.read().decode("ascii", "replace").rsplit(")", 1)[-1].split()
+                parent_of[int(entry)] = int(fields[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    else:
+        try:
+            import psutil
+        except ImportError:
+            return {}
+        parent_of = {p.pid: p.info["ppid"] for p in psutil.process_iter(["ppid"])}
+    children: dict[int, list[int]] = {}
+    for child, parent in parent_of.items():
+        children.setdefault(parent, []).append(child)
+    found: dict[int, str] = {}
+    stack = list(children.get(pid, ()))
+    while stack:
+        child = stack.pop()
+        if (ident := process_identity(child)) is not None:
+            found[child] = ident
+        stack.extend(children.get(child, ()))
+    return found
+
+
+def start_reaper(driver_pid: int | None = None) -> subprocess.Popen[bytes] | None:
+    """Start the watcher that ends the driver's descendants once the driver dies (see the module docstring);
+    None when it cannot start (the run goes on without it). Stop it with `stop_reaper` at the run's end."""
+    driver_pid = driver_pid or os.getpid()
+    identity = process_identity(driver_pid)
+    if identity is None:
+        return None
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "docvlm.executors.lifeline", str(driver_pid), identity],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in the terminal is the driver's to handle, not the reaper's
+        )
+    except OSError:
+        return None
+
+
+def stop_reaper(reaper: subprocess.Popen[bytes] | None) -> None:
+    if reaper is None or reaper.poll() is not None:
+        return
+    reaper.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        reaper.wait(timeout=5)
+
+
+def reap(driver_pid: int, identity: str) -> None:
+    """The reaper's loop: remember the driver's descendants while it lives; end them once it is gone."""
+    me = os.getpid()
+    known: dict[int, str] = {}
+    while process_identity(driver_pid) == identity:
+        known = {pid: ident for pid, ident in known.items() if process_identity(pid) == ident}
+        known.update(descendants(driver_pid))
+        known.pop(me, None)
+        time.sleep(WATCH_SECONDS)
+    for sig, wait_s in ((signal.SIGTERM, REAP_GRACE_S), (signal.SIGKILL, 0.0)):
+        left = {pid: ident for pid, ident in known.items() if process_identity(pid) == ident}
+        for pid in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait_s
+        while wait_s and time.monotonic() < deadline and any(process_identity(p) == i for p, i in left.items()):
+            time.sleep(0.1)
+
+
+__all__ = ["ORPHAN_EXIT_CODE", "WATCH_SECONDS", "descendants", "die_with_parent", "process_identity", "reap",
+           "start_reaper", "stop_reaper"]
+
+
+if __name__ == "__main__":  # the reaper process: python -m docvlm.executors.lifeline DRIVER_PID IDENTITY
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reap(int(sys.argv[1]), sys.argv[2])

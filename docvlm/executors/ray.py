@@ -108,6 +108,7 @@ class RayExecutor:
         self.ships_inputs: bool | None = None
         self.pool_size: int | None = None
         self.connect_seconds: float | None = None
+        self._reaper: Any = None  # `--ray local`: ends Ray's processes if this driver is killed (lifeline)
 
     @classmethod
     def from_options(cls, options: ConvertOptions) -> RayExecutor:
@@ -152,9 +153,18 @@ class RayExecutor:
             kwargs.pop("include_dashboard")
             kwargs["address"] = address
         saved = _signal_handlers()
+        if self.address == "local":  # before Ray starts: it knows every process of the in-run Ray from birth
+            from docvlm.executors.lifeline import start_reaper
+
+            self._reaper = start_reaper()
         try:
             ray.init(**kwargs)
         except Exception as exc:  # noqa: BLE001 - connection, auth (ray.exceptions.AuthenticationError), ...
+            if self._reaper is not None:
+                from docvlm.executors.lifeline import stop_reaper
+
+                stop_reaper(self._reaper)
+                self._reaper = None
             raise UsageError(_connect_error(self.address, exc)) from None
         finally:
             _restore_signal_handlers(saved)  # Ctrl-C and SIGTERM stay the batch's (summary, exit 130)
@@ -174,6 +184,11 @@ class RayExecutor:
                 _kill(ray, slot.actor)
             if leave:
                 ray.shutdown()
+            if self._reaper is not None:
+                from docvlm.executors.lifeline import stop_reaper
+
+                stop_reaper(self._reaper)
+                self._reaper = None
 
     def _stream(self, ray: Any, items: Sequence[WorkItem], spec: WorkerSpec, on_page: PageEvent,
                 slots: list[_Slot]) -> Iterator[WorkDone]:
