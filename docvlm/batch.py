@@ -231,7 +231,8 @@ class ConvertKind:
         return [f"overlay page {page.page_index + 1}: {page.note}" for page in pages if page.note]
 
     def warnings(self, result: Any) -> list[str]:
-        return []
+        return [f"{result.source.path} (page {page.index + 1}): {page.text_layer_rejected}; the page was read by OCR"
+                for page in result.pages if getattr(page, "text_layer_rejected", None)]
 
 
 CONVERT = ConvertKind()

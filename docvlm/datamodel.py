@@ -184,6 +184,12 @@ class PageResult(Frozen):
     rotation: int = Field(default=0, description="Rotation applied to reach the page frame (/Rotate or EXIF), deg.")
     status: Status
     text_source: TextSource | None = Field(default=None, description="Where the lines came from.")
+    text_layer_rejected: str | None = Field(
+        default=None,
+        description="Set when the page has a PDF text layer that was not used because it is implausible "
+        "(fonts mapping glyphs to the wrong characters: mojibake): why, with the figures. The page was read "
+        "by OCR instead (text_source 'ocr').",
+    )
     lines: list[Line] = Field(default_factory=list)
     tables: list[Table] = Field(default_factory=list, description="Tables found on the page, top to bottom.")
     errors: list[ErrorItem] = Field(default_factory=list)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -203,14 +204,35 @@ def load_rapidocr(
 
 
 def text_layer_is_usable(layer: TextLayer | None) -> bool:
-    """True when a page's text layer can replace OCR (see the MIN_/MAX_ constants above for the rule)."""
+    """True when a page's text layer can replace OCR (see the MIN_/MAX_ constants above for the rule) and
+    reads as text, not mojibake (`docvlm.text_plausibility`)."""
     if layer is None or not layer.words:
         return False
     return (
         layer.char_count >= MIN_TEXT_LAYER_CHARS
         and layer.garbage_ratio <= MAX_GARBAGE_RATIO
         and layer.image_coverage < MAX_IMAGE_COVERAGE
+        and text_layer_rejection(layer) is None
     )
+
+
+def text_layer_rejection(layer: TextLayer | None) -> str | None:
+    """Why a text layer with text is not read although it has enough characters: implausible (mojibake),
+    with the figures; None otherwise."""
+    from docvlm.text_plausibility import judge_words
+
+    if layer is None or not layer.words or layer.char_count < MIN_TEXT_LAYER_CHARS:
+        return None
+    verdict = judge_words(w.text for w in layer.words)
+    return None if verdict.plausible else f"text layer implausible: {verdict.reason}"
+
+
+@dataclass(frozen=True)
+class _RejectedLayer:
+    """A page rendered for OCR because its text layer was judged implausible (the reason goes on the page)."""
+
+    image: Any
+    reason: str
 
 
 def lines_from_text_layer(layer: TextLayer) -> list[Line]:
@@ -526,10 +548,15 @@ class OcrEngine:
             layer = page.text_layer()
             if text_layer_is_usable(layer):
                 return lines_from_text_layer(layer), "text_layer"
+            if (rejected := text_layer_rejection(layer)) is not None:
+                return _RejectedLayer(page.render(), rejected)  # type: ignore[return-value]
         return page.render()
 
     def _finish_page(self, page: SourcePage, task: Task, prepared: Any, started: float) -> PageResult:
         read_orientation: ReadOrientation | None = None
+        rejected = None
+        if isinstance(prepared, _RejectedLayer):
+            prepared, rejected = prepared.image, prepared.reason
         try:
             if isinstance(prepared, BaseException):
                 raise prepared
@@ -556,6 +583,7 @@ class OcrEngine:
             dpi=page.dpi,
             status="success",
             text_source=source,
+            text_layer_rejected=rejected,
             lines=lines,
             read_orientation=read_orientation,
             seconds=round(time.perf_counter() - started, 4),

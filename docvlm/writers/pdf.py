@@ -175,12 +175,14 @@ def page_has_text(page: pymupdf.Page) -> bool:
     made searchable, and without `redo_text` we add nothing on top of that (like `ocrmypdf --skip-text`).
     """
     from docvlm.engines.ocr import MAX_GARBAGE_RATIO, MIN_TEXT_LAYER_CHARS
+    from docvlm.text_plausibility import judge_words
 
-    chars = [c for c in page.get_text("text") if not c.isspace()]
+    text = page.get_text("text")
+    chars = [c for c in text if not c.isspace()]
     if len(chars) < MIN_TEXT_LAYER_CHARS:
         return False
     garbage = sum(1 for c in chars if c == "\ufffd" or ord(c) < 0x20)
-    return garbage / len(chars) <= MAX_GARBAGE_RATIO
+    return garbage / len(chars) <= MAX_GARBAGE_RATIO and judge_words(text.split()).plausible  # not mojibake
 
 
 def _check_page_size(page: pymupdf.Page, page_result: PageResult, shown: str) -> None:
