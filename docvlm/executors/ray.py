@@ -45,6 +45,15 @@ CONNECT_TIMEOUT_S = 5.0
 longer, retries)."""
 LOCAL_OBJECT_STORE_BYTES = 512 * 1024**2
 """`--ray local` object store: results and a few documents in flight, not Ray's default of 30% of the RAM."""
+HEALTH_CHECK_S = 2.0
+"""How often the driver checks that the cluster still has live nodes (and, `--ray local`, that its own Ray's
+raylet and GCS still run)."""
+HEALTH_RPC_TIMEOUT_S = 10.0
+"""A cluster-state query (ray.nodes) that does not answer in this time counts as "no live node"."""
+NODE_LOSS_GRACE_S = 20.0
+"""With no live node (or no answer) for this long the run stops with an error (results so far are kept)."""
+LOCAL_CORE_PROCESSES = ("raylet", "gcs_server")
+"""Processes of an in-run Ray (`--ray local`) without which nothing can run: one dead ends the run at once."""
 
 
 def import_ray() -> Any:
@@ -75,6 +84,11 @@ class _Slot:
 
     actor: Any
     queue: collections.deque[tuple[Any, WorkItem]] = field(default_factory=collections.deque)
+    finished: int = 0  # calls its current actor returned (0: maybe never placed, e.g. its node is gone)
+
+
+class ClusterLost(Exception):
+    """The cluster cannot run anything any more (no live node, or the in-run Ray's raylet/GCS died)."""
 
 
 class RayExecutor:
@@ -109,6 +123,8 @@ class RayExecutor:
         self.pool_size: int | None = None
         self.connect_seconds: float | None = None
         self._reaper: Any = None  # `--ray local`: ends Ray's processes if this driver is killed (lifeline)
+        self._lost: str | None = None  # why the cluster was given up (then Ray is not shut down politely)
+        self._no_node_since: float | None = None
 
     @classmethod
     def from_options(cls, options: ConvertOptions) -> RayExecutor:
@@ -180,14 +196,17 @@ class RayExecutor:
         try:
             yield from self._stream(ray, items, spec, on_page, slots)
         finally:
-            for slot in slots:
-                _kill(ray, slot.actor)
-            if leave:
-                ray.shutdown()
-            if self._reaper is not None:
+            if self._lost is None:
+                for slot in slots:
+                    _kill(ray, slot.actor)
+                if leave:
+                    ray.shutdown()
+            elif leave:  # a dead node: Ray's own shutdown can wait for it forever; bounded, in a thread
+                _bounded(ray.shutdown, HEALTH_RPC_TIMEOUT_S)
+            if self._reaper is not None and self._lost is None:
                 from docvlm.executors.lifeline import stop_reaper
 
-                stop_reaper(self._reaper)
+                stop_reaper(self._reaper)  # after a lost cluster it stays: it ends what is left when we exit
                 self._reaper = None
 
     def _stream(self, ray: Any, items: Sequence[WorkItem], spec: WorkerSpec, on_page: PageEvent,
@@ -206,8 +225,18 @@ class RayExecutor:
         attempts: dict[str, int] = {}
         deaths_in_a_row = 0
         slot_of: dict[Any, _Slot] = {}
+        next_check = time.monotonic() + HEALTH_CHECK_S
 
         while todo or slot_of:
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + HEALTH_CHECK_S
+                try:
+                    self._check_cluster(ray, slots, slot_of, todo)
+                except ClusterLost as exc:
+                    self._lost = str(exc)
+                    pending = next(iter(slot_of.values())).queue[0][1] if slot_of else (todo[0] if todo else None)
+                    yield WorkDone(pending.key if pending else items[0].key, fatal=str(exc))
+                    return
             # keep every actor busy, never more than `in_flight` documents each; near the end only idle actors
             # get one, so the last documents do not wait behind a busy actor while another one idles
             limit = self.in_flight if len(todo) >= len(slots) * self.in_flight else 1
@@ -241,14 +270,61 @@ class RayExecutor:
                                        fatal=_actors_cannot_start(exc))
                         return
                     slot.actor = actor_class.remote(spec, threads)
+                    slot.finished = 0
                     continue
                 except RayTaskError as exc:  # a bug in the worker code itself: that document failed
                     item = _pop(slot, ref, slot_of)
                     yield WorkDone(item.key, crash=f"{item.path}: {type(exc.cause).__name__}: {exc.cause}")
                     continue
                 _pop(slot, ref, slot_of)
+                slot.finished += 1
                 deaths_in_a_row = 0
                 yield from _finished(done, on_page)
+
+    def _check_cluster(self, ray: Any, slots: list[_Slot], slot_of: dict[Any, _Slot],
+                       todo: collections.deque) -> None:
+        """Raise ClusterLost when nothing can run any more; shrink the pool to what the live nodes can hold.
+
+        `--ray local`: the in-run Ray's raylet or GCS process has exited -> lost at once. Any cluster: no live
+        node (or no answer from the GCS) for `NODE_LOSS_GRACE_S` -> lost. When live nodes remain but hold
+        fewer actors than the pool (a node died), the slots whose actor never returned anything (waiting for
+        a place that will not come) are dropped and their documents go back to the queue, uncharged; the
+        batch goes on on the live nodes.
+        """
+        if self.address == "local":
+            from ray._private import worker as ray_worker
+
+            node = getattr(ray_worker, "_global_node", None)  # the in-run Ray's processes, as Ray started them
+            dead = [kind for kind, _ in (node.dead_processes() if node is not None else [])
+                    if kind in LOCAL_CORE_PROCESSES]
+            if dead:
+                raise ClusterLost(f"--ray local: the Ray node died (its {', '.join(sorted(set(dead)))} process "
+                                  "exited); the documents finished so far are written: rerun the same command "
+                                  "to resume")
+        nodes = _bounded(ray.nodes, HEALTH_RPC_TIMEOUT_S)
+        alive = [n for n in nodes or () if n.get("Alive")]
+        now = time.monotonic()
+        if not alive:
+            self._no_node_since = self._no_node_since or now
+            if now - self._no_node_since >= NODE_LOSS_GRACE_S:
+                why = "does not answer" if nodes is None else "has no live node"
+                raise ClusterLost(f"--ray {self.address}: the Ray cluster {why} for {NODE_LOSS_GRACE_S:g} s (node "
+                                  "died); the documents finished so far are written: rerun the same command to "
+                                  "resume")
+            return
+        self._no_node_since = None
+        key, per_actor = ("GPU", self.gpus_per_worker) if self.gpus_per_worker > 0 else ("CPU", self.cpus_per_worker)
+        capacity = int(sum(n.get("Resources", {}).get(key, 0.0) for n in alive) // per_actor)
+        if capacity < 1 or len(slots) <= capacity:
+            return
+        for slot in [s for s in slots if s.finished == 0][: len(slots) - capacity]:
+            calls = list(slot.queue)
+            slot.queue.clear()
+            for ref, _ in calls:
+                slot_of.pop(ref, None)
+            _kill(ray, slot.actor)
+            slots.remove(slot)
+            todo.extendleft(reversed([item for _, item in calls]))  # never ran: not charged
 
     def _settle_dead_actor(self, ray: Any, slot: _Slot, slot_of: dict[Any, _Slot], todo: collections.deque,
                            attempts: dict[str, int], on_page: PageEvent, died: tuple,
@@ -318,6 +394,23 @@ class RayExecutor:
         else:
             fits = int(resources.get("CPU", 0.0) // self.cpus_per_worker)
         return max(1, min(self.workers or fits or 1, documents))
+
+
+def _bounded(call: Any, timeout: float) -> Any:
+    """`call()` in a daemon thread; its result, or None when it raised or did not return within `timeout`
+    (a Ray call to a dead node or GCS can block far longer)."""
+    box: list[Any] = []
+
+    def target() -> None:
+        try:
+            box.append(call())
+        except Exception:  # noqa: BLE001, S110 - a failed query reads as no answer
+            pass
+
+    thread = threading.Thread(target=target, name="docvlm-ray-query", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return box[0] if box else None
 
 
 def _finished(done: WorkDone, on_page: PageEvent) -> Iterator[WorkDone]:
