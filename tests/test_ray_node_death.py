@@ -82,3 +82,43 @@ def test_killing_the_raylet_of_ray_local_ends_the_run_and_a_rerun_resumes(tmp_pa
     summary = json.loads((out / "_docvlm_summary.json").read_text())
     assert summary["interrupted"] is False and summary["totals"]["success"] == n_docs
     assert sorted(d["key"] + ".json" for d in summary["documents"] if d["resumed"]) == done_before
+
+
+# --- a cluster that loses one node: the pool shrinks to the live nodes, the batch goes on ------------------
+
+
+class _FakeRay:
+    """Answers the two cluster queries `_check_cluster` makes (the real path is tested above)."""
+
+    def __init__(self, nodes: list[dict]) -> None:
+        self._nodes = nodes
+        self.killed: list[object] = []
+
+    def nodes(self) -> list[dict]:
+        return self._nodes
+
+    def kill(self, actor: object, no_restart: bool = True) -> None:
+        self.killed.append(actor)
+
+
+def test_losing_one_node_shrinks_the_pool_and_requeues_uncharged(monkeypatch: pytest.MonkeyPatch) -> None:
+    import collections
+
+    from docvlm.executors import WorkItem
+    from docvlm.executors import ray as ray_exec
+
+    executor = ray_exec.RayExecutor("10.0.0.1:6379", cpus_per_worker=1.0)
+    items = [WorkItem(f"d{i}", f"d{i}.pdf", f"/x/d{i}.pdf") for i in range(4)]
+    busy = ray_exec._Slot("actor-busy", collections.deque([("r0", items[0])]), finished=3)
+    stuck = ray_exec._Slot("actor-stuck", collections.deque([("r1", items[1]), ("r2", items[2])]))
+    slots = [busy, stuck]
+    slot_of = {"r0": busy, "r1": stuck, "r2": stuck}
+    todo = collections.deque([items[3]])
+    fake = _FakeRay([{"Alive": True, "Resources": {"CPU": 1.0}}, {"Alive": False, "Resources": {"CPU": 1.0}}])
+    executor._check_cluster(fake, slots, slot_of, todo)
+    assert slots == [busy] and fake.killed == ["actor-stuck"]
+    assert [i.key for i in todo] == ["d1", "d2", "d3"] and set(slot_of) == {"r0"}
+
+    monkeypatch.setattr(ray_exec, "NODE_LOSS_GRACE_S", 0.0)
+    with pytest.raises(ray_exec.ClusterLost, match="no live node"):
+        executor._check_cluster(_FakeRay([{"Alive": False, "Resources": {"CPU": 4.0}}]), slots, slot_of, todo)
