@@ -227,7 +227,8 @@ class ConvertKind:
                 options: ConvertOptions) -> list[str]:
         from docvlm.overlay import render_overlays
 
-        pages = render_overlays(result, source_path, overlay_dir, relpath=relpath, password=options.password)
+        pages = render_overlays(result, source_path, overlay_dir, relpath=relpath, password=options.password,
+                                max_page_pixels=options.max_page_pixels)
         return [f"overlay page {page.page_index + 1}: {page.note}" for page in pages if page.note]
 
     def warnings(self, result: Any) -> list[str]:

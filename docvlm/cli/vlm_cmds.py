@@ -284,7 +284,8 @@ def _ground_offline(input_path: str, query: str, json_out: bool, overlay_dir: st
                     for h in got.hits if h.page == page.index]
 
         for p in write_page_overlays(read, input_path, overlay_dir, boxes_of, suffix=".ground.page",
-                                     relpath=Path(input_path).name, password=options.password):
+                                     relpath=Path(input_path).name, password=options.password,
+                                     max_page_pixels=options.max_page_pixels):
             stderr_console().print(f"wrote {p.png_path}")
     if got.status != "found":
         sys.exit(1)
