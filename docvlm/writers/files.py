@@ -51,7 +51,8 @@ _UMASK_LOCK = threading.Lock()
 def _file_mode(path: Path) -> int:
     """The mode the written file gets: the mode of the file it replaces, else `NEW_FILE_MODE` less the umask."""
     try:
-        return stat.S_IMODE(path.stat().st_mode)
+        if not path.is_symlink():  # the link is replaced, not followed: its target's mode is not ours to copy
+            return stat.S_IMODE(path.stat().st_mode)
     except OSError:
         pass
     with _UMASK_LOCK:  # the umask can only be read by setting it: set it back at once
