@@ -175,6 +175,8 @@ class InputWalk:
     unsupported: int = field(default=0, metadata={"doc": "Files inside folders with an unsupported extension."})
 
 
+MAX_SKIPPED_LISTED = 1000
+"""At most this many skipped paths are listed (then one entry says how many more)."""
 SKIP_HIDDEN = "hidden (name starts with '.')"
 SKIP_SYMLINKED_FOLDER = "symbolic link to a folder (not followed: it could loop or leave the input folder)"
 SKIP_UNREADABLE = "folder cannot be read"
@@ -252,6 +254,9 @@ def walk_inputs(paths: Sequence[str | Path], *, exclude: Sequence[str | Path] = 
         else:
             raise InputError("no such file or folder: check the path", path=str(given))
     skipped.sort(key=lambda s: s.path)
+    if len(skipped) > MAX_SKIPPED_LISTED:  # a folder of 100,000 dot-files must not bloat the run summary
+        more = len(skipped) - MAX_SKIPPED_LISTED
+        skipped = [*skipped[:MAX_SKIPPED_LISTED], SkippedPath(f"... {more} more", "not listed")]
     return InputWalk(out, skipped, unsupported)
 
 
