@@ -1,9 +1,9 @@
 """How many good text layers would the mojibake check throw away? (issue 17 item 8)
 
-Reads every page's text layer of the docling and olmOCR sample PDFs (no OCR, no model), judges it with
-`docvlm.text_plausibility.judge_words`, and prints per data set: pages, pages whose layer the ocr engine would
-use (`text_layer_is_usable`), pages judged implausible among them (must be 0: those layers are good), and the
-lowest word-like shares seen. Then the same for mojibake PDFs made by tests/test_mojibake.py's generator
+Reads every page's text layer of the docling, olmOCR, camelot and invoice2data sample PDFs (no OCR, no
+model), judges it with `docvlm.text_plausibility.judge_words`, and prints per data set: pages, pages whose
+layer the ocr engine would read (its character/garbage/coverage rule, before the plausibility check), pages
+judged implausible among them (must be 0: those layers are good), and the extreme figures seen. Then the same for mojibake PDFs made by tests/test_mojibake.py's generator
 (every one must be judged implausible).
 
     PYTHONPATH=$PWD nice python bench/text_plausibility_bench.py [--data /work/shared/data]
@@ -17,12 +17,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from docvlm.engines.ocr import text_layer_is_usable
+from docvlm.engines.ocr import MAX_GARBAGE_RATIO, MAX_IMAGE_COVERAGE, MIN_TEXT_LAYER_CHARS
+from docvlm.errors import DocvlmError
 from docvlm.options import make_options
 from docvlm.sources import open_document
 from docvlm.text_plausibility import judge_words
 
-SETS = {"docling": "docling-pdf", "olmocr": "olmocr-bench-sample"}
+SETS = {"docling": "docling-pdf", "olmocr": "olmocr-bench-sample", "camelot": "camelot-tables",
+        "invoice2data": "invoice2data"}
+
+
+def would_be_read(layer) -> bool:  # noqa: ANN001 - a docvlm.sources.TextLayer
+    """The ocr engine's rule *before* the plausibility check (characters, garbage, image coverage): the
+    layers the check could throw away."""
+    return (bool(layer.words) and layer.char_count >= MIN_TEXT_LAYER_CHARS
+            and layer.garbage_ratio <= MAX_GARBAGE_RATIO and layer.image_coverage < MAX_IMAGE_COVERAGE)
 
 
 def judge_pdf(path: Path) -> list[tuple[int, bool, float, int, bool]]:
@@ -34,7 +43,7 @@ def judge_pdf(path: Path) -> list[tuple[int, bool, float, int, bool]]:
             if layer is None:
                 continue
             verdict = judge_words(w.text for w in layer.words)
-            rows.append((page.index, text_layer_is_usable(layer), verdict.wordlike_share, verdict.chars,
+            rows.append((page.index, would_be_read(layer), verdict.wordlike_share, verdict.chars,
                          verdict.plausible, verdict.symbol_share, verdict.script_switch_rate))
     return rows
 
@@ -51,8 +60,14 @@ def main() -> int:
         lowest: list[tuple[float, str]] = []
         highest_sym: list[tuple[float, str]] = []
         highest_mixed: list[tuple[float, str]] = []
+        unreadable = 0
         for pdf in pdfs:
-            for index, ok, share, chars, plausible, sym, mixed in judge_pdf(pdf):
+            try:
+                rows = judge_pdf(pdf)
+            except DocvlmError:  # encrypted, damaged: nothing to judge
+                unreadable += 1
+                continue
+            for index, ok, share, chars, plausible, sym, mixed in rows:
                 pages += 1
                 usable += ok
                 if ok and not plausible:
@@ -66,7 +81,7 @@ def main() -> int:
         highest_sym.sort()
         highest_mixed.sort()
         bad_total += implausible
-        print(f"{name}: {len(pdfs)} PDFs, {pages} pages, {usable} with a usable text layer, "
+        print(f"{name}: {len(pdfs)} PDFs ({unreadable} unreadable), {pages} pages, {usable} whose layer would be read, "
               f"{implausible} judged implausible")
         print("  lowest word-like shares: " + "; ".join(f"{s:.3f} {where}" for s, where in lowest[:5]))
         print("  highest symbol shares: " + "; ".join(f"{-s:.3f} {where}" for s, where in highest_sym[:5]))
