@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from pydantic import ValidationError
 
 from docvlm.datamodel import DocumentResult, EngineInfo, Status
-from docvlm.errors import DocvlmError, UsageError
+from docvlm.errors import DocvlmError, OutputError, UsageError
 from docvlm.summary import (  # re-exported: the run summary is part of the batch API
     SUMMARY_PREFIX,
     BatchSummary,
@@ -251,6 +251,7 @@ class Job:
     out_dir: str | None
     collect_result: bool
     note: str | None = None  # a warning about this job's outputs (renamed away from an input, ...)
+    blocked: str | None = None  # why its outputs cannot be written at all (the document fails, not the batch)
 
 
 @dataclass(frozen=True)
@@ -283,19 +284,22 @@ def plan_jobs(
         tag = hashlib.sha1(str(inp.path).encode()).hexdigest()[:8]
         if key.lower() in seen:  # same name after sanitizing, or on a case-insensitive file system
             key = f"{key}~{tag}"
-        note = None
+        note = blocked = None
         outputs: tuple[tuple[str, str], ...] = ()
         if out_dir is not None:
-            outputs = tuple((fmt, str(output_path(out_dir, key, kind.suffix(fmt)))) for fmt in formats)
-            taken = [p for _, p in outputs if p in input_files or is_summary_name(Path(p).name)]
-            if taken:
-                key = f"{key}~{tag}"
+            try:
                 outputs = tuple((fmt, str(output_path(out_dir, key, kind.suffix(fmt)))) for fmt in formats)
-                note = (f"outputs named {key}.*: {taken[0]} is an input (or a run summary) and is never "
-                        "written over")
+                taken = [p for _, p in outputs if p in input_files or is_summary_name(Path(p).name)]
+                if taken:
+                    key = f"{key}~{tag}"
+                    outputs = tuple((fmt, str(output_path(out_dir, key, kind.suffix(fmt)))) for fmt in formats)
+                    note = (f"outputs named {key}.*: {taken[0]} is an input (or a run summary) and is never "
+                            "written over")
+            except OutputError as exc:  # a symbolic link in OUT leading outside it
+                outputs, blocked = (), f"{inp.path}: {exc}"
         seen.add(key.lower())
         jobs.append(Job(str(inp.path), key, outputs, None if overlay_dir is None else str(overlay_dir),
-                        None if out_dir is None else str(Path(out_dir).resolve()), collect_results, note))
+                        None if out_dir is None else str(Path(out_dir).resolve()), collect_results, note, blocked))
     return jobs
 
 
@@ -560,8 +564,13 @@ def run_batch(
                 ) from None
         return summary
 
-    job_of = {job.key: job for job in plan.todo}
-    items = [WorkItem(job.key, job.input_path, _abspath(job.input_path) or job.input_path) for job in plan.todo]
+    for job in plan.todo:
+        if job.blocked is not None:  # nowhere to write it: a failure record, nothing converted
+            records[job.key] = _crash_record(job, job.blocked)
+            callbacks.document(records[job.key], None)
+    todo = [job for job in plan.todo if job.blocked is None]
+    job_of = {job.key: job for job in todo}
+    items = [WorkItem(job.key, job.input_path, _abspath(job.input_path) or job.input_path) for job in todo]
     last_checkpoint = time.monotonic()
     try:
         if items:

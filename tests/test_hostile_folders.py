@@ -192,3 +192,18 @@ def test_summary_that_cannot_be_written_is_a_clear_error_not_a_traceback(
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere" / "x")
     res = CliRunner().invoke(main, ["convert", str(d), "-o", str(tmp_path / "dangling"), "--engine", "scripted"])
     assert res.exit_code == 2 and "symbolic link" in res.output
+
+
+def test_a_symlink_in_out_leading_outside_fails_that_document_not_the_batch(tmp_path: Path) -> None:
+    make_pdf(tmp_path / "in" / "sub" / "d.pdf")
+    make_pdf(tmp_path / "in" / "ok.pdf")
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "sub").symlink_to(elsewhere, target_is_directory=True)
+    res = CliRunner().invoke(main, ["convert", str(tmp_path / "in"), "-o", str(out), "--engine", "scripted"])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    docs = {d["key"]: d for d in json.loads((out / "_docvlm_summary.json").read_text())["documents"]}
+    assert docs["ok.pdf"]["status"] == "success"
+    assert docs["sub/d.pdf"]["status"] == "failure" and "symbolic link leading outside" in docs["sub/d.pdf"]["errors"][0]
+    assert not list(elsewhere.iterdir())  # nothing written outside -o

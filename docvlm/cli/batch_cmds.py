@@ -111,7 +111,7 @@ def show(result_json: str, out_dir: str | None, words: bool, source: str | None,
     from rich.table import Table
 
     from docvlm.datamodel import DocumentResult
-    from docvlm.errors import PageTooLargeError
+    from docvlm.errors import DocvlmError
     from docvlm.overlay import find_source, render_overlays
 
     path = Path(result_json)
@@ -126,7 +126,7 @@ def show(result_json: str, out_dir: str | None, words: bool, source: str | None,
 
         try:
             show_extraction(result_json, out_dir, source, password)
-        except PageTooLargeError as exc:
+        except DocvlmError as exc:  # a page size over the cap, an output path that leaves --out
             raise click.UsageError(f"{result_json}: {exc}") from None
         return
     try:
@@ -139,7 +139,7 @@ def show(result_json: str, out_dir: str | None, words: bool, source: str | None,
     try:
         pages = render_overlays(result, src, out_dir or path.parent, relpath=stem, words=words, password=password,
                                 max_page_pixels=max_page_pixels)
-    except PageTooLargeError as exc:  # the page size in a result file is not trusted
+    except DocvlmError as exc:  # the page size in a result file is not trusted; an output path leaving --out
         raise click.UsageError(f"{result_json}: {exc}") from None
     console = stdout_console()
     table = Table(title=result.source.path, show_header=True)

@@ -15,6 +15,8 @@ import threading
 import unicodedata
 from pathlib import Path, PurePosixPath
 
+from docvlm.errors import OutputError
+
 # --- atomic writes -----------------------------------------------------------------------------------------
 
 
@@ -108,9 +110,19 @@ def safe_relpath(relpath: str) -> str:
 
 
 def output_path(out_dir: str | Path, relpath: str, suffix: str) -> Path:
-    """`out/sub/dir/name.pdf` + suffix (e.g. '.json'), guaranteed inside `out_dir`."""
+    """`out/sub/dir/name.pdf` + suffix (e.g. '.json'), guaranteed inside `out_dir`.
+
+    Raises:
+        OutputError: a symbolic link inside `out_dir` would lead the output outside it (outputs are written
+            only inside the output folder).
+    """
     root = Path(out_dir).resolve()
     target = (root / PurePosixPath(safe_relpath(relpath) + suffix)).resolve()
-    if root != target and root not in target.parents:  # pragma: no cover - safe_relpath already prevents it
-        raise ValueError(f"output path {target} escapes {root}")
+    if root != target and root not in target.parents:  # safe_relpath prevents '..': a symbolic link did it
+        lexical = root / PurePosixPath(safe_relpath(relpath) + suffix)
+        link = next((p for p in [*reversed(lexical.parents), lexical] if root in p.parents and p.is_symlink()),
+                    lexical)
+        raise OutputError(f"{link} is a symbolic link leading outside the output folder {root} (to {target}); "
+                          "outputs are written only inside the output folder: remove the link or choose "
+                          "another -o")
     return target
