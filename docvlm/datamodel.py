@@ -71,7 +71,8 @@ class Line(Frozen):
     raw_text: str | None = Field(
         default=None,
         description="The text as the source gave it, when the layout stage repaired it (spaces restored "
-        "from glyph gaps, Unicode NFC, combining marks joined, ligatures expanded); null when unchanged.",
+        "from glyph gaps, control characters dropped or made bullets, Unicode NFC, combining marks joined, "
+        "ligatures expanded); null when unchanged.",
     )
     font_size_pt: float | None = Field(default=None, description="Median font size in points (text layer only).")
     bold: bool | None = Field(default=None, description="True when most of the line is set bold (text layer only).")

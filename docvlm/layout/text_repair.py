@@ -1,4 +1,4 @@
-"""Text repair: Unicode NFC, detached combining marks joined to their letter, ligatures expanded.
+"""Text repair: control characters dropped, Unicode NFC, detached combining marks joined to their letter, ligatures expanded.
 
 PDF text layers often carry accents as separate spacing glyphs ("J´an Min´aˇc": U+00B4 and U+02C7 set next
 to the letter) and ligature code points ("ﬁ"); OCR and models occasionally print decomposed forms. The page
@@ -84,21 +84,38 @@ def expand_ligatures(text: str) -> str:
     return "".join(LIGATURES[c] if c in LIGATURES and c not in _KEEP_AS_LETTERS else c for c in text)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""C0 and C1 control characters other than tab and newline: no printed form, never text on a page."""
+_CONTROL_BULLET = re.compile(r"^([ \t]*)[\x00-\x08\x0b-\x1f\x7f-\x9f](?=[ \t]|$)")
+"""A control character standing alone at the start of a line: a list bullet whose font gave it no Unicode
+value (U+0099, U+0095 and the like where the page shows a dot)."""
+BULLET = "\u2022"
+
+
+def drop_controls(text: str) -> str:
+    """Control characters out of the text; one standing alone at the start of a line becomes a bullet '•'."""
+    if _CONTROL.search(text) is None:
+        return text
+    text = _CONTROL_BULLET.sub(lambda m: m.group(1) + BULLET, text)
+    return _CONTROL.sub("", text.replace("\x95", BULLET))  # U+0095 is Windows-1252's bullet
+
+
 _DOUBLED_QUOTES = {"\u2018\u2018": "\u201c", "\u2019\u2019": "\u201d"}
 """Two single curly quotes set as one double quote (TeX-made PDFs with some fonts): one double quote."""
 _CHANGES = frozenset(SPACING_TO_COMBINING) | frozenset(LIGATURES) | {"\u2018", "\u2019"}
 
 
 def _clean(text: str) -> bool:
-    """Plain ASCII without a backtick or caret: nothing any repair rule would change."""
-    return text.isascii() and "`" not in text and "^" not in text
+    """Plain ASCII without a backtick, caret or control character: nothing any repair rule would change."""
+    return text.isascii() and "`" not in text and "^" not in text and _CONTROL.search(text) is None
 
 
 def repair_text(text: str) -> str:
-    """NFC, detached spacing accents joined, ligatures expanded, doubled single quotes made double."""
+    """Control characters dropped (a leading one as a bullet), NFC, detached spacing accents joined,
+    ligatures expanded, doubled single quotes made double."""
     if _clean(text):
         return text  # the common case, kept cheap: nothing to normalise
-    out = unicodedata.normalize("NFC", text)
+    out = unicodedata.normalize("NFC", drop_controls(text))
     if any(c in _CHANGES for c in out):
         out = join_detached_accents(out)
         out = expand_ligatures(out)
