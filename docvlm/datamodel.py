@@ -176,7 +176,8 @@ class ReadOrientation(Frozen):
 
 
 class PageResult(Frozen):
-    index: int = Field(description="0-based page index in the source document.")
+    index: int = Field(description="0-based page index in the source document (page 1 is index 0; terminal "
+                       "tables, --pages and the Markdown page markers count from 1).")
     width_px: int = Field(description="Page width in page pixels.")
     height_px: int = Field(description="Page height in page pixels.")
     dpi: float | None = Field(description="Render DPI for PDF pages; null for images.")

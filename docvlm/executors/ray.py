@@ -45,6 +45,8 @@ CONNECT_TIMEOUT_S = 5.0
 longer, retries)."""
 LOCAL_OBJECT_STORE_BYTES = 512 * 1024**2
 """`--ray local` object store: results and a few documents in flight, not Ray's default of 30% of the RAM."""
+RAY_AUTH_MODE_ENV = "RAY_AUTH_MODE"
+"""Ray's authentication mode variable; `--ray local` sets it to `token` unless the user set it."""
 
 
 def import_ray() -> Any:
@@ -135,6 +137,9 @@ class RayExecutor:
         if self.address == "local":
             # read by Ray when it is imported: without it Ray swaps 127.0.0.1 for the machine's network address
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+            # token authentication on, as Ray does by default for a cluster it starts, but said explicitly:
+            # Ray then prints no "Token authentication is enabled ..." warning at the user
+            os.environ.setdefault(RAY_AUTH_MODE_ENV, "token")
         ray = import_ray()
         if ray.is_initialized():  # the Python API caller connected already: use that connection, leave it open
             return ray, False
