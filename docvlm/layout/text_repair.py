@@ -137,14 +137,66 @@ def repair_line(line: Line) -> Line:
     return line.model_copy(update={"text": text, "words": words, "raw_text": raw})
 
 
+STRAY_ACCENT_SHARE = 0.05
+"""An OCR page whose accented Latin words are under this share of its Latin words (and at most
+`STRAY_ACCENT_MAX_WORDS`) has no accents: the recognition model's character set holds accented letters,
+and on plain English / Malay receipts it now and then prints one ("SETIA ÁLAM", "NOTÉ"). On SROIE dev
+(000-149) such pages had 1-2 accented words, at most 2% of their Latin words; a French or German page has
+far more (a French receipt: about a third of its words)."""
+STRAY_ACCENT_MAX_WORDS = 3
+_LATIN_WORD = re.compile(r"[^\W\d_]+")
+
+
+def _strip_accents(text: str) -> str:
+    """Latin letters without their diacritics ('ÁLAM' -> 'ALAM'); other scripts and ß, æ, ø left alone."""
+    out = []
+    for ch in text:
+        if ch.isascii() or not ch.isalpha():
+            out.append(ch)
+            continue
+        base = unicodedata.normalize("NFD", ch)
+        out.append(base[0] if base[0].isascii() and base[0].isalpha() else ch)
+    return "".join(out)
+
+
+def _is_latin_letter(ch: str) -> bool:
+    return ch.isascii() or unicodedata.name(ch, "").startswith("LATIN")
+
+
+def has_stray_accents(texts: list[str]) -> bool:
+    """True when the accented Latin words among `texts` are too few to be the page's language (see
+    `STRAY_ACCENT_SHARE`)."""
+    latin = accented = 0
+    for text in texts:
+        for word in _LATIN_WORD.findall(text):
+            if not all(_is_latin_letter(c) for c in word):
+                continue
+            latin += 1
+            accented += _strip_accents(word) != word
+    return 0 < accented <= STRAY_ACCENT_MAX_WORDS and accented < STRAY_ACCENT_SHARE * latin
+
+
+def strip_stray_accents(line: Line) -> Line:
+    """The line (and its words) with Latin diacritics removed; `raw_text` keeps what the engine read."""
+    text = _strip_accents(line.text)
+    words = [w if (t := _strip_accents(w.text)) == w.text else w.model_copy(update={"text": t}) for w in line.words]
+    if text == line.text and all(a is b for a, b in zip(words, line.words, strict=True)):
+        return line
+    raw = line.raw_text if line.raw_text is not None else line.text
+    return line.model_copy(update={"text": text, "words": words, "raw_text": raw})
+
+
 @dataclass(frozen=True)
 class RepairText:
-    """Page processor: `repair_line` on every line (all engines; OCR and model text get NFC too)."""
+    """Page processor: `repair_line` on every line (all engines; OCR and model text get NFC too); on a page
+    read by OCR, accents the recognition model made up (`has_stray_accents`) are removed."""
 
     name: str = "repair_text"
 
     def __call__(self, page: PageResult, ctx: PageContext) -> PageResult:
         lines = [repair_line(ln) for ln in page.lines]
+        if page.text_source == "ocr" and has_stray_accents([ln.text for ln in lines]):
+            lines = [strip_stray_accents(ln) for ln in lines]
         if all(a is b for a, b in zip(lines, page.lines, strict=True)):
             return page
         return page.model_copy(update={"lines": lines})
