@@ -77,6 +77,9 @@ class BatchCallbacks:
     def start(self, total: int, resumed: int) -> None:
         """`total` documents in this run (shard), `resumed` of them already done."""
 
+    def inputs(self, paths: list[str]) -> None:
+        """The files this run will read (resumed documents left out), before the first of them starts."""
+
     def page(self, key: str, page_index: int, status: str) -> None:
         """A page of document `key` finished."""
 
@@ -543,6 +546,7 @@ def run_batch(
     for rec, prior in plan.kept:
         records[rec.key] = rec
         callbacks.document(rec, prior if collect_results else None)
+    callbacks.inputs([_abspath(job.input_path) or job.input_path for job in plan.todo])
 
     def finish(interrupted: bool) -> BatchSummary:
         docs = [records[j.key] for j in plan.jobs if j.key in records]

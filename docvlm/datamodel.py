@@ -71,7 +71,8 @@ class Line(Frozen):
     raw_text: str | None = Field(
         default=None,
         description="The text as the source gave it, when the layout stage repaired it (spaces restored "
-        "from glyph gaps, Unicode NFC, combining marks joined, ligatures expanded); null when unchanged.",
+        "from glyph gaps, control characters dropped or made bullets, Unicode NFC, combining marks joined, "
+        "ligatures expanded); null when unchanged.",
     )
     font_size_pt: float | None = Field(default=None, description="Median font size in points (text layer only).")
     bold: bool | None = Field(default=None, description="True when most of the line is set bold (text layer only).")
@@ -175,7 +176,8 @@ class ReadOrientation(Frozen):
 
 
 class PageResult(Frozen):
-    index: int = Field(description="0-based page index in the source document.")
+    index: int = Field(description="0-based page index in the source document (page 1 is index 0; terminal "
+                       "tables, --pages and the Markdown page markers count from 1).")
     width_px: int = Field(description="Page width in page pixels.")
     height_px: int = Field(description="Page height in page pixels.")
     dpi: float | None = Field(description="Render DPI for PDF pages; null for images.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -59,24 +59,179 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
+INK_LEVEL = 160
+"""Grey levels below this are ink (printed text) when a label's place is chosen."""
+LABEL_ALPHA = 170
+"""Opacity of a label's tag (0-255)."""
+LABEL_REACH = 8
+"""A tag is placed at most this many tag heights (or widths) away from its box, with a leader line to it."""
+
+
 def draw_boxes(image: Image.Image, boxes: Sequence[OverlayBox]) -> Image.Image:
-    """Return a copy of `image` with each box outlined and its label on a filled tag at the box's top-left."""
+    """Return a copy of `image` with each box outlined and its label on a filled tag placed where it hides
+    nothing (`place_labels`: outside every box, off other labels, on as little ink as can be found)."""
     out = image.convert("RGB").copy()
     draw = ImageDraw.Draw(out, "RGBA")
-    scale = max(out.size) / 1000
-    line_w = max(1, round(1.5 * scale))
-    font = _font(max(9, round(11 * scale)))
+    line_w = max(1, round(1.5 * max(out.size) / 1000))
+    font = _label_font(out)
+    sizes = _label_sizes(draw, boxes, font)
+    places = place_labels([b.bbox_page_px for b in boxes], [s[:2] if s else None for s in sizes], image)
+    leaders = Image.new("L", out.size, 0)
+    leader_draw = ImageDraw.Draw(leaders)
     for box in boxes:
         x0, y0, x1, y1 = box.bbox_page_px
+        draw.rectangle((x0, y0, x1, y1), outline=confidence_color(box.confidence) + (255,), width=box.width or line_w)
+    for box, size, place in zip(boxes, sizes, places, strict=True):
+        if size is None or place is None:
+            continue
         color = confidence_color(box.confidence)
-        draw.rectangle((x0, y0, x1, y1), outline=color + (255,), width=box.width or line_w)
+        lx0, ly0, lx1, ly1 = place
+        x0, y0, x1, y1 = box.bbox_page_px
+        if lx1 < x0 - 1 or lx0 > x1 + 1 or ly1 < y0 - 1 or ly0 > y1 + 1:  # not touching its box: a leader line
+            tx, ty = min(max(x0, (lx0 + lx1) / 2), x1), min(max(y0, (ly0 + ly1) / 2), y1)
+            leader_draw.line(((lx0 + lx1) / 2, (ly0 + ly1) / 2, tx, ty), fill=255, width=1)
+        draw.rectangle((lx0, ly0, lx1, ly1), fill=color + (LABEL_ALPHA,))
+        draw.text((lx0 + 2 - size[2], ly0 + 2 - size[3]), box.label, fill=(0, 0, 0, 255), font=font)
+    if leaders.getbbox() is not None:  # leader lines, dotted, never over text or tags
+        import numpy as np
+
+        keep = np.asarray(leaders, dtype=np.uint8) > 0
+        keep &= ~text_mask(image)
+        keep[::2, ::2] = False
+        for (lx0, ly0, lx1, ly1) in (p for p in places if p is not None):
+            keep[max(0, int(ly0)):int(ly1) + 1, max(0, int(lx0)):int(lx1) + 1] = False
+        out.paste((90, 90, 90), mask=Image.fromarray((keep * 255).astype(np.uint8), "L"))
+    return out
+
+
+def _label_font(image: Image.Image) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return _font(max(9, round(11 * max(image.size) / 1000)))
+
+
+def _label_sizes(draw: ImageDraw.ImageDraw, boxes: Sequence[OverlayBox], font: object) -> list:
+    """(width, height, text x offset, text y offset) of each box's tag; None for a box without a label."""
+    sizes = []
+    for box in boxes:
         if box.label:
             tx0, ty0, tx1, ty1 = draw.textbbox((0, 0), box.label, font=font)
-            tw, th = tx1 - tx0 + 4, ty1 - ty0 + 4
-            ly = y0 - th if y0 - th >= 0 else y0
-            draw.rectangle((x0, ly, x0 + tw, ly + th), fill=color + (170,))
-            draw.text((x0 + 2 - tx0, ly + 2 - ty0), box.label, fill=(0, 0, 0, 255), font=font)
+            sizes.append((tx1 - tx0 + 4, ty1 - ty0 + 4, tx0, ty0))
+        else:
+            sizes.append(None)
+    return sizes
+
+
+def label_places(image: Image.Image, boxes: Sequence[OverlayBox]) -> list[Box | None]:
+    """The tag rectangles `draw_boxes` draws for `boxes` on `image` (None for a box without a label)."""
+    draw = ImageDraw.Draw(image.convert("RGB"))
+    sizes = _label_sizes(draw, boxes, _label_font(image))
+    return place_labels([b.bbox_page_px for b in boxes], [s[:2] if s else None for s in sizes], image)
+
+
+def place_labels(
+    boxes: Sequence[Box], sizes: Sequence[tuple[float, float] | None], image: Image.Image | None = None
+) -> list[Box | None]:
+    """Where each box's label tag goes (None for a box without a label), in the image's pixels.
+
+    Candidates hug the box: above or below it (left- or right-aligned), then left or right of it, then the
+    same further out, up to `LABEL_REACH` tag heights (`draw_boxes` then joins tag and box by a line). The first choice is a place inside the image that touches no box
+    (its own included) and no label placed before; among those, the one on the least ink of `image` (text
+    that the boxes do not cover). When every candidate touches something, the one touching least is taken.
+    """
+    import numpy as np
+
+    width, height = image.size if image is not None else (
+        max((b[2] for b in boxes), default=1), max((b[3] for b in boxes), default=1))
+    text = None if image is None else text_mask(image)
+    ink = None
+    if text is not None:
+        ink = np.zeros((text.shape[0] + 1, text.shape[1] + 1), dtype=np.int64)
+        ink[1:, 1:] = text.cumsum(0).cumsum(1)
+    obstacles = np.asarray([tuple(b) for b in boxes], dtype=float).reshape(-1, 4)
+    placed: list[Box] = []
+    out: list[Box | None] = []
+    for (x0, y0, x1, y1), size in zip(boxes, sizes, strict=True):
+        if size is None:
+            out.append(None)
+            continue
+        tw, th = size
+        best: tuple[float, Box] | None = None
+        candidates = _candidates(x0, y0, x1, y1, tw, th) + _row_ends(text, obstacles, x0, y0, x1, y1, tw, th)
+        for step, (cx, cy) in enumerate(candidates):
+            if cx < 0 or cy < 0 or cx + tw > width or cy + th > height:
+                continue
+            rect = (cx, cy, cx + tw, cy + th)
+            hits = _overlaps(obstacles, rect) + _overlaps(np.asarray(placed, dtype=float).reshape(-1, 4), rect)
+            share = _ink_share(ink, rect)
+            cost = 1000.0 * hits + 100.0 * (share > 0) + 10.0 * share + 0.01 * step
+            if best is None or cost < best[0]:
+                best = (cost, rect)
+            if cost < 1.0:  # touches nothing and covers no text: the nearest such place
+                break
+        if best is None:  # the tag is larger than the image: top-left corner
+            best = (0.0, (0.0, 0.0, float(tw), float(th)))
+        placed.append(best[1])
+        out.append(best[1])
     return out
+
+
+def text_mask(image: Image.Image) -> Any:
+    """Boolean array, True on ink (grey below `INK_LEVEL`) and a couple of pixels around it."""
+    import numpy as np
+    from PIL import ImageFilter
+
+    grey = image.convert("L")
+    reach = max(1, round(2 * max(grey.size) / 1000))
+    dark = grey.point(lambda v: 255 if v < INK_LEVEL else 0).filter(ImageFilter.MaxFilter(2 * reach + 1))
+    return np.asarray(dark, dtype=np.uint8) > 0
+
+
+def _row_ends(text: Any, obstacles: Any, x0: float, y0: float, x1: float, y1: float, tw: float,
+              th: float) -> list[tuple[float, float]]:
+    """Tags just past the right end (or before the left end) of everything printed or boxed on the box's row."""
+    pad = max(4.0, th / 2)  # clear of the row's last glyph and of a line box drawn a little wider
+    band = (obstacles[:, 1] < y1) & (obstacles[:, 3] > y0) if len(obstacles) else None
+    right = max([x1] + ([float(obstacles[band, 2].max())] if band is not None and band.any() else []))
+    left = min([x0] + ([float(obstacles[band, 0].min())] if band is not None and band.any() else []))
+    if text is not None:
+        rows = text[max(0, int(y0)):max(int(y0) + 1, int(y1)), :].any(axis=0)
+        cols = rows.nonzero()[0]
+        if len(cols):
+            right, left = max(right, float(cols[-1])), min(left, float(cols[0]))
+    return [(right + pad, y0), (right + pad, y1 - th), (left - pad - tw, y0)]
+
+
+def _candidates(x0: float, y0: float, x1: float, y1: float, tw: float, th: float) -> list[tuple[float, float]]:
+    """Top-left corners of label tags around a box, nearest first; beside the box a little apart from it (the
+    text line a field was read from may be drawn a little wider than the field)."""
+    out = []
+    side = max(2.0, th / 3)
+    for k in range(LABEL_REACH):
+        gap = k * th
+        out += [(x0, y0 - th - gap), (x0, y1 + gap), (x1 - tw, y0 - th - gap), (x1 - tw, y1 + gap),
+                (x0 - tw - side - gap, y0), (x1 + side + gap, y0), (x0 - tw - side - gap, y1 - th),
+                (x1 + side + gap, y1 - th)]
+    return out
+
+
+def _overlaps(rects: Any, rect: Box) -> int:
+    """How many of `rects` (an (n, 4) array) share area with `rect` (touching edges do not count)."""
+    if not len(rects):
+        return 0
+    x0, y0, x1, y1 = rect
+    return int(((rects[:, 0] < x1) & (rects[:, 2] > x0) & (rects[:, 1] < y1) & (rects[:, 3] > y0)).sum())
+
+
+def _ink_share(ink: Any, rect: Box) -> float:
+    """Share of ink pixels under `rect` (0 without an image)."""
+    if ink is None:
+        return 0.0
+    h, w = ink.shape[0] - 1, ink.shape[1] - 1
+    x0, y0 = max(0, int(rect[0])), max(0, int(rect[1]))
+    x1, y1 = min(w, int(rect[2]) + 1), min(h, int(rect[3]) + 1)
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    total = ink[y1, x1] - ink[y0, x1] - ink[y1, x0] + ink[y0, x0]
+    return float(total) / ((x1 - x0) * (y1 - y0))
 
 
 def page_boxes(page: PageResult, *, words: bool = False) -> list[OverlayBox]:

@@ -11,8 +11,10 @@ The batch commands (`convert`, `extract`) share `batch_options` (--workers, --sh
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -145,6 +147,21 @@ def fmt_box(box: Any) -> str:
     return "[" + ", ".join(f"{v:.0f}" for v in box) + "]"
 
 
+PAGE_COLUMN = "page (1-based)"
+"""Header of the page column in terminal tables: pages count from 1 here, from 0 in the JSON (`index`)."""
+
+
+def exit_failed_result(result_json: str, errors: Sequence[Any]) -> NoReturn:
+    """`docvlm show` of a result whose document failed: say so, with its errors, and exit 1."""
+    console = stderr_console()
+    console.print(f"[red]failed[/] {result_json}: this result records a failed document, with nothing to show",
+                  soft_wrap=True, highlight=False)
+    for err in errors:
+        code = getattr(err, "code", "error")
+        console.print(f"  {code}: {getattr(err, 'message', err)}", soft_wrap=True, highlight=False)
+    sys.exit(1)
+
+
 def status_style(status: str) -> str:
     return {"success": "green", "partial": "yellow", "failure": "red"}.get(status, "white")
 
@@ -157,10 +174,15 @@ def sigterm_as_interrupt(signum: int, frame: object) -> None:
 class ProgressCallbacks:
     """`docvlm.batch.BatchCallbacks` drawing rich progress on stderr: documents (with ETA), pages (with rate).
 
+    The bars are drawn from `start` on (the inputs are planned by then), so a usage error found earlier (a
+    path that does not exist, a bad option) is printed alone; use the object as a context manager around the
+    run. The pages bar learns its total from `inputs`: the selected pages of the documents to do are counted
+    in a background thread (PDF page counts, image frames) and set as the total once all are counted.
+
     With `json_out`, every collected result is printed on stdout as one JSON line as soon as it is done.
     """
 
-    def __init__(self, console: Console, json_out: bool) -> None:
+    def __init__(self, console: Console, json_out: bool, options: ConvertOptions | None = None) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -173,6 +195,7 @@ class ProgressCallbacks:
 
         self.console = console
         self.json_out = json_out
+        self.options = options
         self.progress = Progress(
             SpinnerColumn(), TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
@@ -181,15 +204,50 @@ class ProgressCallbacks:
         self.docs = self.progress.add_task("documents", total=None, rate="")
         self.pages = self.progress.add_task("pages", total=None, rate="")
         self.resumed = 0
+        self.pages_total: int | None = None
+        self._stop_counting = threading.Event()
+        self._counter: threading.Thread | None = None
+
+    def __enter__(self) -> ProgressCallbacks:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        self._stop_counting.set()
+        if self.progress.live.is_started:
+            self.progress.stop()
 
     def start(self, total: int, resumed: int) -> None:
         self.progress.update(self.docs, total=total)
+        self.progress.start()
         self.resumed = resumed
         if resumed:
             self.console.print(f"resuming: {resumed} of {total} document(s) already done")
 
+    def inputs(self, paths: list[str]) -> None:
+        """The files this run will read: their selected pages are counted (in the background) for the bar."""
+        if not paths or self.options is None:
+            return
+        self._counter = threading.Thread(target=self._count_pages, args=(list(paths), self.options),
+                                         name="docvlm-page-count", daemon=True)
+        self._counter.start()
+
+    def _count_pages(self, paths: list[str], options: ConvertOptions) -> None:
+        from docvlm.page_totals import selected_page_count
+
+        total = 0
+        for path in paths:
+            if self._stop_counting.is_set():
+                return
+            total += selected_page_count(path, options) or 0
+        self.pages_total = total
+        done = self.progress.tasks[self.pages].completed
+        self.progress.update(self.pages, total=max(total, int(done)))
+
     def page(self, key: str, page_index: int, status: str) -> None:
         self.progress.advance(self.pages)
+        task = self.progress.tasks[self.pages]
+        if task.total is not None and task.completed > task.total:  # a document had more pages than counted
+            self.progress.update(self.pages, total=task.completed)
         self._rate(self.pages)
 
     def document(self, record: DocRecord, result: Any | None) -> None:
@@ -197,8 +255,8 @@ class ProgressCallbacks:
         if not record.resumed:
             self._rate(self.docs)
         if record.status == "failure":
-            self.console.print(f"[red]failed[/] {record.path}: {record.errors[0] if record.errors else '?'}",
-                               soft_wrap=True)
+            message = without_path(record.errors[0], record.path) if record.errors else "?"
+            self.console.print(f"[red]failed[/] {record.path}: {message}", soft_wrap=True, highlight=False)
         for warning in record.warnings:
             self.console.print(f"[yellow]warning[/] {warning}", soft_wrap=True)
         if self.json_out and result is not None:
@@ -213,14 +271,27 @@ class ProgressCallbacks:
         self.progress.update(task_id, rate=f"{done / elapsed:.2f}/s" if elapsed > 0.5 else "")
 
 
+def without_path(message: str, path: str) -> str:
+    """An error message without the leading `PATH: ` its error put there, for a line that names the path."""
+    for shown in (path, Path(path).name):
+        if message.startswith(shown + ": "):
+            return message[len(shown) + 2:]
+    return message
+
+
+DONE_VERBS: dict[str, str] = {"convert": "converted", "extract": "extracted"}
+"""How the summary line names the documents a run did, by the run's kind (`BatchSummary.kind`)."""
+
+
 def print_summary(console: Console, summary: BatchSummary | MergedSummary) -> None:
     """Totals of a run (or of merged runs) and a table of the documents that were not a full success."""
     from rich.table import Table
 
     t = summary.totals
+    verb = DONE_VERBS.get(getattr(summary, "kind", ""), "done")
     console.print(
         f"[bold]{t.documents}[/] document(s): [green]{t.success} success[/], [yellow]{t.partial} partial[/], "
-        f"[red]{t.failure} failed[/] ({t.converted} converted, {t.resumed} resumed); "
+        f"[red]{t.failure} failed[/] ({t.converted} {verb}, {t.resumed} resumed); "
         f"{t.pages} page(s), {t.seconds:.1f} s of conversion",
         soft_wrap=True,
     )

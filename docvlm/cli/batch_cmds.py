@@ -14,11 +14,13 @@ from typing import Any
 import click
 
 from docvlm.cli._common import (
+    PAGE_COLUMN,
     ProgressCallbacks,
     batch_options,
     build_options,
     confidence_style,
     engine_options,
+    exit_failed_result,
     fmt_box,
     parse_shard_option,
     print_summary,
@@ -29,7 +31,7 @@ from docvlm.cli._common import (
 )
 
 
-@click.command()
+@click.command(short_help="PDFs and images to grounded JSON (and md, pdf); resumable.")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="Output folder (mirrors inputs).")
 @click.option("--format", "formats", default="json", show_default=True,
@@ -68,10 +70,10 @@ def convert(inputs: tuple[str, ...], out_dir: str | None, formats: str, workers:
     options = build_options(formats=fmts, **opts)
     err = stderr_console()
     report = err if json_out else stdout_console()
-    callbacks = ProgressCallbacks(err, json_out)
+    callbacks = ProgressCallbacks(err, json_out, options)
     previous = signal.signal(signal.SIGTERM, sigterm_as_interrupt)
     try:
-        with callbacks.progress:
+        with callbacks:
             summary = run_batch(inputs, out_dir, options, workers=workers, force=force, shard=the_shard,
                                 overlay_dir=overlay_dir, callbacks=callbacks, collect_results=json_out)
     except BatchInterrupted as exc:
@@ -91,7 +93,7 @@ def convert(inputs: tuple[str, ...], out_dir: str | None, formats: str, workers:
     sys.exit(1 if bad else 0)
 
 
-@click.command()
+@click.command(short_help="Draw a result's boxes over its pages and list them.")
 @click.argument("result_json", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Where to write PNGs [default: next to RESULT_JSON].")
 @click.option("--words", is_flag=True, help="Also draw word boxes (labelled line.word).")
@@ -134,6 +136,8 @@ def show(result_json: str, out_dir: str | None, words: bool, source: str | None,
     except (ValidationError, ValueError) as exc:
         raise click.UsageError(f"{result_json}: not a docvlm result ({exc.__class__.__name__}); "
                                "give a JSON written by `docvlm convert` or `docvlm extract`") from None
+    if result.status == "failure":
+        exit_failed_result(result_json, result.errors)
     src = Path(source) if source else find_source(result, path)
     stem = path.name[:-5] if path.name.endswith(".json") else path.name
     try:
@@ -143,8 +147,8 @@ def show(result_json: str, out_dir: str | None, words: bool, source: str | None,
         raise click.UsageError(f"{result_json}: {exc}") from None
     console = stdout_console()
     table = Table(title=result.source.path, show_header=True)
-    for col in ("page", "#", "text", "bbox_page_px", "confidence"):
-        table.add_column(col, justify="right" if col in ("page", "#", "confidence") else "left")
+    for col in (PAGE_COLUMN, "#", "text", "bbox_page_px", "confidence"):
+        table.add_column(col, justify="right" if col in (PAGE_COLUMN, "#", "confidence") else "left")
     for page in result.pages:
         for i, line in enumerate(page.lines):
             conf = "" if line.confidence is None else f"{line.confidence:.2f}"
@@ -163,7 +167,7 @@ def show(result_json: str, out_dir: str | None, words: bool, source: str | None,
         console.print(f"wrote {p.png_path}", soft_wrap=True)
 
 
-@click.command("summary")
+@click.command("summary", short_help="Merge the run summaries of OUT_DIR: totals, failures.")
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "json_out", is_flag=True, help="Print the merged summary as JSON.")
 def summary_cmd(out_dir: str, json_out: bool) -> None:

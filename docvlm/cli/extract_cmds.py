@@ -14,10 +14,12 @@ from typing import Any
 import click
 
 from docvlm.cli._common import (
+    PAGE_COLUMN,
     ProgressCallbacks,
     batch_options,
     build_options,
     engine_options,
+    exit_failed_result,
     parse_shard_option,
     print_summary,
     sigterm_as_interrupt,
@@ -27,7 +29,7 @@ from docvlm.cli._common import (
 )
 
 
-@click.command()
+@click.command(short_help="Typed, validated, grounded fields (invoice, receipt, yours).")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--schema", "schema_spec", default="auto", show_default=True,
               metavar="auto|NAME|FILE.py:Model|FILE.json",
@@ -64,7 +66,7 @@ def extract(inputs: tuple[str, ...], schema_spec: str, out_dir: str | None, json
     options = build_options(**opts)
     err = stderr_console()
     report = err if json_out else stdout_console()
-    callbacks = ProgressCallbacks(err, False)
+    callbacks = ProgressCallbacks(err, False, options)
     results = []
 
     def on_result(result: Any) -> None:
@@ -72,7 +74,7 @@ def extract(inputs: tuple[str, ...], schema_spec: str, out_dir: str | None, json
 
     previous = signal.signal(signal.SIGTERM, sigterm_as_interrupt)
     try:
-        with callbacks.progress:
+        with callbacks:
             summary = run_extract_batch(inputs, out_dir, options, schema=schema, force=force, workers=workers,
                                         shard=the_shard, callbacks=callbacks,
                                         on_result=on_result if json_out else None)
@@ -99,7 +101,7 @@ def extract(inputs: tuple[str, ...], schema_spec: str, out_dir: str | None, json
     sys.exit(1 if bad else 0)
 
 
-@click.command("schema")
+@click.command("schema", short_help="Print the JSON Schema of an extraction schema.")
 @click.argument("name", metavar="NAME|FILE.py:Model|FILE.json")
 def schema_cmd(name: str) -> None:
     """Print the JSON Schema of an extraction schema (invoice, receipt, or your own)."""
@@ -131,12 +133,14 @@ def show_extraction(result_json: str, out_dir: str | None, source: str | None, p
         result = ExtractionResult.model_validate_json(path.read_bytes())
     except (ValidationError, ValueError) as exc:
         raise click.UsageError(f"{result_json}: not a docvlm extraction result ({exc.__class__.__name__})") from None
+    if result.status == "failure":
+        exit_failed_result(result_json, result.errors)
     src = Path(source) if source else find_source(result, path)  # duck-typed: .source.path
     stem = path.name[:-5] if path.name.endswith(".json") else path.name
     pages = render_extraction_overlays(result, src, out_dir or path.parent, relpath=stem, password=password)
     console = stdout_console()
     table = Table(title=f"{result.source.path} ({result.schema_name})", show_header=True)
-    for col in ("field", "value", "raw", "page", "bbox_page_px", "status", "how it was found"):
+    for col in ("field", "value", "raw", PAGE_COLUMN, "bbox_page_px", "status", "how it was found"):
         table.add_column(col, overflow="fold")
     colors = {"verified": "green", "unverified": "yellow", "invalid": "red", "missing": "dim"}
     for name, value, raw, page, box, status, note in field_rows(result):

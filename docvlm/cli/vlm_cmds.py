@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from docvlm.cli._common import (
+    PAGE_COLUMN,
     build_options,
     engine_options,
     fmt_box,
@@ -26,7 +27,7 @@ from docvlm.cli._common import (
 )
 
 
-@click.command()
+@click.command(short_help="Show how each page would be encoded for a Qwen-VL model.")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--json", "json_out", is_flag=True, help="Print the plans as JSON on stdout.")
 @click.option("--family", type=click.Choice(["qwen2", "qwen2.5", "qwen3"]), default=None,
@@ -187,7 +188,7 @@ def _print_memory(memory: Any, note: str) -> None:
     console.print(f"  [{style}]{label}[/]: {m.reason}", highlight=False)
 
 
-@click.command()
+@click.command(short_help="Find QUERY on each page and print its boxes.")
 @click.argument("input_path", metavar="IMAGE_OR_PDF", type=click.Path(path_type=str))
 @click.argument("query")
 @click.option("--json", "json_out", is_flag=True, help="Print the boxes as JSON on stdout.")
@@ -231,8 +232,8 @@ def ground(input_path: str, query: str, json_out: bool, overlay_dir: str | None,
         from rich.table import Table
 
         table = Table(title=f"{result.source.path}: {query!r}")
-        for col in ("page", "label", "text", "bbox_page_px"):
-            table.add_column(col, justify="right" if col == "page" else "left")
+        for col in (PAGE_COLUMN, "label", "text", "bbox_page_px"):
+            table.add_column(col, justify="right" if col == PAGE_COLUMN else "left")
         for m in matches:
             table.add_row(str(m.page + 1), m.label or "", m.text, fmt_box(m.bbox_page_px))
         console = stdout_console()
@@ -265,8 +266,8 @@ def _ground_offline(input_path: str, query: str, json_out: bool, overlay_dir: st
         from rich.table import Table
 
         table = Table(title=f"{got.path}: {query!r}")
-        for col in ("page", "found by", "text", "bbox_page_px", "how"):
-            table.add_column(col, justify="right" if col == "page" else "left", overflow="fold")
+        for col in (PAGE_COLUMN, "found by", "text", "bbox_page_px", "how"):
+            table.add_column(col, justify="right" if col == PAGE_COLUMN else "left", overflow="fold")
         for h in got.hits:
             table.add_row(str(h.page + 1), h.found_by, h.text, fmt_box(h.bbox_page_px), h.how)
         stdout_console().print(table)
@@ -291,7 +292,7 @@ def _ground_offline(input_path: str, query: str, json_out: bool, overlay_dir: st
         sys.exit(1)
 
 
-@click.command()
+@click.command(short_help="Recompute a VLM result's boxes from its stored plan.")
 @click.argument("result_json", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False),
               help="Write the reparsed result here [default: overwrite RESULT_JSON, atomically].")

@@ -35,7 +35,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +51,7 @@ from docvlm.errors import DocvlmError, EngineError, ModelLoadError
 from docvlm.geometry import clamp_box, is_valid_box, split_line_into_words, union_box, upright_to_page
 from docvlm.ocr_models import MODEL_FILES, rapidocr_model_path
 from docvlm.orientation import OrientationResult, decide_orientation, transpose_image
+from docvlm.text_match import MIN_SIMILARITY, best_word_runs, fuzzy_contains
 from docvlm.threads import inference_threads
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ and read worse, F1 0.870 against 0.904 upright)."""
 VERTICAL_ASPECT = 1.5
 """A line box this many times taller than wide holds vertical text (RapidOCR turns such crops too)."""
 
-GROUND_MIN_SIMILARITY = 0.8
+GROUND_MIN_SIMILARITY = MIN_SIMILARITY
 ROW_OVERLAP = 0.5
 """Two OCR lines are on the same row when their vertical overlap is at least half the smaller height."""
 
@@ -367,23 +367,6 @@ def sort_reading_order(lines: Sequence[Line]) -> list[Line]:
     return [ln for row in rows for ln in sorted(row, key=lambda ln: ln.bbox_page_px[0])]
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.split()).lower()
-
-
-def fuzzy_contains(text: str, query: str) -> float:
-    """Best similarity of `query` to a window of `text` of the query's length (1.0 for a substring)."""
-    t, q = _norm(text), _norm(query)
-    if not q or not t:
-        return 0.0
-    if q in t:
-        return 1.0
-    n = len(q)
-    if len(t) <= n:
-        return SequenceMatcher(None, t, q).ratio()
-    return max(SequenceMatcher(None, t[i : i + n], q).ratio() for i in range(len(t) - n + 1))
-
-
 def ground_lines(lines: Sequence[Line], query: str) -> list[Line]:
     """Lines matching `query`, labelled with it, each box narrowed to the run of words that matches best."""
     found = []
@@ -391,14 +374,9 @@ def ground_lines(lines: Sequence[Line], query: str) -> list[Line]:
         if fuzzy_contains(line.text, query) < GROUND_MIN_SIMILARITY:
             continue
         words = list(line.words)
-        best: tuple[float, int, int] = (0.0, 0, len(words))
-        for i in range(len(words)):
-            for j in range(i + 1, len(words) + 1):
-                score = SequenceMatcher(None, _norm(" ".join(w.text for w in words[i:j])), _norm(query)).ratio()
-                if score > best[0]:
-                    best = (score, i, j)
-        if words and best[0] >= GROUND_MIN_SIMILARITY:
-            run = words[best[1] : best[2]]
+        runs = best_word_runs([w.text for w in words], query, threshold=GROUND_MIN_SIMILARITY)
+        if words and runs:
+            run = words[runs[0][1] : runs[0][2]]
             line = line.model_copy(
                 update={
                     "text": " ".join(w.text for w in run),

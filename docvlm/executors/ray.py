@@ -54,6 +54,8 @@ NODE_LOSS_GRACE_S = 20.0
 """With no live node (or no answer) for this long the run stops with an error (results so far are kept)."""
 LOCAL_CORE_PROCESSES = ("raylet", "gcs_server")
 """Processes of an in-run Ray (`--ray local`) without which nothing can run: one dead ends the run at once."""
+RAY_AUTH_MODE_ENV = "RAY_AUTH_MODE"
+"""Ray's authentication mode variable; `--ray local` sets it to `token` unless the user set it."""
 
 
 def import_ray() -> Any:
@@ -152,6 +154,9 @@ class RayExecutor:
         if self.address == "local":
             # read by Ray when it is imported: without it Ray swaps 127.0.0.1 for the machine's network address
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+            # token authentication on, as Ray does by default for a cluster it starts, but said explicitly:
+            # Ray then prints no "Token authentication is enabled ..." warning at the user
+            os.environ.setdefault(RAY_AUTH_MODE_ENV, "token")
         ray = import_ray()
         if ray.is_initialized():  # the Python API caller connected already: use that connection, leave it open
             return ray, False

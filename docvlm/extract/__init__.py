@@ -484,6 +484,9 @@ class _ResultHook:
     def start(self, total: int, resumed: int) -> None:
         self.inner.start(total, resumed)
 
+    def inputs(self, paths: list[str]) -> None:
+        self.inner.inputs(paths)
+
     def page(self, key: str, page_index: int, status: str) -> None:
         self.inner.page(key, page_index, status)
 

@@ -4,8 +4,12 @@ Three ways, tried in this order, each box saying which one found it:
 
 1. **field**: a query naming a field the receipt / invoice rules know ("the total amount", "the date", "the
    merchant") is answered by the same rules as `docvlm extract` (`docvlm.extract.rules`).
-2. **literal**: the query's words printed on a line (case-insensitive).
-3. **fuzzy**: a run of words on a line that reads almost like the query (OCR slips, spacing).
+2. **literal**: the query's words printed in one passage (case-insensitive).
+3. **fuzzy**: a run of words in one passage that reads almost like the query (OCR slips, spacing), by the
+   same matcher as the ocr engine's `ground` task (`docvlm.text_match`).
+
+A passage is the text of one table cell (its lines), of one layout block (a paragraph's lines), or of a line
+on its own: a phrase that wraps inside a cell or a paragraph is found, with the box of the words it covers.
 
 Nothing found is a result with status `not_found` and a message saying what would find it (a VLM engine),
 never an empty "success".
@@ -14,13 +18,16 @@ never an empty "success".
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from docvlm.datamodel import Box, DocumentResult, ErrorItem
+from docvlm.datamodel import Box, DocumentResult, ErrorItem, Line, PageResult
+from docvlm.geometry import split_line_into_words, union_box
+from docvlm.text_match import MIN_SIMILARITY, best_word_runs
 
 if TYPE_CHECKING:
     from docvlm.options import ConvertOptions
@@ -101,7 +108,7 @@ def field_of_query(query: str) -> str | None:
 
 def ground_text(read: DocumentResult, query: str) -> GroundResult:
     """Ground a query in an already read document (field rules, then literal, then fuzzy text matches)."""
-    from docvlm.extract.rules import build_page, extract_rules, span_box
+    from docvlm.extract.rules import build_page, extract_rules
 
     pages = [build_page(p.lines, p.index, p.width_px, p.height_px) for p in read.pages if p.status != "failure"]
     errors = list(read.errors) + [e for p in read.pages for e in p.errors]
@@ -113,21 +120,11 @@ def ground_text(read: DocumentResult, query: str) -> GroundResult:
             hits.append(GroundHit(page=found.page, label=key, text=found.raw, bbox_page_px=found.bbox_page_px,
                                   found_by="field", how=f"schema field {key!r}: {found.note or 'rule match'}",
                                   score=1.0))
-    needle = " ".join(query.split()).lower()
-    literal = []
-    for page in pages:
-        for line in page.lines:
-            text = line.text.lower()
-            at = text.find(needle)
-            while at >= 0 and needle:
-                box = span_box(line, at, at + len(needle))
-                literal.append(GroundHit(page=page.index, label=query, text=line.text[at:at + len(needle)],
-                                         bbox_page_px=box, found_by="literal",
-                                         how=f"the query printed on the line {line.text!r}", score=1.0))
-                at = text.find(needle, at + len(needle))
+    passages = [ps for p in read.pages if p.status != "failure" for ps in page_passages(p)]
+    literal = _literal(passages, query)
     hits += [h for h in literal if not any(_same_box(h.bbox_page_px, f.bbox_page_px) for f in hits)]
     if not literal:
-        hits += _fuzzy(pages, query)
+        hits += _fuzzy(passages, query)
     if hits:
         return GroundResult(path=read.source.path, query=query, status="found", field=key, hits=hits, errors=errors)
     if not read.pages or all(p.status == "failure" for p in read.pages):
@@ -148,28 +145,98 @@ def _same_box(a: Box, b: Box) -> bool:
     return all(abs(x - y) < 2 for x, y in zip(a, b, strict=True))
 
 
-def _fuzzy(pages: list, query: str, threshold: float = 0.8) -> list[GroundHit]:
-    """Runs of words reading almost like the query (the best run per line, at least `threshold` similar)."""
-    from docvlm.extract.rules import span_box
+@dataclass(frozen=True)
+class Passage:
+    """Text searched as one: a table cell's lines, a layout block's lines, or one line; words joined by
+    single spaces, each word with its character span in `text` and its box."""
 
-    want = " ".join(query.lower().split())
-    n = max(1, len(want.split()))
+    page: int
+    kind: Literal["cell", "block", "line"]
+    text: str
+    spans: tuple[tuple[int, int], ...]
+    boxes: tuple[Box, ...]
+
+    def box_of(self, start: int, end: int) -> Box:
+        """Union of the boxes of the words that characters [start, end) touch."""
+        hit = [b for (s, e), b in zip(self.spans, self.boxes, strict=True) if s < end and start < e]
+        return union_box(hit) if hit else union_box(list(self.boxes))
+
+    def where(self) -> str:
+        return {"cell": "in a table cell", "block": "in a paragraph", "line": "on the line"}[self.kind]
+
+
+def _passage(page: int, kind: Literal["cell", "block", "line"], lines: list[Line]) -> Passage:
+    words: list[tuple[str, Box]] = []
+    for ln in lines:
+        words += [(w.text, w.bbox_page_px) for w in ln.words if w.text.strip()] or \
+            split_line_into_words(ln.text, ln.bbox_page_px)
+    text, spans = "", []
+    for w, _ in words:
+        start = len(text) + (1 if text else 0)
+        text = f"{text} {w}" if text else w
+        spans.append((start, len(text)))
+    return Passage(page=page, kind=kind, text=text, spans=tuple(spans), boxes=tuple(b for _, b in words))
+
+
+def page_passages(page: PageResult) -> list[Passage]:
+    """The page's passages: the lines inside each table cell, then each layout block's consecutive lines,
+    then every other line alone (lines keep their reading order inside a passage)."""
+    lines = [ln for ln in page.lines if ln.text.strip()]
+    cell_of: dict[int, tuple[int, int]] = {}
+    for t, table in enumerate(page.tables):
+        for c, cell in enumerate(table.cells):
+            if cell.bbox_page_px is None:
+                continue
+            x0, y0, x1, y1 = cell.bbox_page_px
+            for i, ln in enumerate(lines):
+                cx = (ln.bbox_page_px[0] + ln.bbox_page_px[2]) / 2
+                cy = (ln.bbox_page_px[1] + ln.bbox_page_px[3]) / 2
+                if i not in cell_of and x0 - 1 <= cx <= x1 + 1 and y0 - 1 <= cy <= y1 + 1:
+                    cell_of[i] = (t, c)
+    out: list[Passage] = []
+    groups: dict[tuple[int, int], list[Line]] = {}
+    for i, ln in enumerate(lines):
+        if i in cell_of:
+            groups.setdefault(cell_of[i], []).append(ln)
+    out += [_passage(page.index, "cell" if len(g) > 1 else "line", g) for g in groups.values()]
+    run: list[Line] = []
+    for i, ln in enumerate(lines + [None]):  # type: ignore[list-item]
+        if ln is not None and i in cell_of:
+            continue
+        if run and (ln is None or ln.block is None or ln.block != run[-1].block):
+            out.append(_passage(page.index, "block" if len(run) > 1 else "line", run))
+            run = []
+        if ln is not None:
+            run.append(ln)
+    return out
+
+
+def _literal(passages: list[Passage], query: str) -> list[GroundHit]:
+    """Every place a passage prints the query's words (case-insensitive, any spacing or line break)."""
+    needle = " ".join(query.split()).lower()
     out = []
-    for page in pages:
-        for line in page.lines:
-            words = [(m.start(), m.end()) for m in re.finditer(r"\S+", line.text)]
-            best = None
-            for size in {max(1, n - 1), n, n + 1}:
-                for k in range(0, max(0, len(words) - size) + 1):
-                    s, e = words[k][0], words[min(len(words), k + size) - 1][1]
-                    ratio = SequenceMatcher(None, want, line.text[s:e].lower()).ratio()
-                    if ratio >= threshold and (best is None or ratio > best[0]):
-                        best = (ratio, s, e)
-            if best:
-                ratio, s, e = best
-                out.append(GroundHit(page=page.index, label=query, text=line.text[s:e],
-                                     bbox_page_px=span_box(line, s, e), found_by="fuzzy",
-                                     how=f"reads like the query ({ratio:.2f} similar)", score=round(ratio, 3)))
+    for ps in passages if needle else []:
+        text = ps.text.lower()
+        at = text.find(needle)
+        while at >= 0:
+            end = at + len(needle)
+            out.append(GroundHit(page=ps.page, label=query, text=ps.text[at:end], bbox_page_px=ps.box_of(at, end),
+                                 found_by="literal", how=f"the query printed {ps.where()} {ps.text!r}", score=1.0))
+            at = text.find(needle, end)
+    return out
+
+
+def _fuzzy(passages: list[Passage], query: str, threshold: float = MIN_SIMILARITY) -> list[GroundHit]:
+    """Runs of words reading almost like the query (at least `threshold` similar), none overlapping."""
+    n = max(1, len(query.split()))
+    out = []
+    for ps in passages:
+        words = [ps.text[s:e] for s, e in ps.spans]
+        for ratio, i, j in best_word_runs(words, query, threshold=threshold, sizes=(n - 1, n, n + 1)):
+            s, e = ps.spans[i][0], ps.spans[j - 1][1]
+            out.append(GroundHit(page=ps.page, label=query, text=ps.text[s:e], bbox_page_px=ps.box_of(s, e),
+                                 found_by="fuzzy", how=f"reads like the query ({ratio:.2f} similar) {ps.where()}",
+                                 score=round(ratio, 3)))
     return sorted(out, key=lambda h: -h.score)
 
 

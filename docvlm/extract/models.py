@@ -27,7 +27,8 @@ class FieldBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     raw: str | None = Field(default=None, description="The text as printed on the page (or as the model gave it).")
-    page: int | None = Field(default=None, description="0-based page index where the value was read.")
+    page: int | None = Field(default=None, description="0-based page index where the value was read (page 1 is 0; "
+                                  "`docvlm show` prints it 1-based).")
     bbox_page_px: Box | None = Field(default=None, description="Box of the value in page pixels [x0, y0, x1, y1].")
     source: FieldSource | None = Field(default=None, description="Where the value came from.")
     status: FieldStatus = Field(

@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from docvlm.datamodel import FURNITURE_ROLES, Line, PageResult
+from docvlm.datamodel import FURNITURE_ROLES, Box, Line, PageResult
 from docvlm.geometry import union_box
 from docvlm.layout.base import DocumentContext, PageContext, update_lines
 from docvlm.layout.reading_order import CAPTION as _CAPTION
@@ -88,6 +88,60 @@ def _rows(lines: Sequence[Line], idx: list[int]) -> list[list[int]]:
     return rows
 
 
+MARGIN_ZONE = 0.12
+"""Share of the page width at the left and right edges where marks set sideways (Bates numbers) may stand."""
+SIDEWAYS_ASPECT = 2.0
+"""A line box this many times taller than wide was printed sideways."""
+MARK_PIECE_CHARS = 4
+"""A piece of a sideways mark read as its own short line ("8", "00") has at most this many characters."""
+
+
+def margin_marks(lines: Sequence[Line], idx: list[int], width: float, line_h: float,
+                 sideways: Sequence[int] = ()) -> dict[int, str]:
+    """Marks printed sideways in the outer margin (Bates numbers, document ids): role 'margin', so they are
+    read apart from the body instead of joining a body row ("... and return the 8").
+
+    A line in the outer `MARGIN_ZONE` whose box stands upright (`SIDEWAYS_ASPECT`) with no text beside it on
+    the outer side, and short pieces (`MARK_PIECE_CHARS`, digits or capitals) stacked in the same strip
+    within two line heights of such a line (or of a banner already judged `sideways`).
+    """
+    def outer(box: Box) -> str | None:
+        return "left" if box[2] <= MARGIN_ZONE * width else "right" if box[0] >= (1 - MARGIN_ZONE) * width else None
+
+    def alone(i: int, side: str) -> bool:
+        x0, y0, x1, y1 = lines[i].bbox_page_px
+        for j in idx:
+            if j == i:
+                continue
+            b = lines[j].bbox_page_px
+            if b[1] < y1 and b[3] > y0 and ((b[2] <= x0 and side == "left") or (b[0] >= x1 and side == "right")):
+                return False  # text further out than the mark: it is not in the outer margin
+        return True
+
+    marks: dict[int, str] = {}
+    anchors: dict[int, str] = {i: side for i in sideways if (side := outer(lines[i].bbox_page_px))}
+    for i in idx:
+        x0, y0, x1, y1 = lines[i].bbox_page_px
+        side = outer(lines[i].bbox_page_px)
+        if side and y1 - y0 >= SIDEWAYS_ASPECT * max(1.0, x1 - x0) and alone(i, side):
+            marks[i] = anchors[i] = side
+    for i in idx:
+        t = lines[i].text.strip()
+        if i in marks or len(t) > MARK_PIECE_CHARS or not (t.isdigit() or t.isupper()):
+            continue
+        box = lines[i].bbox_page_px
+        side = outer(box)
+        if side is None or not alone(i, side):
+            continue
+        for j, s in list(anchors.items()):
+            b = lines[j].bbox_page_px
+            if s == side and box[0] < b[2] + line_h and box[2] > b[0] - line_h and \
+                    min(abs(box[1] - b[3]), abs(b[1] - box[3])) <= 2 * line_h:
+                marks[i] = anchors[i] = side
+                break
+    return {i: "margin" for i in marks}
+
+
 def page_furniture_roles(page: PageResult) -> dict[int, str]:
     """Line index -> furniture role for one page judged alone (see the module docstring)."""
     idx = [i for i, ln in enumerate(page.lines) if ln.text.strip() and ln.role not in ("table",)]
@@ -105,6 +159,10 @@ def page_furniture_roles(page: PageResult) -> dict[int, str]:
     if len(idx) < 2:
         return roles
     line_h = line_height([lines[i] for i in idx])
+    roles.update(margin_marks(lines, idx, W, line_h, sideways=list(roles)))
+    idx = [i for i in idx if i not in roles]
+    if len(idx) < 2:
+        return roles
     rows = _rows(lines, idx)
     body_sizes = [lines[i].font_size_pt for i in idx if lines[i].font_size_pt]
     body_size = statistics.median(body_sizes) if body_sizes else None
@@ -242,16 +300,18 @@ def running_furniture(pages: Sequence[PageResult]) -> dict[tuple[int, int], str]
         body_size = statistics.median(sizes) if sizes else None
         for i, ln in enumerate(page.lines):
             text = ln.text.strip()
-            if not text or ln.role in ("table", "heading"):
-                continue
-            # running heads are set small: a repeated line larger than the body is a heading ("Chapter 2")
-            if (body_size and ln.font_size_pt and ln.font_size_pt > 1.1 * body_size) or (
-                    ln.bbox_page_px[3] - ln.bbox_page_px[1] > 1.3 * line_h):
+            if not text or ln.role == "table":
                 continue
             cy = (ln.bbox_page_px[1] + ln.bbox_page_px[3]) / 2 / page.height_px
             if REPEAT_ZONE < cy < 1 - REPEAT_ZONE:
                 continue
             zone = "top" if cy <= REPEAT_ZONE else "bottom"
+            # running heads are set small: a repeated line larger than the body at the top is a heading
+            # ("Chapter 2"); at the bottom, nothing repeated on every page is a heading ("Appendix B")
+            if zone == "top" and (ln.role == "heading" or (body_size and ln.font_size_pt
+                                                            and ln.font_size_pt > 1.1 * body_size) or (
+                    ln.bbox_page_px[3] - ln.bbox_page_px[1] > 1.3 * line_h)):
+                continue
             key = (zone, _masked(text), round(cy * 50))  # same place: within 2% of the page height
             for k in (key, (zone, key[1], key[2] - 1), (zone, key[1], key[2] + 1)):
                 seen[k].add(pos)

@@ -21,7 +21,7 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from docvlm.datamodel import Line, PageResult
+from docvlm.datamodel import FURNITURE_ROLES, Line, PageResult
 from docvlm.layout.base import DocumentContext, PageContext, update_lines
 
 SIZE_RATIO = 1.15
@@ -46,6 +46,23 @@ def _body_size(lines: list[Line]) -> float | None:
         if ln.font_size_pt:
             weights[round(ln.font_size_pt * 2) / 2] += len(ln.text)
     return weights.most_common(1)[0][0] if weights else None
+
+
+_NOT_CONTENT = FURNITURE_ROLES | {"margin"}
+BOTTOM_SHARE = 0.85
+"""A block starting below this share of the page height with nothing under it ends the page."""
+
+
+def _ends_page(lines: list[Line], block: list[int], height: float, line_h: float) -> bool:
+    """True for a block at the bottom of the page with no text below it: a heading introduces what follows,
+    so the last thing on a page ("Appendix B" repeated at the foot of each page) is not one."""
+    top = min(lines[i].bbox_page_px[1] for i in block)
+    bottom = max(lines[i].bbox_page_px[3] for i in block)
+    if height <= 0 or top < BOTTOM_SHARE * height:
+        return False
+    inside = set(block)
+    return not any(ln.bbox_page_px[1] >= bottom - 0.5 * line_h for j, ln in enumerate(lines)
+                   if j not in inside and ln.text.strip() and ln.role not in _NOT_CONTENT)
 
 
 def _blocks(lines: list[Line]) -> dict[int, list[int]]:
@@ -80,6 +97,8 @@ def heading_levels(page: PageResult) -> dict[int, int]:
         if rows > 3 or words > 20 or words == 0 or not any(c.isalpha() for c in text):
             continue
         if _SENTENCE_END.search(text) and words > 6 and not _NUMBERED.match(text):
+            continue
+        if _ends_page(lines, idx, page.height_px, median_h):
             continue
         if body_size is not None and all(ln.font_size_pt for ln in blines):
             size = statistics.median(ln.font_size_pt for ln in blines)  # type: ignore[misc]

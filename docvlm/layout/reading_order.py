@@ -101,6 +101,7 @@ def order_lines(
     head: list[int] = []
     tail: list[int] = []
     notes: list[int] = []
+    marks: list[int] = []
     items: list[_Item] = []
     table_items: dict[int, _Item] = {}
     for i, ln in enumerate(lines):
@@ -112,6 +113,8 @@ def order_lines(
             tail.append(i)
         elif ln.role == "footnote":
             notes.append(i)
+        elif ln.role == "margin":  # a mark set sideways in the margin (furniture's `margin_marks`)
+            marks.append(i)
         elif table_of[i] is not None:
             t = table_of[i]
             item = table_items.get(t)  # type: ignore[arg-type]
@@ -128,6 +131,7 @@ def order_lines(
     for band in _horizontal_bands(items, BAND_GAP_LINES * line_h):
         blocks += _read_band(band, lines, width_px, line_h)
     blocks += _rows_as_blocks(lines, notes, line_h)
+    blocks += [[i] for i in sorted(marks, key=lambda i: lines[i].bbox_page_px[1])]
     blocks += _rows_as_blocks(lines, tail, line_h)
     if margin is not None:
         margin.update(i for it in items if it.margin for i in it.lines)

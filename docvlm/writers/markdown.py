@@ -61,7 +61,7 @@ def render_page_markdown(page: PageResult, *, keep_furniture: bool = False) -> s
             out += [render_table_markdown(payload), ""]  # type: ignore[arg-type]
         elif kind == "heading":
             level, text = payload  # type: ignore[misc]
-            out += ["#" * level + " " + escape_inline(text), ""]
+            out += ["#" * level + " " + escape_heading(text), ""]
         else:
             out += ["\n".join(_escape_block(t) for t in payload), ""]  # type: ignore[union-attr]
     return "\n".join(out).rstrip()
@@ -157,16 +157,44 @@ def join_rows(lines: list[Line]) -> list[str]:
     return rows
 
 
+_BLOCK_START = re.compile(
+    r"^(?:(?P<mark>[#>+\-]|=+[ \t]*$)"  # ATX heading, quote, bullet / thematic break / setext line
+    r"|(?P<num>\d{1,9})[.)])"  # ordered list item: the delimiter is escaped, not the number
+)
+"""What CommonMark reads as the start of a block when it opens a line (after escape_inline, which has
+already escaped `*`, `_`, `~` and backticks wherever they stand)."""
+_INLINE_SPECIAL = re.compile(r"[\\`*\[\]|~]|_(?![^\W_])|(?<![^\W_])_|<|&(?=#?\w+;)")
+"""Characters CommonMark/GFM would read as markup anywhere in a line: backslash, code, emphasis, links,
+table pipes, strikethrough, raw HTML / autolinks and entity references. An underscore between two word
+characters (`invoice_no`) cannot open emphasis and is left as it is."""
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def _escape_block(text: str) -> str:
-    """Keep OCR text from turning into Markdown structure (headings, lists, quotes, tables)."""
+    """Keep OCR text from turning into Markdown structure (headings, lists, quotes, code, tables, setext
+    underlines): a backslash goes before the punctuation that would open the block ("155\\. Specific",
+    "\\# not a heading"), never before a digit or letter, which CommonMark would print as a backslash."""
+    text = escape_inline(text).lstrip(" \t")  # 4 leading spaces would make an indented code block
+    m = _BLOCK_START.match(text)
+    if m is None:
+        return text
+    if m.group("num") is not None:
+        end = m.end("num")
+        return text[:end] + "\\" + text[end:]
+    return "\\" + text
+
+
+def escape_heading(text: str) -> str:
+    """Heading text: inline escapes, and a trailing `#` escaped (an ATX heading drops a closing `#` run)."""
     text = escape_inline(text)
-    if re.match(r"^(#{1,6}\s|[>*+\-|]|\d+[.)]\s)", text):
-        text = "\\" + text
-    return text
+    return text[:-1] + "\\#" if text.endswith("#") else text
 
 
 def escape_inline(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("`", "\\`").replace("<", "&lt;").replace("\n", " ")
+    """Text that Markdown prints as it is: markup characters backslash-escaped, `<` as `&lt;`, newlines as
+    spaces, control characters dropped (they have no printed form)."""
+    text = _CONTROLS.sub("", text.replace("\n", " "))
+    return _INLINE_SPECIAL.sub(lambda m: "&lt;" if m.group(0) == "<" else "\\" + m.group(0), text)
 
 
 def reading_order_paragraphs(page: PageResult) -> list[list[str]]:
