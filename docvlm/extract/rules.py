@@ -38,6 +38,7 @@ from docvlm.extract.normalize import (
     resolve_date,
 )
 from docvlm.geometry import split_line_into_words, union_box
+from docvlm.rows import estimate_skew, group_rows
 
 # --- 1. label table ----------------------------------------------------------------------------------------
 LABELS: dict[str, dict[str, list[str]]] = {
@@ -289,78 +290,13 @@ class PageText:
         return next(r for r, row in enumerate(self.rows) if i in row)
 
 
-def estimate_skew(lines: Sequence[Line]) -> float:
-    """The page's text slope (dy/dx): the slope that lines up the most boxes printed side by side; 0 when level.
-
-    A photographed receipt is rarely level: a label at the left and its amount far right drift apart by
-    slope x distance, enough to put the amount on the next row's band. Every pair of horizontally separate
-    boxes votes for the slopes that would put them on one row (weighted by how exactly); a slope that also
-    lines up the neighbouring rows' pairs gets fewer, closer votes than the true one, and a level page wins ties.
-    """
-    import numpy as np
-
-    if len(lines) < 2:
-        return 0.0
-    b = np.array([ln.bbox_page_px for ln in lines], dtype=float)
-    h = float(np.median(b[:, 3] - b[:, 1]))
-    if h <= 0:
-        return 0.0
-    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
-    right_of = b[None, :, 0] >= b[:, None, 2]  # [a, b]: box b starts right of where box a ends
-    dx, dy = cx[None, :] - cx[:, None], cy[None, :] - cy[:, None]
-    keep = right_of & (dx > 0) & (np.abs(dy) <= 0.15 * dx + h)
-    dx, dy = dx[keep], dy[keep]
-    if dx.size < 2:
-        return 0.0
-    ks = np.arange(-30, 31)
-    fit = np.clip(1 - np.abs(dy[None, :] - (ks * 0.005)[:, None] * dx[None, :]) / (0.5 * h), 0, None).sum(axis=1)
-    score = fit - 0.5 * np.abs(ks) / 30
-    best = score.max()
-    k = min((int(k) for k in ks[np.isclose(score, best)]), key=abs)  # a level page wins ties
-    return k * 0.005
-
-
-def _band(box: Box, skew: float) -> tuple[float, float]:
-    """A box's vertical extent with the page's slope taken out (the printed row it sits on)."""
-    cx = (box[0] + box[2]) / 2
-    h = box[3] - box[1]
-    h = max(h - abs(skew) * (box[2] - box[0]), 0.5 * h)
-    cy = (box[1] + box[3]) / 2 - skew * cx
-    return cy - h / 2, cy + h / 2
-
-
-def _x_overlap(a: Box, b: Box) -> bool:
-    """Two boxes that share a third of the narrower one's width are stacked lines, never one printed row."""
-    return min(a[2], b[2]) - max(a[0], b[0]) > 0.33 * min(a[2] - a[0], b[2] - b[0])
-
-
 def build_page(lines: Sequence[Line], index: int, width_px: float, height_px: float) -> PageText:
-    """Sort lines top to bottom and group those on one printed row: bands that overlap by half their height
-    once the page's slope (`estimate_skew`) is taken out, so a label and an amount far to its right on a
-    tilted photo stay on one row."""
-    skew = estimate_skew(lines)
-    bands = [_band(ln.bbox_page_px, skew) for ln in lines]
-    order = sorted(range(len(lines)), key=lambda i: (bands[i][0] + bands[i][1]) / 2)
-    rows: list[list[int]] = []
-    row_bands: list[tuple[float, float]] = []
-    for i in order:
-        b = bands[i]
-        placed = False
-        for k in range(len(rows) - 1, max(-1, len(rows) - 4), -1):
-            r = row_bands[k]
-            overlap = min(b[1], r[1]) - max(b[0], r[0])
-            if overlap >= 0.5 * min(b[1] - b[0], r[1] - r[0]) and not any(
-                    _x_overlap(lines[i].bbox_page_px, lines[j].bbox_page_px) for j in rows[k]):
-                rows[k].append(i)
-                row_bands[k] = (min(r[0], b[0]), max(r[1], b[1])) if len(rows[k]) < 2 else (
-                    (r[0] * (len(rows[k]) - 1) + b[0]) / len(rows[k]), (r[1] * (len(rows[k]) - 1) + b[1]) / len(rows[k]))
-                placed = True
-                break
-        if not placed:
-            rows.append([i])
-            row_bands.append(b)
-    ordered = [sorted(row, key=lambda j: lines[j].bbox_page_px[0]) for row in rows]
-    ordered.sort(key=lambda row: min(bands[j][0] for j in row))
+    """Sort lines top to bottom and group those on one printed row (`docvlm.rows`, the shared rule), with the
+    page's slope (`estimate_skew`) taken out, so a label and an amount far to its right on a tilted photo stay
+    on one row, and lines that share their width are never stacked into one row."""
+    boxes = [ln.bbox_page_px for ln in lines]
+    skew = estimate_skew(boxes)
+    ordered = group_rows(boxes, skew=skew)
     flat = [j for row in ordered for j in row]
     remap = {old: new for new, old in enumerate(flat)}
     return PageText(
