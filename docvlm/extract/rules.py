@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from difflib import SequenceMatcher
 
 from docvlm.datamodel import Box, Line
+from docvlm.extract.candidates import Evidence, Found, FoundItem, PageText, RuleResult, TaxLine
+from docvlm.extract.evidence import close_totals, judge_fields, settle_tax
 from docvlm.extract.normalize import (
     AmountMatch,
     decide_day_first,
@@ -243,53 +245,6 @@ FIELD_ALIASES: dict[str, tuple[str, ...]] = {
 
 
 # --- 2. page model -----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Found:
-    """A value the rules read: typed value, raw text as printed, where, and how it was found."""
-
-    value: object
-    raw: str
-    page: int
-    bbox_page_px: Box
-    note: str | None = None
-    currency: str | None = None
-    score: float = 0.0
-    status: str | None = None  # None: verified (read at its box); "unverified": read, but the evidence is weak
-    printed: str | None = None  # the value as it must have been printed, when OCR letters were read as digits
-
-
-@dataclass(frozen=True)
-class FoundItem:
-    description: Found | None = None
-    quantity: Found | None = None
-    unit_price: Found | None = None
-    amount: Found | None = None
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    """What the rules found on a document: rule key -> value, plus line items and notes for warnings."""
-
-    values: dict[str, Found] = field(default_factory=dict)
-    line_items: list[FoundItem] = field(default_factory=list)
-    notes: list[tuple[str, str]] = field(default_factory=list)  # (code, message) for cross-check warnings
-
-
-@dataclass(frozen=True)
-class PageText:
-    """One page's lines in reading order, grouped into rows."""
-
-    index: int
-    lines: tuple[Line, ...]
-    rows: tuple[tuple[int, ...], ...]  # indices into lines, each row left to right
-    width_px: float
-    height_px: float
-    skew: float = 0.0  # text slope dy/dx that the rows were built with
-
-    def row_of(self, i: int) -> int:
-        return next(r for r, row in enumerate(self.rows) if i in row)
-
-
 def build_page(lines: Sequence[Line], index: int, width_px: float, height_px: float) -> PageText:
     """Sort lines top to bottom and group those on one printed row (`docvlm.rows`, the shared rule), with the
     page's slope (`estimate_skew`) taken out, so a label and an amount far to its right on a tilted photo stay
@@ -508,6 +463,43 @@ def _stronger_than_exclusion(text: str, label_field: str, exclude: str | None) -
     return best_in > best_out
 
 
+TAX_RATE = re.compile(r"(?<![\d.,])(\d{1,2}(?:[.,]\d{1,2})?)\s?%")
+"""A tax rate printed on a tax line ('GST 6%', 'BTW 21 %', 'MwSt 7,0%')."""
+TAX_EXEMPT = re.compile(r"\b(exempt\w*|zero[\s-]*rated|tax[\s-]*free|non[\s-]*taxable|vrijgesteld|exon[ée]r\w*|"
+                        r"steuerfrei)\b", re.IGNORECASE)
+"""A tax line that says no tax is due."""
+NOT_TAX_LINE = re.compile(r"\b(incl\w*|inkl\w*|ttc|termasuk|reg\w*\s*(?:no|id)|id\s*no|summary|no\.?\s*:)", re.IGNORECASE)
+"""A line that names a tax but whose amount is not the tax: a total 'incl. GST', a tax registration number."""
+
+
+def find_tax_lines(pages: Sequence[PageText], *, decimal_comma: bool | None) -> list[TaxLine]:
+    """Every printed tax line: the amount next to a tax label, its rate, exempt or not (see evidence.settle_tax)."""
+    out: list[TaxLine] = []
+    for page in pages:
+        excluded = {i for i, *_ in find_labels(page, "subtotal")}
+        for i, start, end, rank in find_labels(page, "tax"):
+            text = page.lines[i].text
+            if i in excluded and not _stronger_than_exclusion(text, "tax", "subtotal"):
+                continue
+            if NOT_TAX_LINE.search(text) or find_labels_in(page, i, "total_strong"):
+                continue
+            rate_m = TAX_RATE.search(text)
+            rate = Decimal(rate_m.group(1).replace(",", ".")) if rate_m else None
+            exempt = bool(TAX_EXEMPT.search(text)) or rate == 0
+            hit = find_amount_for(page, i, end, decimal_comma=decimal_comma)
+            label = _label_note(page, i, i, text[start:end])
+            if hit is None:
+                if exempt:
+                    zero = _found(page, i, start, end, Decimal("0.00"), note=f"{label}; exempt, no amount printed",
+                                  score=10 - rank)
+                    out.append(TaxLine(zero, rate, True))
+                continue
+            j, a = hit
+            out.append(TaxLine(_money(page, j, a, _label_note(page, i, j, text[start:end]), 10 - rank + i * 1e-4),
+                               rate, exempt))
+    return out
+
+
 TOTAL_STRENGTH = {"total_strong": 3, "total": 2, "total_weak": 1}
 """Label strength of an amount offered as the total: strong (payable, due, incl. tax, paid), plain, weak."""
 
@@ -683,7 +675,7 @@ def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtota
     if not cands:
         guess = _unlabelled_total(pages, subtotal, tax, decimal_comma=decimal_comma)
         if guess is not None:
-            guess = replace(guess, score=0.0, status="unverified")
+            guess = replace(guess, score=0.0, status="inferred")
             return guess, [("no_total_label", f"no amount next to a 'total' label; took {guess.raw} ({guess.note})")]
         return None, [("missing_total", "no amount next to a 'total' label")]
 
@@ -730,6 +722,17 @@ def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtota
         voided = sorted({r.found.raw for r in roles if r.role == "total" and r.void})
         notes.append(("voided_total", f"a voided total was skipped: {', '.join(voided)}"))
     f = best["found"]
+    for vote in best["votes"]:
+        kind = "repeat" if vote.startswith("cash paid") else "arithmetic"
+        f = f.with_evidence(Evidence(kind, vote))
+    if best["strength"] > 0 and best["label"]:
+        f = f.with_evidence(Evidence("label", str(best["label"])))
+    if best["void"]:
+        f = f.with_evidence(Evidence("doubt", "on a voided row"))
+    if best.get("doubt"):
+        f = f.with_evidence(Evidence("doubt", best["doubt"]))
+    if ties:
+        f = f.with_evidence(Evidence("doubt", "another amount has equally strong total evidence"))
     status = None
     if best["strength"] == TOTAL_STRENGTH["total_weak"] and not any(
             c["strength"] > TOTAL_STRENGTH["total_weak"] for c in cands.values()):
@@ -738,9 +741,10 @@ def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtota
             sub = f.value + nonzero_tax[0]  # type: ignore[operator]
             return None, [("missing_total", f"no total label was read; the subtotal {f.raw} plus tax "
                            f"{nonzero_tax[0]} = {sub} is not printed, so no total is given")]
-        status = "unverified"
+        status = "inferred"
+        f = f.with_evidence(Evidence("doubt", "only a subtotal was read, offered as the total"))
         notes.append(("only_subtotal", f"no total label was read, only a subtotal ({f.raw}): it is returned as the "
-                      "total, unverified"))
+                      "total, inferred"))
     return replace(f, note=note, score=float(top), status=status), notes
 
 
@@ -1301,10 +1305,10 @@ def extract_rules(pages: Sequence[PageText]) -> RuleResult:
     subs = find_labelled_amounts(pages, "subtotal", exclude=None, decimal_comma=dec_comma)
     if subs:
         values["subtotal"] = max(subs, key=lambda c: c.score)
-    taxes = find_labelled_amounts(pages, "tax", exclude="subtotal", decimal_comma=dec_comma)
-    taxes = [t for t in taxes if "total" not in t.note.lower() or "tax" in t.note.lower() or "gst" in t.note.lower()]
-    if taxes:
-        values["tax"] = max(taxes, key=lambda c: c.score)
+    tax_lines = find_tax_lines(pages, decimal_comma=dec_comma)
+    tax, _ = settle_tax(tax_lines, total=None, subtotal=values.get("subtotal"))
+    if tax is not None:
+        values["tax"] = tax
     items = find_line_items(pages, decimal_comma=dec_comma)
     item_amounts = [it.amount.value for it in items if it.amount is not None]
     items_sum = sum(item_amounts, Decimal(0)) if len(item_amounts) >= 2 else None  # type: ignore[arg-type]
@@ -1314,6 +1318,15 @@ def extract_rules(pages: Sequence[PageText]) -> RuleResult:
     notes += total_notes
     if total:
         values["total"] = total
+    tax, tax_notes = settle_tax(tax_lines, total=total, subtotal=values.get("subtotal"))
+    notes += tax_notes
+    values.pop("tax", None)
+    if tax is not None:
+        values["tax"] = tax
+    roles = [r for r in collect_role_amounts(pages, decimal_comma=dec_comma) if not r.void]
+    values, items = close_totals(
+        values, items, discounts=[abs(r.found.value) for r in roles if r.role == "discount"],  # type: ignore[arg-type]
+        roundings=[r.found.value for r in roles if r.role == "rounding" and abs(r.found.value) < 1])  # type: ignore[arg-type, misc]
     for key, label in (("invoice_number", "invoice_number"), ("vendor_tax_id", "vendor_tax_id")):
         found = find_identifier(pages, label)
         if found:
@@ -1329,7 +1342,8 @@ def extract_rules(pages: Sequence[PageText]) -> RuleResult:
         values["currency"] = Found(currency, currency, total.page if total else 0,
                                    total.bbox_page_px if total else (0.0, 0.0, 1.0, 1.0),
                                    "currency mark on the page")
-    return RuleResult(values=values, line_items=items, notes=notes)
+    values, items = judge_fields(values, items, pages)
+    return RuleResult(values=values, line_items=items, notes=notes, tax_lines=tax_lines)
 
 
 def extract_sroie_fields(lines: Sequence[Line], width_px: float, height_px: float) -> dict[str, str | None]:
