@@ -16,12 +16,14 @@ values; it never reads a new value off the page except the tax (one home for the
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
 from docvlm.extract.candidates import Evidence, Found, FoundItem, PageText, RuleStatus, TaxLine
+from docvlm.extract.normalize import find_dates
 
 CENT = Decimal("0.01")
 """Two amounts agree when they differ by at most this (printed amounts are rounded to the cent)."""
@@ -40,6 +42,15 @@ REGISTRATION_LINE = re.compile(
     r"^\W*\(?\s*[a-z]{0,3}\s*\d{4,}[\s\-]*[a-z]?\s*\)?\W*$)", re.IGNORECASE)
 """A registration number printed under a company name ('(CO.REG : 933109-X)', '(JM0517726)')."""
 POSTCODE = re.compile(r"(?<![\d-])\d{5}(?![\d-])|\b\d{4}\s?[A-Z]{2}\b|\b[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b")
+READ_CONFIDENCE = 0.9
+"""A text value is confirmed only when every OCR word it was read from has at least this confidence: a legal
+form proves the line is the company's, not that its letters were read right (text layers have no confidence:
+their text is what is printed)."""
+MISREAD_MARKS = re.compile(r"[_`|~]|\w-\s|\s-\w")
+"""Characters and dangling hyphens that names do not print and OCR produces from specks and gaps."""
+RARE_ACCENTS = 4
+"""A page printing fewer accented letters than this (all values included) is not written in a language with
+accents: an accent in a value there may be OCR's, and it is a doubt (never stripped: the value stays as read)."""
 STREET = re.compile(r"\b(jalan|jln|lorong|taman|tmn|road|rd|street|st|avenue|ave|lot|no|straat|weg|laan|rue|"
                     r"stra(?:ss|ß)e|platz|persiaran|lebuh)\b", re.IGNORECASE)
 
@@ -171,7 +182,7 @@ def close_totals(values: dict[str, Found], items: list[FoundItem], *, discounts:
 
 
 # --- 3. per field ----------------------------------------------------------------------------------------------
-def _date_evidence(found: Found, today: date) -> Found:
+def _date_evidence(found: Found, today: date, distinct_dates: int) -> Found:
     v = found.value
     if not isinstance(v, date) or not OLDEST_YEAR <= v.year <= today.year + 1:
         return _ev(found, "doubt", f"{found.raw!r} is not a plausible document date")
@@ -180,10 +191,40 @@ def _date_evidence(found: Found, today: date) -> Found:
         return _ev(found, "date", f"a labelled date that parses ({v.isoformat()}) and is plausible")
     if "time of day" in note:
         return _ev(found, "date", f"printed with the time of the sale ({v.isoformat()})")
-    return _ev(found, "position", "the first date on the document (no date label)")
+    if distinct_dates == 1:
+        return _ev(found, "date", f"the only date on the document; it parses ({v.isoformat()}) and is plausible")
+    return _ev(found, "position", f"the first of {distinct_dates} dates on the document (no date label)")
+
+
+def _reading_doubt(found: Found, pages: Sequence[PageText]) -> Found:
+    """A doubt when OCR read the value's words unsurely or left marks that names do not print."""
+    text = str(found.value)
+    m = MISREAD_MARKS.search(text)
+    if m:
+        return _ev(found, "doubt", f"{m.group(0).strip()!r} looks like a misread mark")
+    page = next((p for p in pages if p.index == found.page), None)
+    if page is None:
+        return found
+    accented = [ch for ch in text if ch.isalpha() and unicodedata.decomposition(ch).split()[1:2]]
+    if accented:
+        page_accents = sum(1 for ln in page.lines for ch in ln.text
+                           if ch.isalpha() and unicodedata.decomposition(ch).split()[1:2])
+        if page_accents < RARE_ACCENTS:
+            return _ev(found, "doubt", f"{accented[0]!r} carries an accent the rest of the page does not use "
+                       "(OCR may have added it; the value keeps what was read)")
+    box = found.bbox_page_px
+    confs = [w.confidence for ln in page.lines for w in ln.words
+             if w.confidence is not None and w.bbox_page_px[0] < box[2] and w.bbox_page_px[2] > box[0]
+             and w.bbox_page_px[1] < box[3] and w.bbox_page_px[3] > box[1]
+             and min(w.bbox_page_px[3], box[3]) - max(w.bbox_page_px[1], box[1])
+             >= 0.5 * (w.bbox_page_px[3] - w.bbox_page_px[1])]
+    if confs and min(confs) < READ_CONFIDENCE:
+        return _ev(found, "doubt", f"OCR read a word of it with confidence {min(confs):.2f}")
+    return found
 
 
 def _company_evidence(found: Found, pages: Sequence[PageText]) -> Found:
+    found = _reading_doubt(found, pages)
     text = str(found.value)
     if LEGAL_FORM.search(text):
         return _ev(found, "legal_form", f"ends in its legal form ({LEGAL_FORM.search(text).group(1)})")  # type: ignore[union-attr]
@@ -197,11 +238,11 @@ def _company_evidence(found: Found, pages: Sequence[PageText]) -> Found:
 
 
 def _address_evidence(found: Found) -> Found:
+    """An address is read by position (the block under the name): inferred; its note says what it holds."""
     text = str(found.printed or found.value)
     has_post, has_street = bool(POSTCODE.search(text)), bool(STREET.search(text))
-    if has_post and has_street:
-        return _ev(found, "label", "a street and a postcode in the block under the name")
-    return _ev(found, "position", "the block under the name" + ("" if has_post else ", no postcode read"))
+    holds = " and ".join(w for w, ok in (("a street", has_street), ("a postcode", has_post)) if ok)
+    return _ev(found, "position", "the block under the name" + (f", holding {holds}" if holds else ""))
 
 
 def status_of(found: Found) -> RuleStatus:
@@ -229,10 +270,11 @@ def judge_fields(values: dict[str, Found], items: list[FoundItem], pages: Sequen
                  today: date | None = None) -> tuple[dict[str, Found], list[FoundItem]]:
     """Family evidence for every value, then every value's status and note (see the module docstring)."""
     today = today or date.today()
+    distinct_dates = len({d.raw for p in pages for ln in p.lines for d in find_dates(ln.text)})
     out: dict[str, Found] = {}
     for key, f in values.items():
         if key in ("date", "due_date"):
-            f = _date_evidence(f, today)
+            f = _date_evidence(f, today, distinct_dates)
         elif key == "vendor_name":
             f = _company_evidence(f, pages)
         elif key == "vendor_address":

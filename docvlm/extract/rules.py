@@ -1346,13 +1346,22 @@ def extract_rules(pages: Sequence[PageText]) -> RuleResult:
     return RuleResult(values=values, line_items=items, notes=notes, tax_lines=tax_lines)
 
 
+SROIE_KEYS = {"company": "vendor_name", "address": "vendor_address", "date": "date", "total": "total"}
+"""The four SROIE fields and the rule keys that answer them."""
+
+
+def extract_sroie_judged(lines: Sequence[Line], width_px: float, height_px: float
+                         ) -> dict[str, tuple[str | None, str | None]]:
+    """The four SROIE fields as printed, each with its status (verified / found / inferred; None when missing)."""
+    v = extract_rules([build_page(lines, 0, width_px, height_px)]).values
+    out: dict[str, tuple[str | None, str | None]] = {}
+    for name, key in SROIE_KEYS.items():
+        f = v.get(key)
+        printed = None if f is None else (f.printed or f.raw) if name in ("address", "total") else f.raw
+        out[name] = (printed, None if f is None else f.status)
+    return out
+
+
 def extract_sroie_fields(lines: Sequence[Line], width_px: float, height_px: float) -> dict[str, str | None]:
     """The four SROIE fields (company, address, date, total) as printed: the bench's view of the rules."""
-    res = extract_rules([build_page(lines, 0, width_px, height_px)])
-    v = res.values
-    return {
-        "company": v["vendor_name"].raw if "vendor_name" in v else None,
-        "address": (v["vendor_address"].printed or v["vendor_address"].raw) if "vendor_address" in v else None,
-        "date": v["date"].raw if "date" in v else None,
-        "total": (v["total"].printed or v["total"].raw) if "total" in v else None,
-    }
+    return {k: v for k, (v, _) in extract_sroie_judged(lines, width_px, height_px).items()}
