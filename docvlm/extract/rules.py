@@ -1209,29 +1209,41 @@ def find_line_items(pages: Sequence[PageText], *, decimal_comma: bool | None) ->
                 continue
             first = dated[-1]
         last = min([r for r in stop_rows if r > first] or [len(page.rows)])
-        pending: tuple[int, Line] | None = None
+        pending: list[tuple[int, Line]] = []  # name lines printed above their amounts row
+        last_item_row = -2
+        page_items: list[FoundItem] = []
         for r in range(first + 1, last):
             row = page.rows[r]
             text_parts = [(j, page.lines[j]) for j in row]
-            desc = [(j, ln) for j, ln in text_parts
-                    if sum(c.isalpha() for c in QTY_TIMES_PRICE.sub("", ln.text)) >= 3]
-            amounts = []
-            for j, ln in text_parts:
-                for am in find_amounts(ln.text, decimal_comma=decimal_comma):
-                    if am.has_decimals:
-                        amounts.append((j, am))
+            desc, amounts = _row_parts(page, r, decimal_comma)
             if desc and not amounts:
-                pending = desc[0]
+                if r == last_item_row + 1 and page_items and _continues_previous(page, r, decimal_comma, last):
+                    page_items[-1] = _extend_description(page, page_items[-1], desc[0][0])
+                    last_item_row = r
+                elif len(page.rows[r]) >= 2:
+                    pending = []  # names in two columns and no amount: a header row, not an item's name
+                else:
+                    if pending and row_box(page, r)[1] - row_box(page, r - 1)[3] > NAME_LINE_GAP * _row_height(page, r):
+                        pending = []  # a name wraps onto tightly spaced lines; a wider gap starts afresh
+                    pending.append(desc[0])
                 continue
             if not amounts:
                 continue
-            if not desc and pending is None:
+            if not desc and not pending:
                 continue
-            dj, dl = desc[0] if desc else pending
-            pending = None
+            dj, dl = desc[0] if desc else pending[-1]
             m = re.match(r"\s*(.*?[A-Za-z].*?)(?=\s+\d+(?:[.,]\d+)?(?:\s|$)|$)", dl.text)
             d_end = m.end(1) if m else len(dl.text)
             description = _found(page, dj, 0, d_end, dl.text[:d_end].strip(), note="table row")
+            above = pending[:-1] if not desc else pending
+            if above:  # a name printed over several lines above its amounts: joined, top to bottom
+                parts = [page.lines[k].text.strip() for k, _ in above] + [description.raw]
+                description = replace(description, value=" ".join(parts), raw=" ".join(parts),
+                                      bbox_page_px=union_box([page.lines[k].bbox_page_px for k, _ in above]
+                                                             + [description.bbox_page_px]),
+                                      note=f"table row; name over {len(parts)} lines")
+            pending = []
+            last_item_row = r
             aj, am = amounts[-1]
             amount = _money(page, aj, am, "rightmost amount of the row", 0)
             unit = qty = None
@@ -1252,8 +1264,49 @@ def find_line_items(pages: Sequence[PageText], *, decimal_comma: bool | None) ->
                     if q and j not in (aj, dj):  # a number ending the description is part of it ("eggs 12")
                         qty = _found(page, j, q.start(1), q.end(1), Decimal(q.group(1)), note="count on the row")
                         break
-            items.append(FoundItem(description, qty, unit, amount))
+            page_items.append(FoundItem(description, qty, unit, amount))
+        items += page_items
     return items
+
+
+NAME_LINE_GAP = 0.6
+"""Lines of one wrapped item name are at most this many line heights apart."""
+ITEM_NAME_LETTERS = 3
+"""A row part with at least this many letters (besides 'quantity x price') is an item's name."""
+
+
+def _row_parts(page: PageText, r: int, decimal_comma: bool | None) -> tuple[list[tuple[int, Line]], list]:
+    """(name lines, amounts with cents) of one row of the items table."""
+    parts = [(j, page.lines[j]) for j in page.rows[r]]
+    desc = [(j, ln) for j, ln in parts if sum(c.isalpha() for c in QTY_TIMES_PRICE.sub("", ln.text)) >= ITEM_NAME_LETTERS]
+    amounts = [(j, am) for j, ln in parts for am in find_amounts(ln.text, decimal_comma=decimal_comma) if am.has_decimals]
+    return desc, amounts
+
+
+def _continues_previous(page: PageText, r: int, decimal_comma: bool | None, last: int) -> bool:
+    """A name-only row right under an item row continues that item's name when it sits closer to it than to the
+    next row, or equally close while the next row carries its own name (so it is not this row's item)."""
+    top, bottom = row_box(page, r)[1], row_box(page, r)[3]
+    gap_prev = top - row_box(page, r - 1)[3]
+    if r + 1 >= last:
+        return gap_prev <= (bottom - top)
+    gap_next = row_box(page, r + 1)[1] - bottom
+    desc_next, amounts_next = _row_parts(page, r + 1, decimal_comma)
+    if amounts_next and not desc_next:
+        return False  # 'qty x price  amount' under it: this row names the next item
+    return gap_prev < gap_next - 0.1 * (bottom - top) or (abs(gap_prev - gap_next) <= 0.1 * (bottom - top)
+                                                          and bool(desc_next))
+
+
+def _extend_description(page: PageText, item: FoundItem, j: int) -> FoundItem:
+    d = item.description
+    text = page.lines[j].text.strip()
+    if d is None:
+        return item
+    joined = f"{d.raw} {text}"
+    return replace(item, description=replace(d, value=joined, raw=joined,
+                                             bbox_page_px=union_box([d.bbox_page_px, page.lines[j].bbox_page_px]),
+                                             note="table row; name continued on the line(s) below"))
 
 
 def _has_label(page: PageText, i: int, field_name: str) -> bool:
