@@ -1232,8 +1232,7 @@ def find_line_items(pages: Sequence[PageText], *, decimal_comma: bool | None) ->
             if not desc and not pending:
                 continue
             dj, dl = desc[0] if desc else pending[-1]
-            m = re.match(r"\s*(.*?[A-Za-z].*?)(?=\s+\d+(?:[.,]\d+)?(?:\s|$)|$)", dl.text)
-            d_end = m.end(1) if m else len(dl.text)
+            d_end = _name_end(dl.text)
             description = _found(page, dj, 0, d_end, dl.text[:d_end].strip(), note="table row")
             above = pending[:-1] if not desc else pending
             if above:  # a name printed over several lines above its amounts: joined, top to bottom
@@ -1269,10 +1268,23 @@ def find_line_items(pages: Sequence[PageText], *, decimal_comma: bool | None) ->
     return items
 
 
+NUMERIC_TAIL = re.compile(r"(?:\s+(?:[-(]?\d+(?:[.,]\d+)*\)?|[x×@*]|RM|\$|€|£|EUR|MYR|USD|GBP))+\s*$")
+"""The columns printed after an item's name inside one box: quantity, 'x', unit price, amount, currency."""
+
+
+def _name_end(text: str) -> int:
+    """Where an item's name ends in its line: before a tail of numbers that holds an amount with cents (the
+    row's columns read into one box); a number with no amount after it is part of the name ('PACK OF 6')."""
+    m = NUMERIC_TAIL.search(text)
+    if m and m.start() > 0 and re.search(r"\d[.,]\d{2}(?!\d)", m.group(0)):
+        return m.start()
+    return len(text.rstrip())
+
+
 NAME_LINE_GAP = 0.6
 """Lines of one wrapped item name are at most this many line heights apart."""
-ITEM_NAME_LETTERS = 3
-"""A row part with at least this many letters (besides 'quantity x price') is an item's name."""
+ITEM_NAME_LETTERS = 2
+"""A row part with at least this many letters (besides 'quantity x price') is an item's name ('2KG' included)."""
 
 
 def _row_parts(page: PageText, r: int, decimal_comma: bool | None) -> tuple[list[tuple[int, Line]], list]:
@@ -1365,6 +1377,9 @@ def extract_rules(pages: Sequence[PageText]) -> RuleResult:
     items = find_line_items(pages, decimal_comma=dec_comma)
     item_amounts = [it.amount.value for it in items if it.amount is not None]
     items_sum = sum(item_amounts, Decimal(0)) if len(item_amounts) >= 2 else None  # type: ignore[arg-type]
+    sub, tax_now = values.get("subtotal"), values.get("tax")
+    if items_sum is not None and sub is not None and sub.value == items_sum and tax_now is not None and tax_now.value:
+        items_sum = None  # the items add up to the subtotal before tax: no vote for a total of that amount
     total, total_notes = find_total(pages, decimal_comma=dec_comma, subtotal=values.get("subtotal"),
                                     tax=values.get("tax"), items_sum=items_sum,
                                     item_amounts=[a for a in item_amounts if isinstance(a, Decimal)])
