@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from docvlm.extract.candidates import Evidence, Found, PageText, TaxLine
@@ -235,48 +235,54 @@ def _label_continuation(page: PageText, i: int) -> int | None:
     return row[k + 1]
 
 
-def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtotal: Found | None = None,
-               tax: Found | None = None, items_sum: Decimal | None = None,
-               item_amounts: Sequence[Decimal] = ()) -> tuple[Found | None, list[tuple[str, str]]]:
-    """The amount to pay, chosen by evidence: label strength, then arithmetic votes.
+@dataclass
+class TotalCandidate:
+    """An amount offered as the total, with what speaks for and against it (see `find_total`)."""
 
-    Every amount offered as a total scores 2 x its label strength (strong 3, plain 2, weak 1) and gets votes
-    from the receipt's own arithmetic: cash - change, subtotal + tax - discount + rounding, a labelled total
-    plus a rounding adjustment (this one also lends the base total's label strength), the sum of the line
-    items. A voided row loses. The note of the chosen total lists its label, row and votes, and the runner-up.
-    When only a weak total (a subtotal) exists it is returned `unverified`, with a warning.
-    """
-    notes: list[tuple[str, str]] = []
-    roles = collect_role_amounts(pages, decimal_comma=decimal_comma)
-    roles = [r for r in roles if r.found.value is not None]
+    found: Found
+    strength: int = -1  # TOTAL_STRENGTH of its strongest label; 0: only printed; -1: not yet labelled
+    label: str | None = None  # how it was labelled ('label 'TOTAL' on row 12'), for the note
+    votes: list[str] = field(default_factory=list)  # arithmetic that explains it ('cash 10.00 - change 1.20')
+    void: bool = False  # printed on a voided row
+    roles: list[RoleAmount] = field(default_factory=list)  # the labelled amounts it was read as
+    doubt: str | None = None  # why it may be another amount (a tax, a misread)
+
+    def score(self) -> int:
+        """2 x label strength, 2 per arithmetic vote, 1 per weak vote (items sum, cash with no change), -10 void,
+        -5 doubt."""
+        weak_votes = sum(v.startswith(WEAK_VOTES) for v in self.votes)
+        return 2 * self.strength + 2 * (len(self.votes) - weak_votes) + weak_votes \
+            - (VOID_PENALTY if self.void else 0) - (DOUBT_PENALTY if self.doubt else 0)
+
+
+WEAK_VOTES = ("sum of", "cash paid")
+"""Votes that count once, not twice: the items' sum (items are read less surely) and cash paid with no change."""
+VOID_PENALTY = 10
+"""A total on a voided row loses to any other candidate."""
+DOUBT_PENALTY = 5
+"""A doubtful total (one decimal where the page prints two, a tax smaller than an item) loses to a sure one."""
+ROUNDING_LIMIT = 1
+"""A rounding adjustment is less than one unit of the currency."""
+CASH_ROUNDING_STEP = Decimal("0.05")
+"""Cash rounding aims at multiples of this; the adjustment's other sign is tried only when it lands there."""
+
+
+def _by_role(roles: Sequence[RoleAmount]) -> dict[str, list[RoleAmount]]:
     by = {k: [r for r in roles if r.role == k and not r.void] for k in ("total", "cash", "change", "rounding", "tax",
                                                                          "discount")}
     # "amount paid" is the total on some receipts and the money handed over on others: it votes as cash too
     by["cash"] += [r for r in by["total"] if re.search(r"paid", r.label, re.I)]
-    rounding = [r.found.value for r in by["rounding"] if abs(r.found.value) < 1]  # type: ignore[arg-type]
+    return by
+
+
+def _arithmetic(by: dict[str, list[RoleAmount]], subtotal: Found | None, tax: Found | None,
+                items_sum: Decimal | None) -> list[tuple[Decimal, str, int]]:
+    """(value, how, lent label strength) of every sum the receipt's own amounts make."""
+    rounding = [r.found.value for r in by["rounding"] if abs(r.found.value) < ROUNDING_LIMIT]  # type: ignore[arg-type]
     weak = [r for r in by["total"] if r.strength == TOTAL_STRENGTH["total_weak"]]
     taxes = [r.found.value for r in by["tax"]] + ([tax.value] if tax is not None else [])
     discounts = [abs(r.found.value) for r in by["discount"]]  # type: ignore[arg-type]
-    cands: dict[Decimal, dict] = {}
-
-    def cand(value: Decimal, found: Found, strength: int, why: str, role: RoleAmount | None) -> dict:
-        c = cands.setdefault(value, {"found": found, "strength": -1, "label": None, "votes": [], "void": False,
-                                     "roles": []})
-        if role is not None:
-            c["roles"].append(role)
-        if strength > c["strength"]:
-            c.update(found=found, strength=strength, label=why)
-        return c
-
-    for r in by["total"]:
-        if r.found.value >= 0:  # type: ignore[operator]
-            cand(r.found.value, r.found, r.strength, f"label {r.label!r} on row {r.row + 1}", r)  # type: ignore[arg-type]
-    for r in roles:
-        if r.void and r.role == "total" and r.found.value in cands:
-            cands[r.found.value]["void"] = True
-    # arithmetic: which printed amounts do the receipt's own sums explain?
-    printed = _printed_amounts(pages, decimal_comma=decimal_comma)
-    sums: list[tuple[Decimal, str, int]] = []  # (value, how, lent strength)
+    sums: list[tuple[Decimal, str, int]] = []
     for c_ in by["cash"]:
         for ch in by["change"]:
             sums.append((c_.found.value - ch.found.value, f"cash {c_.found.raw} - change {ch.found.raw}", 0))  # type: ignore[operator]
@@ -287,8 +293,7 @@ def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtota
                 lent = base.strength + 1 if base.strength != TOTAL_STRENGTH["total_weak"] else 2
                 sums.append((base.found.value + adj, f"{base.label!r} {base.found.raw} + rounding {adj}", lent))  # type: ignore[operator]
                 flipped = base.found.value - adj  # type: ignore[operator]
-                if (flipped * 100) % 5 == 0 and (base.found.value * 100) % 5 != 0:  # type: ignore[operator]
-                    # the other sign only when it rounds to the 0.05 that cash rounding aims at
+                if flipped % CASH_ROUNDING_STEP == 0 and base.found.value % CASH_ROUNDING_STEP != 0:  # type: ignore[operator]
                     sums.append((flipped, f"{base.label!r} {base.found.raw} - rounding {adj}", lent))
     for sub in [r.found for r in weak] + ([subtotal] if subtotal is not None else []):
         for t in taxes or [Decimal(0)]:
@@ -301,8 +306,53 @@ def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtota
                     sums.append((sub.value + t - d + adj, how, 0))  # type: ignore[operator]
     if items_sum is not None and items_sum > 0:
         sums.append((items_sum, f"sum of the line items {items_sum}", 0))
+    return sums
+
+
+def _doubt(c: TotalCandidate, two_decimals: bool, largest_item: Decimal) -> str | None:
+    if two_decimals and re.search(r"(?<![.,\d])\d+[.,]\d$", c.found.raw):
+        return "one decimal where the page prints two (a misread amount)"
+    if c.strength > 0 and largest_item and c.found.value < largest_item and re.search(  # type: ignore[operator]
+            r"gst|tax|vat|sst|btw|tva|mwst|cukai", " ".join(r.line_text for r in c.roles), re.I):
+        return f"names a tax and is smaller than a line item ({largest_item}): the tax, not the total"
+    return None
+
+
+def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtotal: Found | None = None,
+               tax: Found | None = None, items_sum: Decimal | None = None,
+               item_amounts: Sequence[Decimal] = ()) -> tuple[Found | None, list[tuple[str, str]]]:
+    """The amount to pay, chosen by evidence: label strength, then arithmetic votes.
+
+    Every amount offered as a total scores 2 x its label strength (strong 3, plain 2, weak 1) and gets votes
+    from the receipt's own arithmetic (`_arithmetic`): cash - change, subtotal + tax - discount + rounding, a
+    labelled total plus a rounding adjustment (this one also lends the base total's label strength), the sum of
+    the line items. A voided row loses. The chosen total carries its votes as evidence, and its note lists its
+    label, row and votes, and the runner-up. When only a weak total (a subtotal) exists it is `inferred`, with a
+    warning.
+    """
+    notes: list[tuple[str, str]] = []
+    roles = [r for r in collect_role_amounts(pages, decimal_comma=decimal_comma) if r.found.value is not None]
+    by = _by_role(roles)
+    cands: dict[Decimal, TotalCandidate] = {}
+
+    def cand(value: Decimal, found: Found, strength: int, why: str, role: RoleAmount | None) -> TotalCandidate:
+        c = cands.setdefault(value, TotalCandidate(found))
+        if role is not None:
+            c.roles.append(role)
+        if strength > c.strength:
+            c.found, c.strength, c.label = found, strength, why
+        return c
+
+    for r in by["total"]:
+        if r.found.value >= 0:  # type: ignore[operator]
+            cand(r.found.value, r.found, r.strength, f"label {r.label!r} on row {r.row + 1}", r)  # type: ignore[arg-type]
+    for r in roles:
+        if r.void and r.role == "total" and r.found.value in cands:
+            cands[r.found.value].void = True  # type: ignore[index]
+    # arithmetic: which printed amounts do the receipt's own sums explain?
+    printed = _printed_amounts(pages, decimal_comma=decimal_comma)
     seen_votes: set[tuple[Decimal, str]] = set()
-    for value, how, lent in sums:
+    for value, how, lent in _arithmetic(by, subtotal, tax, items_sum):
         if value <= 0 or (value, how) in seen_votes:
             continue
         seen_votes.add((value, how))
@@ -312,13 +362,13 @@ def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtota
             c = cand(value, printed[value], 0, "printed amount (no total label read)", None)
         else:
             continue
-        c["votes"].append(how)
-        if lent > c["strength"]:
-            c["strength"] = lent
-            c["label"] = (c["label"] or "") + f"; takes the label of {how.split(' + ')[0]}"
+        c.votes.append(how)
+        if lent > c.strength:
+            c.strength = lent
+            c.label = (c.label or "") + f"; takes the label of {how.split(' + ')[0]}"
     for c_ in by["cash"]:
         if c_.role == "cash" and c_.found.value in cands and not by["change"]:
-            cands[c_.found.value]["votes"].append(f"cash paid {c_.found.raw} (no change)")
+            cands[c_.found.value].votes.append(f"cash paid {c_.found.raw} (no change)")  # type: ignore[index]
     if not cands:
         guess = _unlabelled_total(pages, subtotal, tax, decimal_comma=decimal_comma)
         if guess is not None:
@@ -326,65 +376,55 @@ def find_total(pages: Sequence[PageText], *, decimal_comma: bool | None, subtota
             return guess, [("no_total_label", f"no amount next to a 'total' label; took {guess.raw} ({guess.note})")]
         return None, [("missing_total", "no amount next to a 'total' label")]
 
-    two_decimals = any(re.search(r"[.,]\d{2}$", c["found"].raw) for c in cands.values())
+    two_decimals = any(re.search(r"[.,]\d{2}$", c.found.raw) for c in cands.values())
     largest_item = max(item_amounts, default=Decimal(0))
     for c in cands.values():
-        if two_decimals and re.search(r"(?<![.,\d])\d+[.,]\d$", c["found"].raw):
-            c["doubt"] = "one decimal where the page prints two (a misread amount)"
-        elif c["strength"] > 0 and largest_item and c["found"].value < largest_item and re.search(
-                r"gst|tax|vat|sst|btw|tva|mwst|cukai", " ".join(r.line_text for r in c["roles"]), re.I):
-            c["doubt"] = f"names a tax and is smaller than a line item ({largest_item}): the tax, not the total"
+        c.doubt = _doubt(c, two_decimals, largest_item)
 
-    def score(c: dict) -> int:
-        return 2 * c["strength"] + 2 * sum(not v.startswith(("sum of", "cash paid")) for v in c["votes"]) \
-            + sum(v.startswith(("sum of", "cash paid")) for v in c["votes"]) - (10 if c["void"] else 0) \
-            - (5 if c.get("doubt") else 0)
-
-    ranked = sorted(cands.items(), key=lambda kv: (score(kv[1]), len(kv[1]["votes"]), kv[0]), reverse=True)
+    ranked = sorted(cands.items(), key=lambda kv: (kv[1].score(), len(kv[1].votes), kv[0]), reverse=True)
     value, best = ranked[0]
-    top = score(best)
-    ties = [(v, c) for v, c in ranked[1:] if score(c) == top and len(c["votes"]) == len(best["votes"]) and v != value]
+    top = best.score()
+    ties = [(v, c) for v, c in ranked[1:] if c.score() == top and len(c.votes) == len(best.votes) and v != value]
     runner = ranked[1] if len(ranked) > 1 else None
-    note = f"{best['label']}" + (f"; votes: {'; '.join(best['votes'])}" if best["votes"] else "; no arithmetic vote")
-    if best["found"].note:
-        note += f"; {best['found'].note}"
-    if best["void"]:
+    note = f"{best.label}" + (f"; votes: {'; '.join(best.votes)}" if best.votes else "; no arithmetic vote")
+    if best.found.note:
+        note += f"; {best.found.note}"
+    if best.void:
         note += "; on a voided row"
-    if best.get("doubt"):
-        note += f"; doubtful: {best['doubt']}"
+    if best.doubt:
+        note += f"; doubtful: {best.doubt}"
     if runner is not None:
-        note += f"; beat {runner[1]['found'].raw} ({runner[1]['label']}, score {score(runner[1])} vs {top})"
+        note += f"; beat {runner[1].found.raw} ({runner[1].label}, score {runner[1].score()} vs {top})"
     if ties:
         notes.append(("two_totals", "different amounts under equally strong total evidence: "
-                      + ", ".join([best["found"].raw] + [c["found"].raw for _, c in ties])
-                      + f"; took {best['found'].raw} (the largest)"))
+                      + ", ".join([best.found.raw] + [c.found.raw for _, c in ties])
+                      + f"; took {best.found.raw} (the largest)"))
     else:
-        rivals = [c for v, c in ranked[1:] if c["strength"] >= best["strength"] and not c["void"]
-                  and any(r.role == "total" for r in c["roles"])]
+        rivals = [c for v, c in ranked[1:] if c.strength >= best.strength and not c.void
+                  and any(r.role == "total" for r in c.roles)]
         if rivals:
             notes.append(("two_totals", "different amounts under equally strong total labels: "
-                          + ", ".join([best["found"].raw] + [c["found"].raw for c in rivals])
-                          + f"; took {best['found'].raw} by its votes ({'; '.join(best['votes']) or 'none'})"))
+                          + ", ".join([best.found.raw] + [c.found.raw for c in rivals])
+                          + f"; took {best.found.raw} by its votes ({'; '.join(best.votes) or 'none'})"))
     if any(r.void for r in roles if r.role == "total"):
         voided = sorted({r.found.raw for r in roles if r.role == "total" and r.void})
         notes.append(("voided_total", f"a voided total was skipped: {', '.join(voided)}"))
-    f = best["found"]
-    for vote in best["votes"]:
-        kind = "repeat" if vote.startswith("cash paid") else "arithmetic"
-        f = f.with_evidence(Evidence(kind, vote))
-    if best["strength"] > 0 and best["label"]:
-        f = f.with_evidence(Evidence("label", str(best["label"])))
-    if best["void"]:
+    f = best.found
+    for vote in best.votes:
+        f = f.with_evidence(Evidence("repeat" if vote.startswith("cash paid") else "arithmetic", vote))
+    if best.strength > 0 and best.label:
+        f = f.with_evidence(Evidence("label", best.label))
+    if best.void:
         f = f.with_evidence(Evidence("doubt", "on a voided row"))
-    if best.get("doubt"):
-        f = f.with_evidence(Evidence("doubt", best["doubt"]))
+    if best.doubt:
+        f = f.with_evidence(Evidence("doubt", best.doubt))
     if ties:
         f = f.with_evidence(Evidence("doubt", "another amount has equally strong total evidence"))
     status = None
-    if best["strength"] == TOTAL_STRENGTH["total_weak"] and not any(
-            c["strength"] > TOTAL_STRENGTH["total_weak"] for c in cands.values()):
-        nonzero_tax = [t for t in taxes if t]
-        if nonzero_tax and not [v for v in best["votes"] if not v.startswith("sum of")]:
+    if best.strength == TOTAL_STRENGTH["total_weak"] and not any(
+            c.strength > TOTAL_STRENGTH["total_weak"] for c in cands.values()):
+        nonzero_tax = [t for t in [r.found.value for r in by["tax"]] + ([tax.value] if tax is not None else []) if t]
+        if nonzero_tax and not [v for v in best.votes if not v.startswith("sum of")]:
             sub = f.value + nonzero_tax[0]  # type: ignore[operator]
             return None, [("missing_total", f"no total label was read; the subtotal {f.raw} plus tax "
                            f"{nonzero_tax[0]} = {sub} is not printed, so no total is given")]
