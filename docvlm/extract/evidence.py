@@ -51,6 +51,8 @@ MISREAD_MARKS = re.compile(r"[_`|~]|\w-\s|\s-\w")
 RARE_ACCENTS = 4
 """A page printing fewer accented letters than this (all values included) is not written in a language with
 accents: an accent in a value there may be OCR's, and it is a doubt (never stripped: the value stays as read)."""
+SINGLE_LINE_NAME = "table row"
+"""The note items.py gives a name read whole from one line."""
 STREET = re.compile(r"\b(jalan|jln|lorong|taman|tmn|road|rd|street|st|avenue|ave|lot|no|straat|weg|laan|rue|"
                     r"stra(?:ss|ß)e|platz|persiaran|lebuh)\b", re.IGNORECASE)
 
@@ -176,8 +178,13 @@ def close_totals(values: dict[str, Found], items: list[FoundItem], *, discounts:
         if target is not None and (len(amounts) >= 2 or target == "subtotal"):
             how = f"the {len(amounts)} line amounts sum to the {target} {values[target].raw}"
             values[target] = _ev(values[target], "arithmetic", how)
-            items = [FoundItem(*(None if f is None else _ev(f, "arithmetic", how)
-                                 for f in (it.description, it.quantity, it.unit_price, it.amount))) for it in items]
+            # the sum proves the rows are the items and their numbers right; a name joined from several lines
+            # may have taken a neighbour's line, so only a name read on its amount's own line is confirmed
+            items = [FoundItem(
+                None if it.description is None else _ev(it.description, "arithmetic", how)
+                if (it.description.note or "") == SINGLE_LINE_NAME else it.description,
+                *(None if f is None else _ev(f, "arithmetic", how) for f in (it.quantity, it.unit_price, it.amount)))
+                for it in items]
     return values, items
 
 

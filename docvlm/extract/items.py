@@ -61,7 +61,8 @@ def find_line_items(pages: Sequence[PageText], *, decimal_comma: bool | None) ->
                 elif len(page.rows[r]) >= 2:
                     pending = []  # names in two columns and no amount: a header row, not an item's name
                 else:
-                    if pending and row_box(page, r)[1] - row_box(page, r - 1)[3] > NAME_LINE_GAP * row_height(page, r):
+                    pitch = (sum(row_box(page, r)[1::2]) - sum(row_box(page, r - 1)[1::2])) / 2
+                    if pending and pitch > NAME_LINE_PITCH * row_height(page, r):
                         pending = []  # a name wraps onto tightly spaced lines; a wider gap starts afresh
                     pending.append(desc[0])
                 continue
@@ -119,8 +120,8 @@ def _name_end(text: str) -> int:
     return len(text.rstrip())
 
 
-NAME_LINE_GAP = 0.6
-"""Lines of one wrapped item name are at most this many line heights apart."""
+NAME_LINE_PITCH = 1.8
+"""Lines of one wrapped item name are at most this many line heights apart, centre to centre."""
 
 
 ITEM_NAME_LETTERS = 2
@@ -135,19 +136,33 @@ def _row_parts(page: PageText, r: int, decimal_comma: bool | None) -> tuple[list
     return desc, amounts
 
 
+PITCH_TIE = 0.15
+"""Row pitches (centre to centre) within this share of a line height are equal."""
+
+
 def _continues_previous(page: PageText, r: int, decimal_comma: bool | None, last: int) -> bool:
     """A name-only row right under an item row continues that item's name when it sits closer to it than to the
-    next row, or equally close while the next row carries its own name (so it is not this row's item)."""
-    top, bottom = row_box(page, r)[1], row_box(page, r)[3]
-    gap_prev = top - row_box(page, r - 1)[3]
+    next row (centre to centre), or equally close while the next row is a whole item (name and amount). Never after a
+    'quantity x price' row: a name does not go on after its item's numbers."""
+    if not _row_parts(page, r - 1, decimal_comma)[0]:
+        return False
+    box = row_box(page, r)
+    h = box[3] - box[1]
+
+    def cy(k: int) -> float:
+        b = row_box(page, k)
+        return (b[1] + b[3]) / 2
+
+    pitch_prev = cy(r) - cy(r - 1)
     if r + 1 >= last:
-        return gap_prev <= (bottom - top)
-    gap_next = row_box(page, r + 1)[1] - bottom
+        return pitch_prev <= 1.5 * h
+    pitch_next = cy(r + 1) - cy(r)
     desc_next, amounts_next = _row_parts(page, r + 1, decimal_comma)
     if amounts_next and not desc_next:
         return False  # 'qty x price  amount' under it: this row names the next item
-    return gap_prev < gap_next - 0.1 * (bottom - top) or (abs(gap_prev - gap_next) <= 0.1 * (bottom - top)
-                                                          and bool(desc_next))
+    # equally close: it continues the item above when the next row is a whole item of its own (name and amount)
+    return pitch_prev < pitch_next - PITCH_TIE * h or (abs(pitch_prev - pitch_next) <= PITCH_TIE * h
+                                                       and bool(desc_next) and bool(amounts_next))
 
 
 def _extend_description(page: PageText, item: FoundItem, j: int) -> FoundItem:
