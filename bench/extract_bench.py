@@ -9,9 +9,14 @@ JSON of the image, so the rules are iterated on cached lines. Develop on --split
 invoice2data (../shared/data/invoice2data/compare): accuracy of date, total amount, currency and invoice number
 against the expected JSON of each PDF.
 
+Every set also reports precision per status (verified / found / inferred / missing): of the fields given that
+status, how many are right. Synthetic receipts and invoices (--set synth, samples/synth_docs.py, generated on the
+fly into --synth-cache, never committed): tax, subtotal, total and line-item F1, as text-layer PDFs and as photos.
+
     python bench/extract_bench.py                      # both sets
     python bench/extract_bench.py --set sroie --split dev --ocr-cache /work/cache/sroie-ocr
     python bench/extract_bench.py --set sroie --split check --ocr-cache /work/cache/sroie-ocr --worst 0
+    python bench/extract_bench.py --set synth --split dev --synth-render photo   # even seeds; check = odd seeds
 
 A cache can be filled by another build's OCR (`PYTHONPATH=<that checkout> docvlm convert <images> -o CACHE`);
 --cached-only then scores the images already there and never OCRs with this checkout. Results go to
@@ -406,7 +411,8 @@ def main() -> int:
             if bad:
                 print(f"  {row['doc']}: " + "; ".join(f"{k} truth={v['truth']!r} pred={v['pred']!r}" for k, v in bad.items()))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"extract_bench_{args.split}_{args.ocr_cache.name}.json"
+    name = f"synth_{args.synth_render}" if args.set == "synth" else args.ocr_cache.name
+    path = RESULTS / f"extract_bench_{args.split}_{name}.json"
     path.write_text(json.dumps(out, indent=2, default=str))
     print(f"\nwrote {path}")
     return 0
