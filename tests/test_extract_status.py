@@ -211,3 +211,19 @@ def test_a_photo_turned_90_degrees_gets_no_weakly_verified_field(tmp_path):
     assert r.status in ("success", "partial")
     assert_trustworthy(r)
     assert r.fields["total"].value in (None, Decimal("12.50"))
+
+
+def test_an_accent_the_page_never_uses_is_kept_but_not_verified():
+    """OCR adds diacritics to plain text ('SETIA ÁLAM'): the value keeps what was read (a real accent is never
+    stripped), but the name is not verified on it."""
+    from docvlm.datamodel import Line
+    from docvlm.extract.rules import build_page, extract_rules
+
+    rows = ["AIK HUAT HARDWARE (SETIA ÁLAM) SDN BHD", "(CO.REG 933109-X)", "NO. 17, JALAN SETIA, 40170 SHAH ALAM",
+            "05/11/2018 13:45", "TOTAL 12.50", "CASH 20.00", "CHANGE 7.50"]
+    lines = [Line(text=t, bbox_page_px=(20, 20 + 30 * i, 20 + 11 * len(t), 44 + 30 * i)) for i, t in enumerate(rows)]
+    company = extract_rules([build_page(lines, 0, 600, 400)]).values["vendor_name"]
+    assert "ÁLAM" in company.raw and company.status != "verified" and "accent" in company.note
+    lines[0] = Line(text=rows[0].replace("Á", "A"), bbox_page_px=lines[0].bbox_page_px)
+    plain = extract_rules([build_page(lines, 0, 600, 400)]).values["vendor_name"]
+    assert plain.status == "verified" and "legal_form:" in plain.note
