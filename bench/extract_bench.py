@@ -9,9 +9,14 @@ JSON of the image, so the rules are iterated on cached lines. Develop on --split
 invoice2data (../shared/data/invoice2data/compare): accuracy of date, total amount, currency and invoice number
 against the expected JSON of each PDF.
 
+Every set also reports precision per status (verified / found / inferred / missing): of the fields given that
+status, how many are right. Synthetic receipts and invoices (--set synth, samples/synth_docs.py, generated on the
+fly into --synth-cache, never committed): tax, subtotal, total and line-item F1, as text-layer PDFs and as photos.
+
     python bench/extract_bench.py                      # both sets
     python bench/extract_bench.py --set sroie --split dev --ocr-cache /work/cache/sroie-ocr
     python bench/extract_bench.py --set sroie --split check --ocr-cache /work/cache/sroie-ocr --worst 0
+    python bench/extract_bench.py --set synth --split dev --synth-render photo   # even seeds; check = odd seeds
 
 A cache can be filled by another build's OCR (`PYTHONPATH=<that checkout> docvlm convert <images> -o CACHE`);
 --cached-only then scores the images already there and never OCRs with this checkout. Results go to
@@ -71,6 +76,27 @@ def prf(tp: int, n_pred: int, n_true: int) -> dict[str, float]:
             "true": n_true}
 
 
+def status_table(by_status: dict[str, list[int]]) -> dict[str, dict]:
+    """status -> precision (right / fields with that status), count and share of all fields."""
+    n = sum(v[1] for v in by_status.values()) or 1
+    return {k: {"precision": round(r / c, 4) if c else None, "right": r, "count": c, "share": round(c / n, 4)}
+            for k, (r, c) in sorted(by_status.items())}
+
+
+def print_status_table(table: dict[str, dict]) -> None:
+    print(f"  {'status':<10}{'precision':>10}{'right':>7}{'count':>7}{'share':>7}")
+    for k, m in table.items():
+        p = "-" if m["precision"] is None else f"{m['precision']:.3f}"
+        print(f"  {k:<10}{p:>10}{m['right']:>7}{m['count']:>7}{m['share']:>7.2f}")
+
+
+def sroie_judged(lines, width: int, height: int) -> dict[str, tuple[str | None, str | None]]:
+    """The four SROIE fields as printed, each with its status."""
+    from docvlm.extract.rules import extract_sroie_judged
+
+    return extract_sroie_judged(lines, width, height)
+
+
 def sroie_prediction(lines, width: int, height: int) -> dict[str, str | None]:
     """The four SROIE fields from the receipt rules, as printed (raw text)."""
     from docvlm.extract.rules import extract_sroie_fields
@@ -107,6 +133,7 @@ def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_d
     if not images:
         raise SystemExit(f"no SROIE images under {data / 'img'} (give the shared data folder with --data)")
     counts = {f: [0, 0, 0] for f in SROIE_FIELDS}  # tp, pred, true
+    by_status: dict[str, list[int]] = {}  # status -> [right, fields]; missing is right when there is no truth
     failures = []
     started = time.perf_counter()
     from docvlm.extract.choose import choose_schema
@@ -121,11 +148,16 @@ def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_d
             print(f"\r{i + 1}/{len(images)} {img.name}", end="", file=sys.stderr, flush=True)
             continue
         truth = json.loads((data / "key" / (img.stem + ".json")).read_text())
-        pred = sroie_prediction(lines, w, h)
+        judged = sroie_judged(lines, w, h)
+        pred = {f: v for f, (v, _) in judged.items()}
         for f in SROIE_FIELDS:
             t, p = _norm(truth.get(f)), _norm(pred.get(f))
             counts[f][1] += bool(p)
             counts[f][2] += bool(t)
+            status = judged[f][1] or "missing"
+            by_status.setdefault(status, [0, 0])
+            by_status[status][1] += 1
+            by_status[status][0] += bool(p) and p == t if status != "missing" else not t
             if p and p == t:
                 counts[f][0] += 1
             elif t or p:
@@ -138,7 +170,8 @@ def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_d
     per_field = {f: prf(*counts[f]) for f in SROIE_FIELDS}
     overall = prf(*(sum(c[k] for c in counts.values()) for k in range(3)))
     failures.sort(key=lambda x: (x["similarity"], x["field"], x["image"]))  # worst (least similar) first
-    return {"images": len(images), "schema_auto_receipt": chose_receipt, "per_field": per_field, "overall": overall, "failures": failures,
+    return {"images": len(images), "schema_auto_receipt": chose_receipt, "per_field": per_field, "overall": overall,
+            "per_status": status_table(by_status), "failures": failures,
             "seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -157,6 +190,7 @@ def run_invoice2data(data: Path) -> dict:
     scores = {"date": [0, 0], "amount": [0, 0], "currency": [0, 0], "invoice_number": [0, 0]}
     started = time.perf_counter()
     chose_invoice = 0
+    by_status: dict[str, list[int]] = {}
     for pdf in sorted(compare.glob("*.pdf")):
         truth = json.loads(pdf.with_suffix(".json").read_text())[0]
         auto = extract_document(pdf, ConvertOptions(), schema="auto")
@@ -170,6 +204,8 @@ def run_invoice2data(data: Path) -> dict:
             "invoice_number": fields["invoice_number"].value,
         }
         row = {"doc": pdf.stem}
+        status_of = {"date": fields["invoice_date"].status, "amount": fields["total"].status,
+                     "currency": fields["currency"].status, "invoice_number": fields["invoice_number"].status}
         for key in scores:
             if key == "amount" and "amount" not in truth:
                 continue
@@ -178,16 +214,138 @@ def run_invoice2data(data: Path) -> dict:
             ok = _amount_eq(p, t) if key == "amount" else (p is not None and str(p).strip() == str(t).strip())
             scores[key][0] += ok
             scores[key][1] += 1
+            st = by_status.setdefault(status_of[key], [0, 0])
+            st[1] += 1
+            st[0] += ok if status_of[key] != "missing" else t is None
             row[key] = {"truth": t, "pred": str(p) if p is not None else None, "ok": ok}
         rows.append(row)
     acc = {k: {"correct": c, "total": n, "accuracy": round(c / n, 4) if n else 0.0} for k, (c, n) in scores.items()}
-    return {"documents": len(rows), "schema_auto_invoice": chose_invoice, "accuracy": acc, "rows": rows, "seconds": round(time.perf_counter() - started, 2)}
+    return {"documents": len(rows), "schema_auto_invoice": chose_invoice, "accuracy": acc,
+            "per_status": status_table(by_status), "rows": rows, "seconds": round(time.perf_counter() - started, 2)}
+
+
+SYNTH_SPLITS = {"dev": 0, "check": 1}
+"""Synthetic seeds: even seeds develop the rules (dev), odd seeds check them (check)."""
+
+
+def _squash_text(text) -> str:
+    return " ".join(str(text or "").split()).casefold()
+
+
+def _match_items(pred: list[dict], truth: list[dict]) -> list[tuple[dict, dict]]:
+    """Greedy one-to-one pairs (pred, truth) with the same description (case and spacing aside) and amount."""
+    pairs, used = [], set()
+    for p in pred:
+        for k, t in enumerate(truth):
+            if k in used:
+                continue
+            amount = p.get("amount")
+            desc = p.get("description")
+            if amount is not None and amount.value is not None and _amount_eq(amount.value, t["amount"]) and \
+                    desc is not None and _squash_text(desc.value) == _squash_text(t["description"]):
+                pairs.append((p, t))
+                used.add(k)
+                break
+    return pairs
+
+
+def run_synth(count: int, split: str, render: str, cache_dir: Path) -> dict:
+    """Synthetic receipts and invoices (samples/synth_docs.py), generated into `cache_dir` on the fly.
+
+    Per rendering (pdf: text layer; photo: OCR of the rasterized, tilted, noisy page): tax, subtotal and total
+    F1 (value equal to the truth to the cent), line items F1 (an item counts when its description and amount
+    both match), and per-status precision of every field the truth covers (items' parts included).
+    """
+    sys.path.insert(0, str(ROOT))
+    from docvlm.extract import fields_from_rules
+    from docvlm.extract.schema_loading import load_schema
+    from docvlm.options import ConvertOptions
+    from docvlm.pipeline import convert_document
+    from samples.synth_docs import make_doc, render_pdf, render_photo
+
+    seeds = [s for s in range(count) if s % 2 == SYNTH_SPLITS[split]]
+    renders = ("pdf", "photo") if render == "both" else (render,)
+    out: dict = {"seeds": f"{split}: {len(seeds)} of range({count})"}
+    started = time.perf_counter()
+    for kind in renders:
+        counts = {k: [0, 0, 0] for k in ("tax", "subtotal", "total", "items")}
+        by_status: dict[str, list[int]] = {}
+        by_kind: dict[str, list[int]] = {}
+        misses = []
+        for seed in seeds:
+            doc = make_doc(seed)
+            truth = doc.truth()
+            if kind == "pdf":
+                path = render_pdf(doc, cache_dir / f"synth_{seed:04d}.pdf")
+                read = convert_document(path, ConvertOptions(), display_path=path.name)
+            else:
+                path = cache_dir / f"synth_{seed:04d}.jpg"
+                if not (cache_dir / (path.name + ".json")).exists():
+                    render_photo(doc, path)
+                read = ocr_cached(path, cache_dir)
+            schema = load_schema(doc.kind)
+            fields, _ = fields_from_rules(read, schema)
+            tax_name = "tax" if doc.kind == "receipt" else "tax_total"
+            vendor = "merchant_name" if doc.kind == "receipt" else "vendor_name"
+            date_name = "date" if doc.kind == "receipt" else "invoice_date"
+            scalar = {"tax": (fields[tax_name], truth["tax"]), "subtotal": (fields["subtotal"], truth["subtotal"]),
+                      "total": (fields["total"], truth["total"])}
+            for name, (f, t) in scalar.items():
+                ok = f.value is not None and _amount_eq(f.value, t)
+                counts[name][0] += ok
+                counts[name][1] += f.value is not None
+                counts[name][2] += 1
+                if not ok:
+                    misses.append({"seed": seed, "render": kind, "field": name, "truth": t,
+                                   "pred": str(f.value) if f.value is not None else None, "status": f.status})
+            graded = [(f, ok) for name, (f, t) in scalar.items() for ok in [f.value is not None and _amount_eq(f.value, t)]]
+            d = fields[date_name]
+            graded.append((d, d.value is not None and d.value.isoformat() == truth["date"]))
+            v = fields[vendor]
+            graded.append((v, v.value is not None and _squash_text(v.value) == _squash_text(truth["vendor_name"])))
+            pred_items = fields["line_items"]
+            pairs = _match_items(pred_items, truth["line_items"])
+            counts["items"][0] += len(pairs)
+            counts["items"][1] += len(pred_items)
+            counts["items"][2] += len(truth["line_items"])
+            matched = {id(p) for p, _ in pairs}
+            for p in pred_items:
+                t = next((t for q, t in pairs if q is p), None)
+                for part in ("description", "quantity", "unit_price", "amount"):
+                    f = p.get(part)
+                    if f is None or f.status == "missing":
+                        continue
+                    if t is None:
+                        ok = False
+                    elif part == "description":
+                        ok = _squash_text(f.value) == _squash_text(t["description"])
+                    else:
+                        ok = _amount_eq(f.value, t[part])
+                    graded.append((f, ok))
+            _ = matched
+            for f, ok in graded:
+                st = by_status.setdefault(f.status, [0, 0])
+                st[1] += 1
+                st[0] += ok if f.status != "missing" else 0
+            kk = by_kind.setdefault(doc.kind, [0, 0])
+            kk[0] += all(ok for f, ok in graded[:3])
+            kk[1] += 1
+        out[kind] = {"f1": {k: prf(*v) for k, v in counts.items()}, "per_status": status_table(by_status),
+                     "docs_with_tax_subtotal_total_right": {k: f"{a}/{b}" for k, (a, b) in by_kind.items()},
+                     "misses": misses}
+    out["seconds"] = round(time.perf_counter() - started, 2)
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder")
-    ap.add_argument("--set", choices=("sroie", "invoice2data", "both"), default="both")
+    ap.add_argument("--set", choices=("sroie", "invoice2data", "synth", "both"), default="both",
+                    help="both = sroie + invoice2data; synth = generated receipts and invoices (samples/synth_docs.py)")
+    ap.add_argument("--synth-count", type=int, default=400, help="synthetic seeds range(N), split even/odd")
+    ap.add_argument("--synth-render", choices=("pdf", "photo", "both"), default="both")
+    ap.add_argument("--synth-cache", type=Path, default=RESULTS / "synth_cache",
+                    help="where the generated documents and their OCR are kept (never committed)")
     ap.add_argument("--limit", type=int, default=None, help="first N SROIE images only")
     ap.add_argument("--ocr-only", action="store_true", help="only fill the OCR cache")
     ap.add_argument("--worst", type=int, default=15, help="failures to list (0: counts by cause only)")
@@ -214,6 +372,8 @@ def main() -> int:
         print(f"worst failures ({args.worst} least similar to the truth, of {len(res['failures'])}):")
         for fl in res["failures"][: args.worst]:
             print(f"  {fl['image']} {fl['field']:<8} sim={fl['similarity']:.2f} truth={fl['truth']!r} pred={fl['pred']!r}")
+        print("per status (precision = right / fields given that status; missing is right when there is no truth):")
+        print_status_table(res["per_status"])
         near = sum(1 for fl in res["failures"] if fl["similarity"] >= 0.9)
         print(f"near misses (similarity >= 0.9): {near}")
         causes: dict[tuple[str, str], int] = {}
@@ -222,6 +382,21 @@ def main() -> int:
         print("misses by cause:")
         for (f, c), n in sorted(causes.items(), key=lambda kv: (kv[0][0], -kv[1])):
             print(f"  {f:<8} {n:>4}  {c}")
+    if args.set == "synth":
+        split = args.split if args.split in SYNTH_SPLITS else "dev"
+        res = run_synth(args.synth_count, split, args.synth_render, args.synth_cache)
+        out["synth"] = res
+        print(f"synthetic receipts and invoices, seeds {res['seeds']} ({res['seconds']} s)")
+        for kind in ("pdf", "photo"):
+            if kind not in res:
+                continue
+            r = res[kind]
+            print(f" {kind}: " + ", ".join(f"{k} F1 {m['f1']:.3f} (P {m['precision']:.3f} R {m['recall']:.3f})"
+                                          for k, m in r["f1"].items()))
+            print(f"   documents with tax, subtotal and total all right: {r['docs_with_tax_subtotal_total_right']}")
+            print_status_table(r["per_status"])
+            for m in r["misses"][: args.worst]:
+                print(f"   miss seed {m['seed']} {m['field']}: truth {m['truth']} pred {m['pred']} ({m['status']})")
     if args.set in ("invoice2data", "both"):
         res = run_invoice2data(args.data / "invoice2data")
         out["invoice2data"] = res
@@ -229,12 +404,15 @@ def main() -> int:
               f"--schema auto chose invoice for {res['schema_auto_invoice']}/{res['documents']}")
         for k, m in res["accuracy"].items():
             print(f"  {k:<15} {m['correct']}/{m['total']} = {m['accuracy']:.3f}")
+        print("  per status (date, amount, currency, invoice number):")
+        print_status_table(res["per_status"])
         for row in res["rows"]:
             bad = {k: v for k, v in row.items() if isinstance(v, dict) and not v["ok"]}
             if bad:
                 print(f"  {row['doc']}: " + "; ".join(f"{k} truth={v['truth']!r} pred={v['pred']!r}" for k, v in bad.items()))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"extract_bench_{args.split}_{args.ocr_cache.name}.json"
+    name = f"synth_{args.synth_render}" if args.set == "synth" else args.ocr_cache.name
+    path = RESULTS / f"extract_bench_{args.split}_{name}.json"
     path.write_text(json.dumps(out, indent=2, default=str))
     print(f"\nwrote {path}")
     return 0

@@ -32,7 +32,9 @@ class Invoice(SchemaModel):
     due_date: DateField = Field(default_factory=DateField, description="Payment due date.")
     currency: CurrencyField = Field(default_factory=CurrencyField, description="ISO 4217 code of the amounts.")
     subtotal: MoneyField = Field(default_factory=MoneyField, description="Total before tax.")
-    tax_total: MoneyField = Field(default_factory=MoneyField, description="Total tax (VAT, GST, ...).")
+    tax_total: MoneyField = Field(default_factory=MoneyField, description="Total tax (VAT, GST, ...): the sum of "
+                                  "the per-rate tax lines (listed in the note), 0.00 when exempt or 0%; never at or "
+                                  "above the total.")
     total: MoneyField = Field(default_factory=MoneyField, description="Amount to pay, tax included.")
     line_items: list[InvoiceLineItem] = Field(default_factory=list, description="Lines of the invoice table.")
 

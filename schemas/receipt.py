@@ -24,7 +24,10 @@ class Receipt(SchemaModel):
     date: DateField = Field(default_factory=DateField, description="Date of the purchase.")
     time: TimeField = Field(default_factory=TimeField, description="Time of the purchase.")
     total: MoneyField = Field(default_factory=MoneyField, description="Amount paid, tax included.")
-    tax: MoneyField = Field(default_factory=MoneyField, description="Tax (GST / VAT / SST) included in the total.")
+    subtotal: MoneyField = Field(default_factory=MoneyField, description="Total before tax (and before rounding).")
+    tax: MoneyField = Field(default_factory=MoneyField, description="Tax (GST / VAT / SST) of the receipt: the sum "
+                            "of its per-rate tax lines (listed in the note), 0.00 when exempt or 0%; never at or "
+                            "above the total.")
     payment_method: TextField = Field(default_factory=TextField, description="Cash, card, e-wallet, ...")
     line_items: list[ReceiptLineItem] = Field(default_factory=list, description="Purchased items.")
 

@@ -49,7 +49,7 @@ def extract(inputs: tuple[str, ...], schema_spec: str, out_dir: str | None, json
     """Extract typed, validated, grounded fields (invoice, receipt or your schema) from PDFs and images.
 
     Every field has its value, the raw text as printed, its page and box, its source and a status (verified,
-    unverified, missing, invalid); cross-check failures are listed as warnings. Resumable, parallel
+    found, inferred, unverified, missing, invalid; the note says why); cross-check failures are listed as warnings. Resumable, parallel
     (--workers) and shardable (--shard) like convert.
     """
     from docvlm.batch import BatchAborted, BatchInterrupted
@@ -142,7 +142,8 @@ def show_extraction(result_json: str, out_dir: str | None, source: str | None, p
     table = Table(title=f"{result.source.path} ({result.schema_name})", show_header=True)
     for col in ("field", "value", "raw", PAGE_COLUMN, "bbox_page_px", "status", "how it was found"):
         table.add_column(col, overflow="fold")
-    colors = {"verified": "green", "unverified": "yellow", "invalid": "red", "missing": "dim"}
+    colors = {"verified": "green", "found": "cyan", "inferred": "yellow", "unverified": "yellow", "invalid": "red",
+              "missing": "dim"}
     for name, value, raw, page, box, status, note in field_rows(result):
         table.add_row(name, value, raw, page, box, f"[{colors.get(status, 'white')}]{status}[/]", note)
     console.print(table)

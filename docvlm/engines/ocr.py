@@ -51,6 +51,7 @@ from docvlm.errors import DocvlmError, EngineError, ModelLoadError
 from docvlm.geometry import clamp_box, is_valid_box, split_line_into_words, union_box, upright_to_page
 from docvlm.ocr_models import MODEL_FILES, rapidocr_model_path
 from docvlm.orientation import OrientationResult, decide_orientation, transpose_image
+from docvlm.rows import sort_reading_order
 from docvlm.text_match import MIN_SIMILARITY, best_word_runs, fuzzy_contains
 from docvlm.threads import inference_threads
 
@@ -105,8 +106,6 @@ VERTICAL_ASPECT = 1.5
 """A line box this many times taller than wide holds vertical text (RapidOCR turns such crops too)."""
 
 GROUND_MIN_SIMILARITY = MIN_SIMILARITY
-ROW_OVERLAP = 0.5
-"""Two OCR lines are on the same row when their vertical overlap is at least half the smaller height."""
 
 _MODEL_LOCK = threading.Lock()
 _MODELS: dict[tuple, Any] = {}
@@ -350,21 +349,6 @@ def _words_from_rapidocr(items: Sequence, width: int, height: int) -> list[Word]
     return words
 
 
-def sort_reading_order(lines: Sequence[Line]) -> list[Line]:
-    """Top-to-bottom rows, left-to-right within a row; a row takes lines overlapping it vertically."""
-    rows: list[list[Line]] = []
-    for line in sorted(lines, key=lambda ln: (ln.bbox_page_px[1], ln.bbox_page_px[0])):
-        y0, y1 = line.bbox_page_px[1], line.bbox_page_px[3]
-        if rows:
-            row = rows[-1]
-            ry0 = min(ln.bbox_page_px[1] for ln in row)
-            ry1 = max(ln.bbox_page_px[3] for ln in row)
-            overlap = min(y1, ry1) - max(y0, ry0)
-            if overlap >= ROW_OVERLAP * min(y1 - y0, ry1 - ry0):
-                row.append(line)
-                continue
-        rows.append([line])
-    return [ln for row in rows for ln in sorted(row, key=lambda ln: ln.bbox_page_px[0])]
 
 
 def ground_lines(lines: Sequence[Line], query: str) -> list[Line]:

@@ -176,7 +176,8 @@ def _page_source(read: DocumentResult, index: int) -> str | None:
 
 
 def fields_from_rules(read: DocumentResult, schema: LoadedSchema) -> tuple[dict[str, Any], list[CheckWarning]]:
-    """The rules' findings as the schema's value objects (status verified: read from the page text)."""
+    """The rules' findings as the schema's value objects, with the status and evidence the rules' judge gave them
+    (extract/evidence.py)."""
     pages = [build_page(p.lines, p.index, p.width_px, p.height_px) for p in read.pages if p.status != "failure"]
     found = extract_rules(pages)
     sources = {p.index: p.text_source for p in read.pages}
@@ -228,7 +229,7 @@ def to_value(kind: str, found: Found | None, sources: dict[int, str | None], cur
         extra["currency"] = found.currency or (currency.value if currency else None)
     if value is None:
         return cls(status="invalid", **{**common, "note": f"{found.raw!r} does not read as a {kind}"})
-    return cls(value=value, status=found.status or "verified", **common, **extra)
+    return cls(value=value, status=found.status or "found", **common, **extra)
 
 
 # --- VLM engines: answers -> validated, verified fields --------------------------------------------------

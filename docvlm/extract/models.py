@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from docvlm.datamodel import SCHEMA_VERSION, Box, EngineInfo, ErrorItem, SourceInfo, Status
 
-FieldStatus = Literal["verified", "unverified", "missing", "invalid"]
+FieldStatus = Literal["verified", "found", "inferred", "unverified", "missing", "invalid"]
 FieldSource = Literal["text_layer", "ocr", "model"]
 
 
@@ -33,12 +33,18 @@ class FieldBase(BaseModel):
     source: FieldSource | None = Field(default=None, description="Where the value came from.")
     status: FieldStatus = Field(
         default="missing",
-        description="verified: found on the page at its box; unverified: not found on the page text, or read "
-        "there on weak evidence (e.g. only a subtotal offered as the total; the note says why); "
-        "missing: not on the document; invalid: present but not a valid value of its type.",
+        description="How far the value can be trusted. verified: independent evidence on the page agrees, beyond "
+        "the text being in its box (the arithmetic closes: items sum to the subtotal, subtotal + tax - discount + "
+        "rounding = total, cash - change = total, tax = rate x base within a cent; the same value found twice by "
+        "different routes; a labelled date that parses and is plausible; a company name on the line of its legal "
+        "form or above its registration number). found: read under a clear label, nothing more confirms it. "
+        "inferred: found by position or weak cues (the top rows, the first date, a subtotal offered as the total). "
+        "unverified (VLM engines): the model's value is not printed at its box. missing: not on the document. "
+        "invalid: present but not a valid value of its type. The note holds the evidence.",
     )
     note: str | None = Field(default=None, description="How the value was found (label, row, arithmetic votes, "
-                             "OCR repairs), or why it is unverified or invalid.")
+                             "OCR repairs) and its evidence: what confirmed it, or what was missing ('evidence: "
+                             "...'); or why it is unverified or invalid.")
 
 
 class TextField(FieldBase):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from docvlm.extract.models import ExtractionResult, FieldBase
 
-STATUS_CONFIDENCE = {"verified": 1.0, "unverified": 0.6, "invalid": 0.0}
-"""Status -> the confidence whose color the overlay uses: green verified, yellow unverified, red invalid."""
+STATUS_CONFIDENCE = {"verified": 1.0, "found": 0.8, "inferred": 0.6, "unverified": 0.6, "invalid": 0.0}
+"""Status -> the confidence whose color the overlay uses: green verified, yellow found/inferred/unverified, red invalid."""
 
 
 def field_label(name: str, field: FieldBase, max_chars: int = 40) -> str:

@@ -29,6 +29,7 @@ from docvlm.geometry import union_box
 from docvlm.layout.base import DocumentContext, PageContext, update_lines
 from docvlm.layout.reading_order import CAPTION as _CAPTION
 from docvlm.layout.reading_order import line_height
+from docvlm.rows import group_rows
 
 TOP_ZONE = 0.09
 """Share of the page height at the top where a running header may stand (one page alone)."""
@@ -75,17 +76,8 @@ def is_page_number(text: str) -> bool:
 
 
 def _rows(lines: Sequence[Line], idx: list[int]) -> list[list[int]]:
-    """Indices grouped into visual rows (centres within half a line height), top to bottom."""
-    rows: list[list[int]] = []
-    for i in sorted(idx, key=lambda i: (lines[i].bbox_page_px[1] + lines[i].bbox_page_px[3]) / 2):
-        b = lines[i].bbox_page_px
-        if rows:
-            r = lines[rows[-1][0]].bbox_page_px
-            if abs((b[1] + b[3]) / 2 - (r[1] + r[3]) / 2) < 0.5 * min(b[3] - b[1], r[3] - r[1]):
-                rows[-1].append(i)
-                continue
-        rows.append([i])
-    return rows
+    """Indices grouped into printed rows (`docvlm.rows`, the shared rule), top to bottom."""
+    return [[idx[k] for k in row] for row in group_rows([lines[i].bbox_page_px for i in idx])]
 
 
 MARGIN_ZONE = 0.12

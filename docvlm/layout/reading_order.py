@@ -7,8 +7,8 @@ title, a centered figure caption) closes the columns above it. So a two-column p
 column, then what comes below, and a sidebar or margin note, separated from the body by a gutter, is read as
 its own column instead of being interleaved row by row with the body.
 
-Within a column, lines form rows when their vertical centres are within half a line height of the row's first
-line (OCR boxes that overlap by a few pixels stay separate rows), and a vertical gap larger than ~0.8 line
+Within a column, lines form rows by the shared rule of `docvlm.rows` (vertical bands overlapping by half the
+smaller height: OCR boxes that overlap by a few pixels stay separate rows), and a vertical gap larger than ~0.8 line
 heights, a change of font size, or a heading starts a new block.
 
 Before that: lines inside a table region move as one unit (their table renders them); page furniture
@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from docvlm.datamodel import Box, Line, PageResult, Table
 from docvlm.geometry import union_box
 from docvlm.layout.base import PageContext
+from docvlm.rows import RowSettings, rows_of
 
 BAND_GAP_LINES = 2.0
 """A blank horizontal gap of this many line heights across the page separates bands read one after another."""
 PARAGRAPH_GAP_LINES = 0.8
 """A vertical gap larger than this (in line heights) between rows of a column starts a new block."""
-ROW_CENTER_SHARE = 0.5
-"""Two lines share a row when their centres are closer than this share of the smaller line height."""
+ROW_SETTINGS = RowSettings()
+"""Lines form rows by the shared rule of `docvlm.rows` (bands overlapping by half the smaller height)."""
 
 CAPTION = re.compile(
     r"^\s*(fig(ure)?|table|tab|chart|plate|scheme|exhibit)\.?\s*[0-9IVXivx]+([.\-–][0-9]+)*([.:\s]|$)", re.I
@@ -249,17 +250,9 @@ def _paragraphs(
     items: list[_Item], lines: Sequence[Line], line_h: float, deferred: list[list[int]] | None = None
 ) -> list[list[int]]:
     """Rows (centres within half a line height of the row's first item), then blocks split at gaps."""
-    rows: list[list[_Item]] = []
-    for it in sorted(items, key=lambda it: (_cy(it.box), it.box[0])):
-        if rows and not it.table and not rows[-1][0].table:
-            ref = rows[-1][0].box
-            if abs(_cy(it.box) - _cy(ref)) < ROW_CENTER_SHARE * min(_h(it.box), _h(ref)):
-                rows[-1].append(it)
-                continue
-        rows.append([it])
-    rows.sort(key=lambda r: min(it.box[1] for it in r))
-    for row in rows:
-        row.sort(key=lambda it: it.box[0])
+    # printed rows by the shared rule (docvlm.rows); a table region is a row of its own
+    rows: list[list[_Item]] = rows_of(items, [it.box for it in items], settings=ROW_SETTINGS,
+                                      alone={k for k, it in enumerate(items) if it.table})
     blocks: list[list[int]] = []
     prev_bottom: float | None = None
     prev_size: float | None = None

@@ -1,0 +1,74 @@
+"""Dates and times: a date next to its label first, else the date printed with a time of day, else the first date
+(day/month order decided by the document's unambiguous dates, `normalize.decide_day_first`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from docvlm.extract.candidates import Found, PageText
+from docvlm.extract.normalize import (
+    find_dates,
+    parse_time,
+    resolve_date,
+)
+from docvlm.extract.page import find_labels, find_labels_in, found_at, label_note, value_candidates
+
+
+def find_date(pages: Sequence[PageText], label_field: str, *, day_first: bool, require_label: bool = False) -> Found | None:
+    """A date next to one of the field's labels; else (unless `require_label`) the first date of the document."""
+    best: Found | None = None
+    for page in pages:
+        for i, start, end, rank in find_labels(page, label_field):
+            if label_field == "invoice_date" and PATTERNS_DUE_OR_OTHER.search(page.lines[i].text):
+                continue
+            for j, at in value_candidates(page, i, end):
+                dates = [d for d in find_dates(page.lines[j].text) if d.start >= at]
+                if dates:
+                    d = dates[0]
+                    value = resolve_date(d, day_first=day_first)
+                    cand = found_at(page, j, d.start, d.end, value, note=label_note(page, i, j, page.lines[i].text[start:end]),
+                                  score=10 - rank)
+                    if best is None or cand.score > best.score:
+                        best = cand
+                    break
+    if best is not None or require_label:
+        return best
+    unlabelled = [(page, j, d) for page in pages for j, line in enumerate(page.lines)
+                  if not PATTERNS_DUE_OR_OTHER.search(line.text) and not _has_label(page, j, "due_date")
+                  for d in find_dates(line.text)[:1]]
+    # a date printed with a time of day is the transaction's date; else the first date of the document
+    with_time = [u for u in unlabelled if parse_time(u[0].lines[u[1]].text[u[2].end:])]
+    for page, j, d in with_time[:1] or unlabelled[:1]:
+        return found_at(page, j, d.start, d.end, resolve_date(d, day_first=day_first),
+                      note="first date on the document (no date label)")
+    return None
+
+
+PATTERNS_DUE_OR_OTHER = re.compile(
+    r"\b(due|vervaldatum|[ée]ch[ée]ance|f[äa]llig|order\s*date|delivery|lever|livraison|period|geboorte|"
+    r"printed|expiry|valid|limite|paiement|betaal|zahlbar)\b", re.IGNORECASE
+)
+
+
+def find_time(pages: Sequence[PageText], near: Found | None) -> Found | None:
+    for page in pages:
+        order = range(len(page.lines))
+        if near is not None and near.page == page.index:
+            order = sorted(order, key=lambda k: abs(page.lines[k].bbox_page_px[1] - near.bbox_page_px[1]))
+        for i in order:
+            text = page.lines[i].text
+            got = parse_time(text)
+            if got:
+                value, raw = got
+                s = text.find(raw)
+                return found_at(page, i, s, s + len(raw), value, note="time of day")
+    return None
+
+
+def _has_label(page: PageText, i: int, field_name: str) -> bool:
+    """True when line i, or a line on its row, carries a label of the field (e.g. 'Due date:' left of a date)."""
+    return any(find_labels_in(page, j, field_name) or PATTERNS_DUE_OR_OTHER.search(page.lines[j].text)
+               for j in page.rows[page.row_of(i)])
+

@@ -1,0 +1,363 @@
+"""Parties and identifiers: the merchant (top of the page, the registered name under a brand line), its address
+(from the street row to the region), the buyer (after a bill-to label), invoice number and tax id (a code next to
+its label), the payment method (a keyword).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from difflib import SequenceMatcher
+
+from docvlm.extract.amounts import is_amount
+from docvlm.extract.candidates import Found, PageText
+from docvlm.extract.normalize import (
+    find_dates,
+    parse_time,
+)
+from docvlm.extract.page import (
+    after_separator,
+    find_labels,
+    found_at,
+    label_note,
+    row_box,
+    row_height,
+    row_text,
+    value_candidates,
+)
+from docvlm.geometry import union_box
+
+COMPANY_SUFFIXES = re.compile(
+    r"\b(sdn\.?\s*bhd\.?|bhd\.?|s/b|enterprise|trading|restaurant|restoran|store|stores|mart|hardware|"
+    r"b\.v\.?|n\.v\.?|gmbh|ag|sarl|sas|s\.a\.?|ltd\.?|limited|inc\.?|llc|plc|co\.|company|corporation|"
+    r"pte\.?\s*ltd\.?|stationery|bakery|cafe|kitchen|shop|supermarket|pharmacy|electrical|machinery)\b",
+    re.IGNORECASE,
+)
+"""Words that end a company name (its legal form or trade)."""
+
+
+REGISTRATION = re.compile(
+    r"(co\.?\s*-?\s*re?[gf]|\bco\.?\s*no\b|\broc\b|company\s*(?:reg|no)|\bbr\s*no|reg\.?\s*no|\bgst\b|\bsst\b|tax\s*id|"
+    r"^\(?[a-z]{0,3}\s*\d{4,}[\s\-]*[a-z]?\s*\)?\.?$)",
+    re.IGNORECASE,
+)
+"""A company registration line printed under the name (e.g. '(CO.REG : 933109-X)', '(JM0517726)')."""
+
+
+ADDRESS_STOP = re.compile(
+    r"\b(tel|telephone|phone|fax|h/p|hp|email|e-mail|www|http|care\s*line|hot\s*line|gst|sst|vat|btw|tva|ust|kvk|iban|siret|invoice|"
+    r"receipt|cash\s*bill|tax\b|taxinvoice|inv[o0][il1]ce|guest\s*check|shopping\s*hours|opening\s*hours|"
+    r"date|cashier|document|doc\s*no|bill\s*no|order|table)|@|(?:\d{2,4}-\d{3,4}\s?\d{3,4})",
+    re.IGNORECASE,
+)
+"""A line that ends the address block (phone, e-mail, tax number, the receipt's own header)."""
+
+
+ADDRESS_WORDS = re.compile(
+    r"\b(no\.?|lot|jalan|jln|jl|taman|road|rd|street|st\.|avenue|ave|lorong|persiaran|bandar|kampung|"
+    r"selangor|johor|kuala|lumpur|straat|weg|laan|rue|avenue|strasse|straße|platz)\b|\b\d{4,5}\b|"
+    r"^\s*\d{1,4}[A-Za-z]?\s*,",
+    re.IGNORECASE,
+)
+
+
+def _block(page: PageText, rows: list[int], note: str) -> Found:
+    text = " ".join(row_text(page, r) for r in rows)
+    text = re.sub(r"(?<=\s)&(?=[A-Za-z])", "& ", text)
+    return Found(text, text, page.index, union_box([row_box(page, r) for r in rows]), note)
+
+
+def find_company(page: PageText) -> tuple[Found | None, int]:
+    """The merchant: the first name-like row(s) at the top of the first page; returns the last row used."""
+    limit = min(len(page.rows), 10)
+    start = None
+    for r in range(limit):
+        text = row_text(page, r)
+        letters = sum(ch.isalpha() for ch in text)
+        if letters < 3 or text == text.lower() and not COMPANY_SUFFIXES.search(text):
+            continue  # handwriting / stamps OCR'd in lower case, numbers, noise
+        if re.search(r"\b(tax\s*invoice|receipt|invoice|facture|factuur|rechnung|welcome|selamat|credit\s*note|cash\s*bill|"
+                     r"thank\s*you|please|goods\s*sold|returnable|terima\s*kasih|dank\s*u|merci|danke)\b", text, re.I):
+            continue
+        if ADDRESS_STOP.search(text) or REGISTRATION.search(text) or find_dates(text) or re.search(r"\.com\b", text, re.I):
+            continue
+        if ADDRESS_WORDS.search(text) and re.search(r"\d", text) and not COMPANY_SUFFIXES.search(text):
+            return None, r - 1  # the address comes first: the name was not read (a logo); the address is here
+        start = r
+        break
+    if start is None:
+        return None, -2
+    parts = [start]
+    r = start + 1
+    while r < limit and len(parts) < 4:
+        so_far = " ".join(row_text(page, k) for k in parts)
+        text = row_text(page, r)
+        if _ends_with_suffix(so_far) and not _continues(so_far, "") and not COMPANY_SUFFIXES.match(text.strip()):
+            break  # a name that ends with its legal form or trade is complete (unless the next row goes on with one)
+        if any(ch.isdigit() for ch in text) or ADDRESS_WORDS.search(text) or REGISTRATION.search(text) \
+                or ADDRESS_STOP.search(text):
+            break
+        if row_box(page, r)[1] - row_box(page, parts[-1])[3] > 1.0 * row_height(page, r):
+            break
+        parts.append(r)
+        r += 1
+    if not _ends_with_suffix(" ".join(row_text(page, k) for k in parts)):
+        # a name without its legal form, followed closely by one that has it: the second is the company
+        # (the first is a brand or slogan printed above it)
+        nxt = parts[-1] + 1
+        if nxt < limit and len(parts) == 1 and _ends_with_suffix(row_text(page, nxt)) \
+                and not ADDRESS_WORDS.search(row_text(page, nxt)):
+            parts = [nxt]
+    if len(parts) >= 2 and LEGAL_FORMS.search(" ".join(row_text(page, k) for k in parts)):
+        # a brand or slogan above a legal name: the company is the shortest tail of rows that is a full legal name
+        for k in range(len(parts) - 1, 0, -1):
+            tail = parts[k:]
+            if _is_full_legal_name(" ".join(row_text(page, t) for t in tail)) \
+                    and not _continues(row_text(page, parts[k - 1]), "") \
+                    and not re.match(r"\s*(&|and\b)", row_text(page, tail[0]), re.I) \
+                    and not COMPANY_SUFFIXES.match(row_text(page, tail[0]).strip()):  # 'ENTERPRISE (..) SDN BHD'
+                found = _block(page, tail, "top of the first page (legal name under a brand line)")
+                return _cut_after_suffix(found), parts[-1]
+    if not LEGAL_FORMS.search(" ".join(row_text(page, k) for k in parts)):
+        legal = _legal_name_below(page, parts[-1] + 1) or _registered_name_below(page, parts[-1] + 1)
+        if legal is not None:
+            return legal
+    return _cut_after_suffix(_block(page, parts, f"top of the first page, rows {parts[0] + 1}-{parts[-1] + 1}")), \
+        parts[-1]
+
+
+def _legal_name_below(page: PageText, first: int) -> tuple[Found, int] | None:
+    """A brand, outlet or slogan name on top, the registered name (ending in its legal form) a few rows below,
+    before the address: the registered name is the company. Returns it and its row."""
+    for r in range(first, min(len(page.rows), first + 5)):
+        text = LEADING_REGISTRATION.sub("", row_text(page, r))
+        if ADDRESS_START.match(text) or ADDRESS_STOP.search(text) or find_dates(text):
+            return None
+        cut = re.split(r"\(\s*(?:co\.?\s*)?(?:reg\w*\.?\s*)?(?:no\.?\s*)?[:.]?\s*[A-Z]{0,3}\d{4,}", text, maxsplit=1,
+                       flags=re.IGNORECASE)[0].strip()
+        if LEGAL_FORMS.search(cut) and _is_full_legal_name(cut) and not _continues(row_text(page, r - 1), ""):
+            found = _block(page, [r], f"row {r + 1}: the registered name (legal form) under a brand line")
+            return _cut_after_suffix(found), r
+    return None
+
+
+def _is_registration_row(text: str) -> bool:
+    """A row that is only a registration number, bracketed or labelled ('(81109-A)', 'Co. Reg: 933109-X')."""
+    return bool(re.fullmatch(r"\(\s*[A-Z]{0,3}[.:]?\s*\d{4,}\s?-?\s?[A-Z]?\s*\)?\W*", text.strip(), re.I)
+                or re.match(r"^\W*(co\.?\s*-?\s*re?[gf]|company\s*(?:reg|no)|reg\.?\s*no|roc\b|br\s*no)", text, re.I))
+
+
+def _registered_name_below(page: PageText, first: int) -> tuple[Found, int] | None:
+    """The top row was not followed by its registration number, but a name row a little lower is: the name
+    printed right above the registration number is the registered one (the rows above it are a logo or
+    slogan the OCR read as noise). Returns it and its row."""
+    if first < len(page.rows) and _is_registration_row(row_text(page, first)):
+        return None  # the top name is itself the registered one
+    for r in range(first, min(len(page.rows) - 1, first + 4)):
+        text = row_text(page, r)
+        if ADDRESS_START.match(text) or ADDRESS_STOP.search(text) or find_dates(text):
+            return None
+        words = re.findall(r"[A-Za-z]{2,}", text)
+        if len(words) >= 2 and not any(ch.isdigit() for ch in text) and _is_registration_row(row_text(page, r + 1)):
+            found = _block(page, [r], f"row {r + 1}: the name printed above its registration number")
+            return found, r
+    return None
+
+
+LEGAL_FORMS = re.compile(
+    r"\b(sdn\.?\s*bhd\.?|bhd\.?|s/b|gmbh|ag|ltd\.?|limited|inc\.?|llc|plc|b\.v\.?|n\.v\.?|sarl|sas|"
+    r"s\.a\.?|pte\.?\s*ltd\.?|corporation)\W*$", re.IGNORECASE)
+
+
+def _is_full_legal_name(text: str) -> bool:
+    """A row that is a whole company name by itself: two or more name words, then a legal form."""
+    m = LEGAL_FORMS.search(text)
+    if not m:
+        return False
+    words = [w for w in re.findall(r"[A-Za-z][\w'&.-]*", text[: m.start()])
+             if len(w.strip(".")) >= 2 and not COMPANY_SUFFIXES.search(w)]
+    return len(words) >= 2
+
+
+def _cut_after_suffix(found: Found) -> Found:
+    """Drop a registration number (and what follows it) printed after the legal form or trade word:
+    'AEON CO. (M) BHD (126926-H)' -> 'AEON CO. (M) BHD'."""
+    for m in COMPANY_SUFFIXES.finditer(found.raw):
+        end = m.end() + (1 if found.raw[m.end():m.end() + 1] == "." else 0)
+        if re.match(r"[\s'\"`,.]*[(\[]?\s*[A-Z]{0,3}\s*\d{4,}", found.raw[end:], re.IGNORECASE):
+            text = found.raw[:end].rstrip(" ,-")
+            return Found(text, text, found.page, found.bbox_page_px, found.note)
+    return found
+
+
+def _ends_with_suffix(text: str) -> bool:
+    return any(m.end() >= len(text.rstrip(" .,)")) - 1 for m in COMPANY_SUFFIXES.finditer(text))
+
+
+def _continues(prev: str, cur: str) -> bool:
+    """A row that leads into the next: it ends in '&', 'and' or '-', or leaves a bracket open ('(SETIA')."""
+    return bool(re.search(r"(&|\band\b|-)\s*$", prev.strip(), re.I)) or prev.count("(") > prev.count(")")
+
+
+def find_address(page: PageText, after: int) -> Found | None:
+    """The rows under the merchant name up to the first phone / tax / header row.
+
+    Registration numbers and a date printed before the address are skipped; after them they end it. The row
+    with the postcode may be followed by one short row (a state, a mall), then the address is over.
+    """
+    parts: list[int] = []
+    postcode_seen = False
+    for r in range(after + 1, min(len(page.rows), after + 9)):
+        text = row_text(page, r)
+        registration = REGISTRATION.search(text) and (
+            not parts and not ADDRESS_WORDS.search(text.split()[0] if text else "")
+            or not ADDRESS_WORDS.search(REGISTRATION.sub("", text)) or re.search(r"\b(roc|reg)\b", text, re.I))
+        dated = bool(find_dates(text)) or parse_time(text) is not None
+        if registration or dated:
+            if parts:
+                break
+            continue
+        text = LEADING_REGISTRATION.sub("", text)
+        if ADDRESS_STOP.search(text):
+            break
+        if parts and row_box(page, r)[1] - row_box(page, parts[-1])[3] > 2.0 * row_height(page, r):
+            break
+        if postcode_seen and _town_then_state(page, r):
+            parts += [r, r + 1]  # the town on its own row, then the state: both belong to the address
+            break
+        if postcode_seen and (len(text.split()) > 4 or not (
+                row_text(page, parts[-1]).rstrip().endswith(",") or REGION.search(text) or BUILDING.search(text))):
+            break  # after the postcode row only a state or country (or a row the postcode row leads into)
+        parts.append(r)
+        if postcode_seen:
+            break
+        postcode_seen = bool(POSTCODE.search(text))
+    if not parts or not ADDRESS_WORDS.search(" ".join(row_text(page, k) for k in parts)):
+        return None
+    # a brand, branch or licensee row printed above the street: the address starts at the row that starts
+    # like one ('NO 2A', 'LOT 6,', 'LEVEL 6,', '176 JLN ...'), when the rows before it hold no postcode
+    starts = [k for k, r in enumerate(parts) if ADDRESS_START.match(row_text(page, r))]
+    skipped = ""
+    if starts and starts[0] > 0 and not any(POSTCODE.search(row_text(page, r)) for r in parts[:starts[0]]):
+        skipped = "; skipped " + " / ".join(repr(row_text(page, r)) for r in parts[:starts[0]])
+        parts = parts[starts[0]:]
+    found = _block(page, parts, f"rows {parts[0] + 1}-{parts[-1] + 1} under the merchant{skipped}")
+    read = LEADING_REGISTRATION.sub("", found.raw)
+    text = repair_address_numbers(split_glued_address_numbers(read))
+    if text == read:
+        return Found(text, text, found.page, found.bbox_page_px, found.note)
+    ops = SequenceMatcher(None, read, text, autojunk=False).get_opcodes()
+    changed = [f"'{read[max(i0 - 2, 0):i1 + 2]}' as '{text[max(j0 - 2, 0):j1 + 2]}'" for op, i0, i1, j0, j1 in ops
+               if op != "equal"]
+    note = f"{found.note}; read " + ", ".join(changed[:3])
+    return Found(text, read, found.page, found.bbox_page_px, note, printed=text)
+
+
+def _town_then_state(page: PageText, r: int) -> bool:
+    """Row r is a short name without digits (a town) right above a state or country row (under the postcode)."""
+    if r + 1 >= len(page.rows):
+        return False
+    town, state = row_text(page, r), row_text(page, r + 1)
+    return (len(town.split()) <= 3 and not any(ch.isdigit() for ch in town) and not REGION.search(town)
+            and not ADDRESS_STOP.search(town) and bool(REGION.search(state)) and not ADDRESS_STOP.search(state)
+            and row_box(page, r + 1)[1] - row_box(page, r)[3] <= 1.0 * row_height(page, r + 1))
+
+
+GLUED_POSTCODE = re.compile(r"(?<![\w-])(\d{5})(?=[A-Za-z]{2,}\b)")
+
+
+GLUED_HOUSE_NUMBER = re.compile(r"(?<![\w./])(\d{1,4}[A-Za-z]?)(?=(?:jalan|jln|lorong|taman|tmn)\b)", re.IGNORECASE)
+
+
+def split_glued_address_numbers(text: str) -> str:
+    """A space the recogniser dropped inside one word box between a number and the word it precedes: a
+    postcode and its town ('53300KL'), a house number and its street ('14JALAN'). Word boxes cannot show this
+    gap (the box spans both); no address prints them glued. Nothing else is touched."""
+    return GLUED_HOUSE_NUMBER.sub(r"\1 ", GLUED_POSTCODE.sub(r"\1 ", text))
+
+
+ADDRESS_NUMBER_WITH_O = re.compile(r"(?<![\w./-])(?=[\dOo]*\d[\dOo]*\d)(?=\d*[Oo])([\dOo]{3,})(?=[,.]?(?:\s|$))")
+
+
+def repair_address_numbers(text: str) -> str:
+    """A house or lot number whose 0 the recogniser read as the letter O ('NO 29O,' -> 'NO 290,'): only tokens
+    of at least two real digits and O's, nothing else (so 'NO', 'LOT' and '47G' stay)."""
+    return ADDRESS_NUMBER_WITH_O.sub(lambda m: m.group(1).replace("O", "0").replace("o", "0"), text)
+
+
+ADDRESS_START = re.compile(
+    r"^\W{0,2}(?:no\b|no\.|no:|lot\b|lot\s*\d|level\b|lvl\b|unit\b|block\b|blk\b|suite\b|lorong\b|jalan\b|jln\b|"
+    r"g-?\d|(?:\d{1,2}(?:st|nd|rd|th)?\s*)?(?:flr|floor)\b|ground\s*floor|"
+    r"[a-z]?\d{1,4}[a-z]?(?:[-/&]\s?\d*[a-z]?)*\s*(?:,|&|\s+(?:jalan|jln|jl|lorong|taman|lot|road|rd|street|st)\b))",
+    re.IGNORECASE)
+"""A row that starts a street address: a house or lot number, a unit or level, or the street itself."""
+
+
+POSTCODE = re.compile(r"(?<![\d-])\d{5}(?![\d-])|\b\d{4}\s?[A-Z]{2}\b|\b[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b")
+"""A postcode: 5 digits (MY, DE, FR, US), '1016 DV' (NL), 'SW1A 1AA' (UK)."""
+
+
+LEADING_REGISTRATION = re.compile(r"^\(?\s*(?:[A-Z]{0,3}[.:]?\s*)?\d{4,}-?\s?[A-Z]?\s*\)\s*", re.IGNORECASE)
+
+
+REGION = re.compile(
+    r"\b(selangor|johor|kedah|perak|pahang|melaka|malacca|sabah|sarawak|penang|pulau\s*pinang|negeri\s*sembilan|"
+    r"terengganu|kelantan|perlis|putrajaya|labuan|kuala\s*lumpur|malaysia|singapore|darul\s*\w+|d\.\s?e\.?|wilayah\b.*|"
+    r"germany|deutschland|nederland|netherlands|france|belgi[eëu]m?|united\s*kingdom|uk|usa|india|poland|polska|d\.?\s?e)\W*$"
+    r"|^\(.*\)$|^\d{3,4}\s?-?\s?[a-z]",
+    re.IGNORECASE)
+"""A state or country printed on its own row under the postcode."""
+
+
+BUILDING = re.compile(r"\b(mall|plaza|complex|centre|center|tower|square|arcade|galleria)\W*$", re.IGNORECASE)
+"""A mall or building printed on its own row under the postcode (the shop's location in it)."""
+
+
+def find_identifier(pages: Sequence[PageText], label_field: str) -> Found | None:
+    """A code next to a label (invoice number, tax id): the first token with a digit after the label."""
+    best = None
+    for page in pages:
+        for i, start, end, rank in find_labels(page, label_field):
+            for j, at in value_candidates(page, i, end):
+                at = after_separator(page.lines[j].text, at) if j == i else at
+                m = re.search(r"(?<![\w/])[A-Z0-9][A-Z0-9/\-_.]*\d[A-Z0-9/\-_.]*", page.lines[j].text[at:], re.IGNORECASE)
+                if m and not find_dates(m.group(0)) and len(m.group(0)) >= 3 and not is_amount(m.group(0)):
+                    s, e = at + m.start(), at + m.end()
+                    raw = page.lines[j].text[s:e].rstrip(".")
+                    cand = found_at(page, j, s, s + len(raw), raw, note=label_note(page, i, j, page.lines[i].text[start:end]),
+                                  score=10 - rank)
+                    if best is None or cand.score > best.score:
+                        best = cand
+                    break
+    return best
+
+
+def find_buyer(pages: Sequence[PageText]) -> Found | None:
+    """The customer: the text after a 'bill to' label on its line, else the line right under the label."""
+    for page in pages:
+        for i, _start, end, _rank in find_labels(page, "buyer_name"):
+            line = page.lines[i]
+            if end < len(line.text) * 0.2 + 12 and line.text[:_start].strip():
+                continue  # a label word in the middle of a sentence
+            at = after_separator(line.text, end)
+            if sum(ch.isalpha() for ch in line.text[at:]) >= 3:
+                return found_at(page, i, at, len(line.text), line.text[at:].strip(), note="text after the label")
+            below = [j for j in range(i + 1, len(page.lines))
+                     if page.lines[j].bbox_page_px[1] >= line.bbox_page_px[3] - 2
+                     and page.lines[j].bbox_page_px[0] < line.bbox_page_px[2]
+                     and page.lines[j].bbox_page_px[2] > line.bbox_page_px[0]]
+            if below:
+                j = min(below, key=lambda k: page.lines[k].bbox_page_px[1])
+                text = page.lines[j].text
+                if page.lines[j].bbox_page_px[1] - line.bbox_page_px[3] < 2 * (line.bbox_page_px[3] - line.bbox_page_px[1]):
+                    return found_at(page, j, 0, len(text), text.strip(), note="line under the label")
+    return None
+
+
+def find_payment_method(pages: Sequence[PageText]) -> Found | None:
+    for page in pages:
+        for i, start, end, _rank in find_labels(page, "payment_method"):
+            raw = page.lines[i].text[start:end]
+            return found_at(page, i, start, end, raw.upper() if len(raw) <= 4 else raw.title(), note="payment keyword")
+    return None
+
