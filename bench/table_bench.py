@@ -287,7 +287,7 @@ def run_find_tables(path: Path, pages: list[int] | None) -> dict[int, list[list[
 def run_pymupdf4llm(path: Path, pages: list[int] | None) -> dict[int, list[list[list[str]]]]:
     import pymupdf
 
-    from docvlm.layout.tables import _markdown_tables
+    from docvlm.layout.tables.model_output import _markdown_tables
 
     try:
         import pymupdf4llm
