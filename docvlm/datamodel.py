@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = "1.0"
 
@@ -162,6 +162,22 @@ class Table(Frozen):
         description="True when the table looks like the continuation of a table ending the previous page "
         "(same column count, at the top of the page).",
     )
+
+    @model_validator(mode="after")
+    def _valid_grid(self) -> Table:
+        """Every cell inside the grid and no grid slot in two cells (a renderer can place each cell)."""
+        owner: dict[tuple[int, int], int] = {}
+        for k, c in enumerate(self.cells):
+            if c.row + c.row_span > self.n_rows or c.col + c.col_span > self.n_cols:
+                raise ValueError(f"table cell {k} (row {c.row}, col {c.col}, spans {c.row_span}x{c.col_span}) "
+                                 f"reaches outside the {self.n_rows}x{self.n_cols} grid")
+            for r in range(c.row, c.row + c.row_span):
+                for q in range(c.col, c.col + c.col_span):
+                    if (r, q) in owner:
+                        raise ValueError(f"table cells {owner[(r, q)]} and {k} overlap at grid slot (row {r}, "
+                                         f"col {q}); build tables through docvlm.layout.tables.common.valid_grid")
+                    owner[(r, q)] = k
+        return self
 
 
 class ReadOrientation(Frozen):

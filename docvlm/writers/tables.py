@@ -27,13 +27,22 @@ def render_table_markdown(table: Table) -> str:
     return "\n".join(out)
 
 def _render_html(table: Table) -> str:
-    by_row: dict[int, list[TableCell]] = {}
+    """HTML rows in which every grid slot is accounted for: a cell where it starts, nothing under a span, an
+    empty `<td></td>` where no cell is, so each cell lands in its own column."""
+    start: dict[tuple[int, int], TableCell] = {}
+    covered: set[tuple[int, int]] = set()
     for c in table.cells:
-        by_row.setdefault(c.row, []).append(c)
+        start[(c.row, c.col)] = c
+        covered.update((r, k) for r in range(c.row, c.row + c.row_span) for k in range(c.col, c.col + c.col_span))
     out = ["<table>"]
     for r in range(table.n_rows):
         parts = []
-        for c in sorted(by_row.get(r, []), key=lambda c: c.col):
+        for k in range(table.n_cols):
+            c = start.get((r, k))
+            if c is None:
+                if (r, k) not in covered:
+                    parts.append("<th></th>" if r < table.header_rows else "<td></td>")
+                continue
             tag = "th" if c.header else "td"
             attrs = ""
             if c.row_span > 1:

@@ -222,8 +222,10 @@ def _aligned_table(
             for c in _split_at_edges(chunks[k], words, edges, trim, unit):
                 a = bisect.bisect_right(edges, min(c.x0 + trim, (c.x0 + c.x1) / 2))
                 b = bisect.bisect_right(edges, max(c.x1 - trim, (c.x0 + c.x1) / 2))
-                if a in row_cells or any(a <= s < a + row_spans.get(s, 1) for s in row_cells):
-                    owner = next(s for s in row_cells if s <= a < s + row_spans[s])
+                # a chunk starting inside an earlier cell's span joins that cell (a long label crossed the
+                # gutter: "Total Sales Inclusive" + "GST @6%" is one label, not a cell over a taken slot)
+                owner = next((s for s in row_cells if s <= a < s + row_spans[s]), None)
+                if owner is not None:
                     row_cells[owner].extend(c.words)
                     row_spans[owner] = max(row_spans[owner], b - owner + 1)
                     continue

@@ -85,9 +85,42 @@ def _cluster_rows(idx: list[int], words: Sequence[WordBox], unit: float) -> list
 _NUMBER = re.compile(r"^[-+−(]?[$€£¥]?\s?[\d.,]+\s?[%)]?[A-Za-z]{0,2}$")
 
 
+def valid_grid(cells: list[TableCell], n_rows: int, n_cols: int) -> list[TableCell]:
+    """Cells that form a valid grid: spans clipped to the grid, no slot in two cells.
+
+    Cells are placed row by row, left to right. A cell whose first slot is taken moves right to the next free
+    slot of its row (the way a browser lays out HTML rows); with none free its text joins the cell that holds
+    the slot. A span that runs into a taken slot is cut short. No text is lost.
+    """
+    owner: dict[tuple[int, int], int] = {}
+    out: list[dict[str, object]] = []
+    for c in sorted(cells, key=lambda c: (c.row, c.col)):
+        r = min(c.row, n_rows - 1)
+        col = min(c.col, n_cols - 1)
+        while col < n_cols and (r, col) in owner:
+            col += 1
+        if col >= n_cols:
+            if c.text.strip():
+                k = owner[(r, min(c.col, n_cols - 1))]
+                out[k]["text"] = " ".join(t for t in (str(out[k]["text"]), c.text) if t.strip())
+            continue
+        cs = 1
+        while cs < min(c.col_span, n_cols - col) and (r, col + cs) not in owner:
+            cs += 1
+        rs = 1
+        while rs < min(c.row_span, n_rows - r) and all((r + rs, q) not in owner for q in range(col, col + cs)):
+            rs += 1
+        for dr in range(rs):
+            for dq in range(cs):
+                owner[(r + dr, col + dq)] = len(out)
+        out.append({**c.__dict__, "row": r, "col": col, "row_span": rs, "col_span": cs})
+    return [_draft_cell(**f) for f in out]
+
+
 def _make_table(
     cells: list[TableCell], n_rows: int, n_cols: int, box: Box, method: str, dpi: float | None
 ) -> Table:
+    cells = valid_grid(cells, n_rows, n_cols)
     cells, n_rows, n_cols = _compact(cells, n_rows, n_cols)
     cells.sort(key=lambda c: (c.row, c.col))
     header_rows = 1
