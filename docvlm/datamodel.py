@@ -124,7 +124,7 @@ class TileOutput(Frozen):
     retried: bool = Field(default=False, description="True when a repetition retry produced this output.")
 
 
-TableMethod = Literal["ruled", "aligned", "model"]
+TableMethod = Literal["ruled", "aligned", "model", "structure_model"]
 
 
 class TableCell(Frozen):
@@ -154,7 +154,8 @@ class Table(Frozen):
     cells: list[TableCell] = Field(default_factory=list, description="Cells, row by row, left to right.")
     method: TableMethod = Field(
         description="How the structure was found: 'ruled' (drawn or detected rulings), 'aligned' (column "
-        "alignment of words), 'model' (a VLM printed it)."
+        "alignment of words), 'model' (a VLM printed it), 'structure_model' (a trained table-structure model's "
+        "grid, filled with the page's words)."
     )
     header_rows: int = Field(default=0, ge=0, description="Leading rows that form the header.")
     continued: bool = Field(

@@ -18,6 +18,7 @@ from docvlm.layout.tables.detect import AlignedTables, RuledGrids, has_table_can
 from docvlm.layout.tables.header import HeaderRows
 from docvlm.layout.tables.image_rulings import scan_rulings
 from docvlm.layout.tables.model_output import PrintedTables
+from docvlm.layout.tables.model_tables import ModelTables
 from docvlm.layout.tables.pdf_drawings import _looks_turned, rulings_from_pdf, text_directions
 from docvlm.layout.tables.words import page_words, word_turns
 
@@ -51,14 +52,27 @@ class PageKind:
     """Ask the PDF for each span's writing direction when many lines stand on their side."""
     gate: bool = True
     """Skip reading rulings when no two text rows have column gaps (no table here)."""
+    with_models: tuple[TableDetector, ...] | None = None
+    """The detectors when trained models are on (`table_models`); None: this kind has no model detectors."""
+    models_by_default: bool = False
+    """`table_models="auto"` turns the models on for this kind (chosen by bench/table_bench.py)."""
+
+    def chosen(self, table_models: str) -> tuple[TableDetector, ...]:
+        """The detectors for a `table_models` setting ("auto", "on", "off")."""
+        use = table_models == "on" or (table_models == "auto" and self.models_by_default)
+        return self.with_models if use and self.with_models is not None else self.detectors
 
 
 RULE_DETECTORS: tuple[TableDetector, ...] = (RuledGrids(), AlignedTables(), HeaderRows())
 """The rule detectors, in order: ruled grids (turned and framed ones too), aligned tables, header rows."""
 
+MODEL_DETECTORS: tuple[TableDetector, ...] = (RuledGrids(), AlignedTables(), ModelTables("fill"), HeaderRows())
+"""Rules first; table regions the rules left empty are read by the structure model; then header rows."""
+
 PAGE_KINDS: dict[str | None, PageKind] = {
-    "text_layer": PageKind(RULE_DETECTORS, rulings=_pdf_rulings, turns_known=True, read_directions=True),
-    "ocr": PageKind(RULE_DETECTORS, rulings=_image_rulings),
+    "text_layer": PageKind(RULE_DETECTORS, rulings=_pdf_rulings, turns_known=True, read_directions=True,
+                           with_models=MODEL_DETECTORS),
+    "ocr": PageKind(RULE_DETECTORS, rulings=_image_rulings, with_models=MODEL_DETECTORS),
     "model": PageKind((PrintedTables(),), gate=False),
 }
 """Detectors per page kind (`PageResult.text_source`); a kind not listed uses `FALLBACK_KIND`."""
@@ -70,11 +84,11 @@ MODEL_WITHOUT_PLAN = PageKind(RULE_DETECTORS)
 """A model page without its plan (re-laid out from JSON): its words through the rules."""
 
 
-def page_kind(page: PageResult) -> PageKind:
+def page_kind(page: PageResult, kinds: dict[str | None, PageKind] | None = None) -> PageKind:
     """The registry entry for a page."""
     if page.text_source == "model" and page.plan is None:
         return MODEL_WITHOUT_PLAN
-    return PAGE_KINDS.get(page.text_source, FALLBACK_KIND)
+    return (PAGE_KINDS if kinds is None else kinds).get(page.text_source, FALLBACK_KIND)
 
 
 def run_detectors(tp: TablePage, detectors: tuple[TableDetector, ...]) -> TablesResult:
@@ -90,6 +104,8 @@ class FindTables:
     """Layout step: tables of the page into `page.tables`, the lines they consumed get role "table"."""
 
     name: str = "tables"
+    kinds: dict[str | None, PageKind] | None = None
+    """Another registry (the bench compares detectors); None: `PAGE_KINDS`."""
 
     def __call__(self, page: PageResult, ctx: PageContext) -> PageResult:
         if not page.lines:
@@ -98,7 +114,8 @@ class FindTables:
         if not words:
             return page
         unit = _text_height(words)
-        kind = page_kind(page)
+        kind = page_kind(page, self.kinds)
+        table_models = ctx.options.table_models if ctx.options is not None else "auto"
         source = ctx.source
         segments: list[Box] = []
         dirs = None
@@ -112,7 +129,7 @@ class FindTables:
         tp = TablePage(words=words, turns=word_turns(page, dirs), segments=segments, width=page.width_px,
                        height=page.height_px, dpi=page.dpi, unit=unit, turns_known=kind.turns_known, page=page,
                        source=source)
-        res = run_detectors(tp, kind.detectors)
+        res = run_detectors(tp, kind.chosen(table_models))
         warnings = list(res.warnings)
         used_per_line: dict[int, int] = {}
         for i in res.used_words:
