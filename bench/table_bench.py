@@ -351,7 +351,8 @@ def _anchor(anchor_python: str | None, path: Path, pages: list[int] | None) -> d
     return run_pymupdf4llm_venv(anchor_python, path, pages)
 
 
-def bench_camelot(root: Path, limit: int | None, split: str = "both", anchor_python: str | None = None) -> dict:
+def bench_camelot(root: Path, limit: int | None, split: str = "both", anchor_python: str | None = None,
+                  dpi: int = 72) -> dict:
     import pymupdf
 
     exps = [e for e in read_expectations(root) if split in ("both", e.split)]
@@ -365,7 +366,7 @@ def bench_camelot(root: Path, limit: int | None, split: str = "both", anchor_pyt
         path = root / "pdfs" / e.pdf
         key = (e.pdf, tuple(e.pages))
         if key not in cache:
-            dv, t = run_docvlm(path, e.pages or None)
+            dv, t = run_docvlm(path, e.pages or None, dpi)
             for k in timing:
                 timing[k] += t[k]
             cache[key] = (dv, run_find_tables(path, e.pages or None), _anchor(anchor_python, path, e.pages or None))
@@ -554,7 +555,7 @@ def run_pymupdf4llm_venv(python: str, path: Path, pages: list[int]) -> dict[int,
             for i, md in mds.items()}
 
 
-def bench_docling(root: Path, anchor_python: str | None = None) -> dict:
+def bench_docling(root: Path, anchor_python: str | None = None, dpi: int = 72) -> dict:
     gt_dir = root / "groundtruth"
     scores = {s: Score() for s in ("docvlm", "find_tables", "pymupdf4llm")}
     timing = {"convert_s": 0.0, "tables_s": 0.0, "pages": 0}
@@ -574,7 +575,7 @@ def bench_docling(root: Path, anchor_python: str | None = None) -> dict:
                 g[c["start_row_offset_idx"]][c["start_col_offset_idx"]] = c["text"]
             by_page.setdefault(t["prov"][0]["page_no"] - 1, []).append(g)
         pages = sorted(by_page)
-        dv, t = run_docvlm(pdf, pages)
+        dv, t = run_docvlm(pdf, pages, dpi)
         for k in timing:
             timing[k] += t[k]
         ft = run_find_tables(pdf, pages)
@@ -611,6 +612,8 @@ def main() -> None:
     ap.add_argument("--split", choices=("dev", "check", "both"), default="both",
                     help="camelot half to score (develop on dev, run check once)")
     ap.add_argument("--skip-camelot", action="store_true", help="no text-layer camelot run")
+    ap.add_argument("--dpi", type=int, default=72, help="page pixels per inch of the text-layer runs (72: points); "
+                    "DOCVLM_TABLE_MODELS=on in the environment runs the model detectors there too")
     ap.add_argument("--scan-cache", default=None, help="folder for the scans' OCR pages (JSON), reused by later runs")
     ap.add_argument("--scans-only", action="store_true", help="read the scans' OCR into --scan-cache and stop")
     ap.add_argument("--anchor-python", default=None,
@@ -623,9 +626,10 @@ def main() -> None:
     started = time.time()
     result: dict = {"load_before": os.getloadavg()}
     if not args.skip_camelot:
-        result["camelot"] = bench_camelot(data / "camelot-tables", args.limit, args.split, args.anchor_python)
+        result["camelot"] = bench_camelot(data / "camelot-tables", args.limit, args.split, args.anchor_python,
+                                          args.dpi)
     if not args.skip_docling:
-        result["docling"] = bench_docling(data / "docling-pdf", args.anchor_python)
+        result["docling"] = bench_docling(data / "docling-pdf", args.anchor_python, args.dpi)
     if args.scans:
         result["scans"] = bench_camelot_scans(data / "camelot-tables", args.scans, split=args.split,
                                               anchor_python=args.anchor_python,

@@ -21,7 +21,7 @@ TextSource = Literal["text_layer", "ocr", "model"]
 Family = Literal["qwen2", "qwen2.5", "qwen3"]
 StopReason = Literal["eos", "length", "repetition", "error"]
 LineRole = Literal[
-    "body", "heading", "header", "footer", "page_number", "caption", "footnote", "margin", "table"
+    "body", "heading", "header", "footer", "page_number", "caption", "footnote", "margin", "table", "formula"
 ]
 FURNITURE_ROLES: frozenset[str] = frozenset({"header", "footer", "page_number"})
 """Roles of page furniture: kept in the JSON, left out of Markdown unless --keep-furniture."""
@@ -163,6 +163,10 @@ class Table(Frozen):
         description="True when the table looks like the continuation of a table ending the previous page "
         "(same column count, at the top of the page).",
     )
+    caption: str | None = Field(
+        default=None, description="The table's caption, when a layout model found one next to it (its lines "
+        "keep role 'caption')."
+    )
 
     @model_validator(mode="after")
     def _valid_grid(self) -> Table:
@@ -179,6 +183,16 @@ class Table(Frozen):
                                          f"col {q}); build tables through docvlm.layout.tables.common.valid_grid")
                     owner[(r, q)] = k
         return self
+
+
+class PageRegion(Frozen):
+    """A page region found by a trained layout model (tables, figures, captions, formulas, headers, footers)."""
+
+    kind: str = Field(description="table, figure, caption, formula, header, footer, title, text or reference.")
+    bbox_page_px: Box = Field(description="Region in page pixels [x0, y0, x1, y1].")
+    bbox_pdf_pt: Box | None = Field(default=None, description="The same region in PDF points (PDF pages only).")
+    score: float = Field(description="The model's confidence, 0 to 1.")
+    model: str = Field(description="The model that found it, e.g. 'layout_cdla'.")
 
 
 class ReadOrientation(Frozen):
@@ -203,6 +217,10 @@ class PageResult(Frozen):
     text_source: TextSource | None = Field(default=None, description="Where the lines came from.")
     lines: list[Line] = Field(default_factory=list)
     tables: list[Table] = Field(default_factory=list, description="Tables found on the page, top to bottom.")
+    regions: list[PageRegion] = Field(
+        default_factory=list, description="Regions from the layout model, when the table step ran it "
+        "(`table_models`)."
+    )
     errors: list[ErrorItem] = Field(default_factory=list)
     plan: EncodingPlan | None = Field(default=None, description="The encoding plan (VLM engines only).")
     outputs: list[TileOutput] = Field(default_factory=list, description="Raw model outputs per tile (VLM engines).")

@@ -250,3 +250,27 @@ def test_html_fills_empty_slots_so_each_cell_is_in_its_column():
     assert md.splitlines()[2] == '<tr><td rowspan="2">Coffee</td><td></td><td>7.00</td></tr>'
     assert md.splitlines()[3] == "<tr><td>2</td><td></td></tr>"
     _assert_html_places_every_slot(t)
+
+
+# --- layout-model regions feed roles and captions ---------------------------------------------------------
+
+
+def test_regions_mark_formulas_captions_and_agreeing_furniture():
+    from docvlm.datamodel import Line
+    from docvlm.layout.tables.models import Region
+    from docvlm.layout.tables.regions import apply_regions
+
+    lines = [Line(text="Running title", bbox_page_px=(100, 20, 300, 32)),     # header region, top band
+             Line(text="Not a header", bbox_page_px=(100, 400, 300, 412)),     # "header" region mid-page
+             Line(text="Table 2: Sales by region", bbox_page_px=(100, 90, 300, 102)),
+             Line(text="E = mc^2", bbox_page_px=(150, 600, 250, 615)),
+             Line(text="a", bbox_page_px=(100, 120, 110, 130), role="table")]
+    table = Table(bbox_page_px=(90, 110, 400, 300), n_rows=1, n_cols=1, method="ruled")
+    regions = [Region("header", (90, 15, 310, 35), 0.9, "header"), Region("header", (90, 395, 310, 415), 0.8, "header"),
+               Region("caption", (95, 85, 305, 105), 0.9, "table_caption"),
+               Region("formula", (140, 595, 260, 620), 0.9, "equation"), Region("text", (90, 110, 400, 300), 0.6, "text")]
+    out_lines, out_tables, page_regions = apply_regions(lines, [table], regions, height=1000, dpi=None)
+    assert [ln.role for ln in out_lines] == ["header", None, "caption", "formula", "table"]
+    assert out_tables[0].caption == "Table 2: Sales by region"
+    assert [r.kind for r in page_regions] == ["header", "header", "caption", "formula", "text"]
+    assert all(r.model == "layout_cdla" for r in page_regions)

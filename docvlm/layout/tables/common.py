@@ -45,6 +45,7 @@ class TablesResult:
     used_words: set[int] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
     capped_words: set[int] = field(default_factory=set)  # inside a grid over the cap: left as plain text
+    regions: list = field(default_factory=list)  # models.Region from the layout model, when it ran
 
 
 # --- helpers ----------------------------------------------------------------------------------------------

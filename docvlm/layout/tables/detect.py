@@ -70,7 +70,8 @@ def _merge(found: TablesResult, res: TablesResult, free: list[int]) -> TablesRes
     tables.sort(key=lambda t: (t.bbox_page_px[1], t.bbox_page_px[0]))
     return TablesResult(tables=tables, used_words=found.used_words | {free[j] for j in res.used_words},
                         warnings=[*found.warnings, *res.warnings],
-                        capped_words=found.capped_words | {free[j] for j in res.capped_words})
+                        capped_words=found.capped_words | {free[j] for j in res.capped_words},
+                        regions=list(found.regions))
 
 
 def detect_tables(

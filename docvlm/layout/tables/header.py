@@ -186,4 +186,4 @@ class HeaderRows:
                 used.update(joined[1])
             tables.append(t)
         return TablesResult(tables=tables, used_words=used, warnings=list(found.warnings),
-                            capped_words=set(found.capped_words))
+                            capped_words=set(found.capped_words), regions=list(found.regions))

@@ -264,4 +264,4 @@ class PrintedTables:
         for t in res.tables:
             used.update(i for i, w in enumerate(tp.words) if _center_in(w.box, t.bbox_page_px))
         return TablesResult(tables=[*found.tables, *res.tables], used_words=used | res.used_words,
-                            warnings=[*found.warnings, *res.warnings], capped_words=set(found.capped_words))
+                            warnings=[*found.warnings, *res.warnings], capped_words=set(found.capped_words), regions=list(found.regions))

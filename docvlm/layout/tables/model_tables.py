@@ -53,7 +53,8 @@ class ModelTables:
             return found
         try:
             image = tp.source.render()
-            regions = [r for r in layout_regions(image) if r.kind == "table"]
+            all_regions = layout_regions(image)
+            regions = [r for r in all_regions if r.kind == "table"]
         except TableModelUnavailable as exc:
             return _with_warning(found, str(exc))
         tables = list(found.tables)
@@ -96,12 +97,13 @@ class ModelTables:
             used.update(table[1])
         tables.sort(key=lambda t: (t.bbox_page_px[1], t.bbox_page_px[0]))
         return TablesResult(tables=tables, used_words=used, warnings=warnings,
-                            capped_words=set(found.capped_words))
+                            capped_words=set(found.capped_words), regions=all_regions)
 
 
 def _with_warning(found: TablesResult, msg: str) -> TablesResult:
     return TablesResult(tables=list(found.tables), used_words=set(found.used_words),
-                        warnings=[*found.warnings, msg], capped_words=set(found.capped_words))
+                        warnings=[*found.warnings, msg], capped_words=set(found.capped_words),
+                        regions=list(found.regions))
 
 
 def _fill(guess, n_rows: int, n_cols: int, inside: list[int], tp: TablePage, region: Box):

@@ -20,6 +20,7 @@ from docvlm.layout.tables.image_rulings import scan_rulings
 from docvlm.layout.tables.model_output import PrintedTables
 from docvlm.layout.tables.model_tables import ModelTables
 from docvlm.layout.tables.pdf_drawings import _looks_turned, rulings_from_pdf, text_directions
+from docvlm.layout.tables.regions import apply_regions
 from docvlm.layout.tables.words import page_words, word_turns
 
 if TYPE_CHECKING:
@@ -141,10 +142,16 @@ class FindTables:
         for k, n in used_per_line.items():
             if n * 2 >= total_per_line[k]:
                 lines[k] = lines[k].model_copy(update={"role": "table"})
+        tables = list(res.tables)
+        regions = []
+        if res.regions:
+            lines, tables, regions = apply_regions(lines, tables, res.regions, height=page.height_px, dpi=page.dpi)
         errors = list(page.errors)
         where = f"{ctx.shown} (page {page.index + 1})" if ctx.shown else f"page {page.index + 1}"
         errors.extend(ErrorItem(code="table", message=f"{where}: {w}", page=page.index) for w in warnings)
-        update: dict[str, object] = {"tables": [*page.tables, *res.tables], "lines": lines}
+        update: dict[str, object] = {"tables": [*page.tables, *tables], "lines": lines}
+        if regions:
+            update["regions"] = regions
         if warnings:
             update["errors"] = errors
             if page.status == "success":
