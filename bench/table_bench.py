@@ -230,6 +230,10 @@ def grid_of(table) -> list[list[str]]:
 # --- systems ----------------------------------------------------------------------------------------------
 
 
+TEXT_SYSTEM = "default"
+"""The system the text-layer runs use (`--text-system`; names as in `scan_systems`)."""
+
+
 def timed_page(sp, engine, opts, shown: str, times: dict):
     """One page through the engine without layout, then the table step alone; both times added to `times`."""
     from docvlm.engines.base import Task
@@ -240,7 +244,9 @@ def timed_page(sp, engine, opts, shown: str, times: dict):
     t0 = time.perf_counter()
     page = assemble_page(sp, engine.process_pages([sp], Task())[0], seconds=None)
     t1 = time.perf_counter()
-    page = FindTables()(page, PageContext(source=sp, options=opts, shown=shown))
+    table_models, kinds = scan_systems()[TEXT_SYSTEM]
+    opts = opts.model_copy(update={"table_models": table_models})
+    page = FindTables(kinds=kinds)(page, PageContext(source=sp, options=opts, shown=shown))
     t2 = time.perf_counter()
     times["convert_s"] += t1 - t0
     times["tables_s"] += t2 - t1
@@ -619,7 +625,11 @@ def main() -> None:
     ap.add_argument("--anchor-python", default=None,
                     help="python of a virtualenv holding pymupdf4llm 2.0 with PyMuPDF 2 (e.g. "
                     "/work/venv-pm4llm/bin/python): the anchor runs there, one process per PDF")
+    ap.add_argument("--text-system", default="default", choices=("rules", "models", "fill", "agree", "default"),
+                    help="the table detectors of the text-layer runs")
     args = ap.parse_args()
+    global TEXT_SYSTEM
+    TEXT_SYSTEM = args.text_system
     if args.pymupdf4llm_path:
         sys.path.append(args.pymupdf4llm_path)
     data = Path(args.data)

@@ -120,3 +120,29 @@ def test_bundled_models_find_the_table_and_cells_keep_their_words_boxes(tmp_path
     assert staff.bbox_page_px == pytest.approx(by_text["22"], abs=0.01)
     assert "Annual" not in " ".join(c.text for c in t.cells)
     assert tm.loaded_models() == ["layout", "structure"]
+
+
+@pytest.mark.slow  # the page is read by OCR twice (~1 min each on a loaded 2-core machine)
+def test_one_big_image_with_a_small_text_layer(tmp_path, fresh_models):
+    """A page that is one big picture of a table with a few words of text layer on top: the page converts,
+    the table step neither fails nor invents a table from three words, with or without the models."""
+    import docvlm
+
+    src = tmp_path / "t.pdf"
+    _table_pdf(src)
+    img = _page_image(src, 100)
+    png = tmp_path / "t.png"
+    img.save(png)
+    pdf = tmp_path / "big-image.pdf"
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    page.insert_image(page.rect, filename=str(png))
+    page.insert_text((72, 820), "Scanned by the office", fontsize=8)
+    doc.save(pdf)
+    for models in ("off", "on") if HAVE_MODELS else ("off",):
+        res = docvlm.convert(str(pdf), table_models=models)
+        p = res.pages[0]
+        assert p.status in ("success", "partial") and p.lines
+        assert not any(e.code == "layout" for e in p.errors)
+        if p.text_source == "text_layer":
+            assert p.tables == []

@@ -85,6 +85,8 @@ class ModelTables:
             inside = [i for i, w in enumerate(tp.words) if i not in used and _center_in(w.box, box)]
             if len(inside) < MIN_REGION_WORDS:
                 continue
+            if sum(1 for i in inside if tp.turns[i]) * 2 > len(inside):
+                continue  # a table turned on the page: the structure model reads upright tables only
             try:
                 guess, n_rows, n_cols = table_structure(image, box)
             except TableModelUnavailable as exc:
