@@ -452,6 +452,7 @@ def scan_systems() -> dict[str, tuple[str, dict | None]]:
         "models": ("on", kinds((ModelTables("replace"), HeaderRows()))),
         "fill": ("on", kinds((RuledGrids(), AlignedTables(), ModelTables("fill"), HeaderRows()))),
         "agree": ("on", kinds((RuledGrids(), AlignedTables(), ModelTables("agree"), HeaderRows()))),
+        "compete": ("on", kinds((RuledGrids(), AlignedTables(), ModelTables("compete"), HeaderRows()))),
         "default": ("auto", None),
     }
 
@@ -528,6 +529,8 @@ def bench_camelot_scans(root: Path, limit: int, dpi: int = 200, split: str = "bo
                 scores[("pymupdf4llm", e.split)].add(best_match(e.rows, p4.get(0, []))[0])
     return {"pages": [f"{p}#{n}" for p, n in keys],
             "scores": {f"{n}/{sp}": v.summary() for (n, sp), v in scores.items() if v.tables},
+            "per_table": {f"{n}/{sp}": [(round(2 * t["rel_ok"] / max(1, t["rel_pred"] + t["rel_gt"]), 3))
+                                        for t in v.per_table] for (n, sp), v in scores.items() if v.tables},
             "timing": timing}
 
 
@@ -557,8 +560,15 @@ def run_pymupdf4llm_venv(python: str, path: Path, pages: list[int]) -> dict[int,
         mds = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
     except (subprocess.TimeoutExpired, ValueError):
         mds = {}
-    return {int(i): [[[c.text.replace("<br>", " ") for c in row] for row in t.rows] for t in _markdown_tables(md)]
+    return {int(i): [[[_plain(c.text) for c in row] for row in t.rows] for t in _markdown_tables(md)]
             for i, md in mds.items()}
+
+
+def _plain(cell: str) -> str:
+    """A Markdown cell's text without its emphasis and inline HTML (pymupdf4llm 2.0 bolds header cells)."""
+    cell = re.sub(r"<br\s*/?>", " ", cell)
+    cell = re.sub(r"</?[a-zA-Z][^>]*>", "", cell)
+    return cell.replace("**", "").replace("~~", "")
 
 
 def bench_docling(root: Path, anchor_python: str | None = None, dpi: int = 72) -> dict:
@@ -625,7 +635,7 @@ def main() -> None:
     ap.add_argument("--anchor-python", default=None,
                     help="python of a virtualenv holding pymupdf4llm 2.0 with PyMuPDF 2 (e.g. "
                     "/work/venv-pm4llm/bin/python): the anchor runs there, one process per PDF")
-    ap.add_argument("--text-system", default="default", choices=("rules", "models", "fill", "agree", "default"),
+    ap.add_argument("--text-system", default="default", choices=("rules", "models", "fill", "agree", "compete", "default"),
                     help="the table detectors of the text-layer runs")
     args = ap.parse_args()
     global TEXT_SYSTEM

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from docvlm.datamodel import Box, PageResult, Table, TableCell
 from docvlm.geometry import page_to_pdf
+from docvlm.rows import RowSettings, group_rows
 
 if TYPE_CHECKING:
     from docvlm.sources import SourcePage
@@ -64,23 +65,16 @@ def _join_cell_text(words: Sequence[WordBox], unit: float) -> str:
     return " ".join(" ".join(words[i].text for i in row) for row in rows)
 
 
+TABLE_ROWS = RowSettings(stacked_share=None)
+"""The shared row rule (`docvlm.rows`) for words: words of one cell may overlap horizontally (tight kerning)."""
+
+
 def _cluster_rows(idx: list[int], words: Sequence[WordBox], unit: float) -> list[list[int]]:
-    """Group word indices into text rows by vertical overlap, each row sorted left to right."""
-    order = sorted(idx, key=lambda i: (words[i].box[1] + words[i].box[3]) / 2)
-    rows: list[list[int]] = []
-    bounds: list[tuple[float, float]] = []
-    for i in order:
-        y0, y1 = words[i].box[1], words[i].box[3]
-        cy = (y0 + y1) / 2
-        if rows:
-            ry0, ry1 = bounds[-1]
-            if ry0 <= cy <= ry1 or min(ry1, y1) - max(ry0, y0) >= 0.5 * min(ry1 - ry0, y1 - y0):
-                rows[-1].append(i)
-                bounds[-1] = (min(ry0, y0) if cy > ry0 else ry0, max(ry1, y1) if cy < ry1 else ry1)
-                continue
-        rows.append([i])
-        bounds.append((y0, y1))
-    return [sorted(r, key=lambda i: words[i].box[0]) for r in rows]
+    """Group word indices into text rows (the shared rule, `docvlm.rows.group_rows`), each row left to right.
+    `unit` (the text height) is kept for the callers; the shared rule needs none."""
+    del unit
+    rows = group_rows([words[i].box for i in idx], settings=TABLE_ROWS)
+    return [[idx[j] for j in row] for row in rows]
 
 
 _NUMBER = re.compile(r"^[-+−(]?[$€£¥]?\s?[\d.,]+\s?[%)]?[A-Za-z]{0,2}$")

@@ -5,7 +5,10 @@ every cell filled from the page's own words (so each cell keeps the tight box of
 - "fill": only table regions where the rules found no table (the rules keep what they found);
 - "agree": as "fill", and a rule table that no table region touches is dropped (on scans the rules' false
   tables are mostly ruled boxes and aligned prose);
-- "replace": every table region is read by the structure model; rule tables inside a region give way.
+- "replace": every table region is read by the structure model; rule tables inside a region give way;
+- "compete": every table region is read by the structure model too, and where rule tables cover the region
+  the reading with more filled cells and no lower share of filled grid slots is kept (no truth needed: a
+  grid that lost a column or split a table leaves words out or slots empty).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ def _agree(a: Box, b: Box) -> bool:
 class ModelTables:
     """Detector: table regions from the layout model read by the structure model (see the module doc)."""
 
-    mode: Literal["fill", "agree", "replace"] = "fill"
+    mode: Literal["fill", "agree", "replace", "compete"] = "fill"
     name: str = "model_tables"
 
     def __call__(self, tp: TablePage, found: TablesResult) -> TablesResult:
@@ -66,23 +69,23 @@ class ModelTables:
                 if t not in kept:
                     used -= {i for i, w in enumerate(tp.words) if _center_in(w.box, t.bbox_page_px)}
             tables = kept
-        todo: list[Region] = []
+        todo: list[tuple[Region, list]] = []
         for r in sorted(regions, key=lambda r: -r.score):
             clash = [t for t in tables if _agree(t.bbox_page_px, r.bbox_page_px)]
-            if clash and self.mode != "replace":
+            if clash and self.mode in ("fill", "agree"):
                 continue
-            for t in clash:
-                tables.remove(t)
-                used -= {i for i, w in enumerate(tp.words) if _center_in(w.box, t.bbox_page_px)}
-            todo.append(r)
+            todo.append((r, clash))
         if len(todo) > MAX_MODEL_TABLES:
             warnings.append(f"{len(todo)} table regions; the structure model read the first {MAX_MODEL_TABLES}")
             todo = todo[:MAX_MODEL_TABLES]
-        for r in todo:
+        for r, clash in todo:
+            clash = [t for t in clash if t in tables]
+            theirs = {i for t in clash for i, w in enumerate(tp.words) if _center_in(w.box, t.bbox_page_px)}
             pad = REGION_PAD * tp.unit
             box = (max(0.0, r.bbox_page_px[0] - pad), max(0.0, r.bbox_page_px[1] - pad),
                    min(tp.width, r.bbox_page_px[2] + pad), min(tp.height, r.bbox_page_px[3] + pad))
-            inside = [i for i, w in enumerate(tp.words) if i not in used and _center_in(w.box, box)]
+            inside = [i for i, w in enumerate(tp.words)
+                      if (i not in used or i in theirs) and _center_in(w.box, box)]
             if len(inside) < MIN_REGION_WORDS:
                 continue
             if sum(1 for i in inside if tp.turns[i]) * 2 > len(inside):
@@ -95,11 +98,28 @@ class ModelTables:
             table = _fill(guess, n_rows, n_cols, inside, tp, box)
             if table is None:
                 continue
+            if clash and self.mode == "compete" and not _better(table[0], clash):
+                continue
+            for t in clash:
+                tables.remove(t)
+            used -= theirs
             tables.append(table[0])
             used.update(table[1])
         tables.sort(key=lambda t: (t.bbox_page_px[1], t.bbox_page_px[0]))
         return TablesResult(tables=tables, used_words=used, warnings=warnings,
                             capped_words=set(found.capped_words), regions=all_regions)
+
+
+def _filled(tables) -> tuple[int, int]:
+    """Filled cells and grid slots of tables."""
+    return (sum(1 for t in tables for c in t.cells if c.text.strip()), sum(t.n_rows * t.n_cols for t in tables))
+
+
+def _better(model_table, rule_tables) -> bool:
+    """The model's reading fills more cells and no lower share of its grid than the rule tables it replaces."""
+    mf, ms = _filled([model_table])
+    rf, rs = _filled(rule_tables)
+    return mf > rf and mf * rs >= rf * ms
 
 
 def _with_warning(found: TablesResult, msg: str) -> TablesResult:
