@@ -230,6 +230,10 @@ def grid_of(table) -> list[list[str]]:
 # --- systems ----------------------------------------------------------------------------------------------
 
 
+TEXT_SYSTEM = "default"
+"""The system the text-layer runs use (`--text-system`; names as in `scan_systems`)."""
+
+
 def timed_page(sp, engine, opts, shown: str, times: dict):
     """One page through the engine without layout, then the table step alone; both times added to `times`."""
     from docvlm.engines.base import Task
@@ -240,7 +244,9 @@ def timed_page(sp, engine, opts, shown: str, times: dict):
     t0 = time.perf_counter()
     page = assemble_page(sp, engine.process_pages([sp], Task())[0], seconds=None)
     t1 = time.perf_counter()
-    page = FindTables()(page, PageContext(source=sp, options=opts, shown=shown))
+    table_models, kinds = scan_systems()[TEXT_SYSTEM]
+    opts = opts.model_copy(update={"table_models": table_models})
+    page = FindTables(kinds=kinds)(page, PageContext(source=sp, options=opts, shown=shown))
     t2 = time.perf_counter()
     times["convert_s"] += t1 - t0
     times["tables_s"] += t2 - t1
@@ -287,7 +293,7 @@ def run_find_tables(path: Path, pages: list[int] | None) -> dict[int, list[list[
 def run_pymupdf4llm(path: Path, pages: list[int] | None) -> dict[int, list[list[list[str]]]]:
     import pymupdf
 
-    from docvlm.layout.tables import _markdown_tables
+    from docvlm.layout.tables.model_output import _markdown_tables
 
     try:
         import pymupdf4llm
@@ -340,10 +346,22 @@ def box_check(page_words: list[tuple], table, dpi: float) -> tuple[int, int]:
     return ok, n
 
 
-def bench_camelot(root: Path, limit: int | None) -> dict:
+def _anchor(anchor_python: str | None, path: Path, pages: list[int] | None) -> dict:
+    if not anchor_python:
+        return run_pymupdf4llm(path, pages)
+    if pages is None:
+        import pymupdf
+
+        with pymupdf.open(path) as doc:
+            pages = list(range(doc.page_count))
+    return run_pymupdf4llm_venv(anchor_python, path, pages)
+
+
+def bench_camelot(root: Path, limit: int | None, split: str = "both", anchor_python: str | None = None,
+                  dpi: int = 72) -> dict:
     import pymupdf
 
-    exps = read_expectations(root)
+    exps = [e for e in read_expectations(root) if split in ("both", e.split)]
     if limit:
         exps = exps[:limit]
     scores = {(s, split): Score() for s in ("docvlm", "find_tables", "pymupdf4llm") for split in ("dev", "check")}
@@ -354,10 +372,10 @@ def bench_camelot(root: Path, limit: int | None) -> dict:
         path = root / "pdfs" / e.pdf
         key = (e.pdf, tuple(e.pages))
         if key not in cache:
-            dv, t = run_docvlm(path, e.pages or None)
+            dv, t = run_docvlm(path, e.pages or None, dpi)
             for k in timing:
                 timing[k] += t[k]
-            cache[key] = (dv, run_find_tables(path, e.pages or None), run_pymupdf4llm(path, e.pages or None))
+            cache[key] = (dv, run_find_tables(path, e.pages or None), _anchor(anchor_python, path, e.pages or None))
         dv, ft, p4 = cache[key]
         preds = [grid_of(t) for i in sorted(dv) for t in dv[i][1]]
         s, bi = best_match(e.rows, preds)
@@ -389,38 +407,171 @@ def bench_camelot(root: Path, limit: int | None) -> dict:
     }
 
 
-def bench_camelot_scans(root: Path, limit: int, dpi: int = 200) -> dict:
-    """The scan path: camelot pages rendered to images, read by the OCR engine, tables from image rulings
-    and OCR words (text compared without whitespace, as above). The first `limit` (pdf, page) pairs."""
+SCAN_BLUR = 0.6
+"""Gaussian blur radius (pixels at 200 dpi) of the made-up scans."""
+SCAN_NOISE = 6.0
+"""Standard deviation of the grey-level noise added to the made-up scans."""
+
+
+def scan_copy(src: Path, pno: int, out: Path, dpi: int = 200, seed: int = 0) -> None:
+    """Page `pno` of `src` rendered at `dpi`, lightly blurred and noised, re-wrapped as an image-only PDF page
+    of the same size in points (so the expected cells, and the text-layer word boxes, still hold)."""
+    import io
+
+    import numpy as np
+    import pymupdf
+    from PIL import Image, ImageFilter
+
+    with pymupdf.open(src) as doc:
+        page = doc[pno]
+        pix = page.get_pixmap(dpi=dpi)
+        rect = page.rect
+    img = Image.frombytes("RGB" if pix.n == 3 else "RGBA", (pix.w, pix.h), pix.samples).convert("L")
+    img = img.filter(ImageFilter.GaussianBlur(SCAN_BLUR))
+    arr = np.asarray(img, dtype=np.float32) + np.random.default_rng(seed).normal(0, SCAN_NOISE, (pix.h, pix.w))
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(buf, format="PNG")
+    with pymupdf.open() as doc:
+        pg = doc.new_page(width=rect.width, height=rect.height)
+        pg.insert_image(pg.rect, stream=buf.getvalue())
+        doc.save(out)
+
+
+def scan_systems() -> dict[str, tuple[str, dict | None]]:
+    """The systems on scans: (table_models, registry) per name; the registry None is docvlm's default."""
+    from dataclasses import replace
+
+    from docvlm.layout.tables import PAGE_KINDS, AlignedTables, HeaderRows, RuledGrids
+    from docvlm.layout.tables.model_tables import ModelTables
+
+    def kinds(dets):
+        return {k: replace(v, with_models=dets) for k, v in PAGE_KINDS.items()}
+
+    return {
+        "rules": ("off", None),
+        "models": ("on", kinds((ModelTables("replace"), HeaderRows()))),
+        "fill": ("on", kinds((RuledGrids(), AlignedTables(), ModelTables("fill"), HeaderRows()))),
+        "agree": ("on", kinds((RuledGrids(), AlignedTables(), ModelTables("agree"), HeaderRows()))),
+        "compete": ("on", kinds((RuledGrids(), AlignedTables(), ModelTables("compete"), HeaderRows()))),
+        "default": ("auto", None),
+    }
+
+
+def bench_camelot_scans(root: Path, limit: int, dpi: int = 200, split: str = "both",
+                        anchor_python: str | None = None, cache: Path | None = None,
+                        ocr_only: bool = False) -> dict:
+    """The scan path: camelot pages as image-only PDFs (rendered at `dpi`, blurred, noised), read by the OCR
+    engine once per page, then each system's table step on the same OCR words (text compared without
+    whitespace, as above; boxes against the original text layer). The first `limit` (pdf, page) pairs."""
     import tempfile
 
     import pymupdf
 
+    from docvlm.datamodel import PageResult
+    from docvlm.engines.base import Task
     from docvlm.engines.ocr import OcrEngine
+    from docvlm.layout.base import PageContext
+    from docvlm.layout.tables import FindTables
     from docvlm.options import ConvertOptions
+    from docvlm.pipeline import assemble_page
     from docvlm.sources import open_document
 
-    exps = [e for e in read_expectations(root) if len(e.pages) <= 1]
+    exps = [e for e in read_expectations(root) if len(e.pages) <= 1 and split in ("both", e.split)]
     keys = sorted({(e.pdf, e.pages[0] if e.pages else 0) for e in exps})[:limit]
-    opts = ConvertOptions(layout=False)
-    engine = OcrEngine(opts)
-    scores = {split: Score() for split in ("dev", "check")}
-    timing = {"convert_s": 0.0, "tables_s": 0.0, "pages": 0}
+    systems = {} if ocr_only else scan_systems()
+    base_opts = ConvertOptions(layout=False, dpi=dpi)
+    engine = OcrEngine(base_opts)
+    names = [*systems, "pymupdf4llm"]
+    scores = {(n, sp): Score() for n in names for sp in ("dev", "check")}
+    timing = {"convert_s": 0.0, "pages": 0, **{f"{n}_s": 0.0 for n in systems}}
     with tempfile.TemporaryDirectory() as tmp:
         for pdf, pno in keys:
-            png = Path(tmp) / (pdf.replace("/", "_") + f"-{pno}.png")
+            scan = Path(tmp) / (pdf.replace("/", "_") + f"-{pno}.pdf")
+            scan_copy(root / "pdfs" / pdf, pno, scan, dpi)
             with pymupdf.open(root / "pdfs" / pdf) as doc:
-                doc[pno].get_pixmap(dpi=dpi).save(png)
-            with open_document(png, opts) as doc:
-                page = timed_page(doc.page(0), engine, opts, str(png), timing)
+                m = doc[pno].rotation_matrix
+                words = [(*(pymupdf.Rect(w[:4]) * m), w[4]) for w in doc[pno].get_text("words")]
+            found: dict[str, list] = {}
+            with open_document(scan, base_opts) as doc:
+                sp = doc.page(0)
+                hit = cache / f"{pdf.replace('/', '_')}-{pno}-{dpi}.json" if cache else None
+                if hit is not None and hit.exists():  # the OCR words of this scan, read before
+                    page = PageResult.model_validate_json(hit.read_text())
+                    timing["convert_s"] += page.seconds or 0.0
+                else:
+                    t0 = time.perf_counter()
+                    page = assemble_page(sp, engine.process_pages([sp], Task())[0], seconds=None)
+                    page = page.model_copy(update={"seconds": time.perf_counter() - t0})
+                    timing["convert_s"] += page.seconds
+                    if hit is not None:
+                        hit.parent.mkdir(parents=True, exist_ok=True)
+                        hit.write_text(page.model_dump_json())
+                timing["pages"] += 1
+                for name, (tm, kinds) in systems.items():
+                    opts = ConvertOptions(layout=False, dpi=dpi, table_models=tm)
+                    t1 = time.perf_counter()
+                    got = FindTables(kinds=kinds)(page, PageContext(source=sp, options=opts, shown=str(scan)))
+                    timing[f"{name}_s"] += time.perf_counter() - t1
+                    found[name] = got.tables
+            if ocr_only:
+                continue
+            p4 = run_pymupdf4llm_venv(anchor_python, scan, [0]) if anchor_python else {}
             for e in exps:
-                if e.pdf == pdf and (e.pages[0] if e.pages else 0) == pno:
-                    scores[e.split].add(best_match(e.rows, [grid_of(t) for t in page.tables])[0])
-    return {"pages": [f"{p}#{n}" for p, n in keys], "scores": {k: v.summary() for k, v in scores.items()},
+                if e.pdf != pdf or (e.pages[0] if e.pages else 0) != pno:
+                    continue
+                for name, tables in found.items():
+                    sc, bi = best_match(e.rows, [grid_of(t) for t in tables])
+                    scores[(name, e.split)].add(sc)
+                    if bi is not None:
+                        ok, n = box_check(words, tables[bi], dpi)
+                        scores[(name, e.split)].box_ok += ok
+                        scores[(name, e.split)].box_n += n
+                scores[("pymupdf4llm", e.split)].add(best_match(e.rows, p4.get(0, []))[0])
+    return {"pages": [f"{p}#{n}" for p, n in keys],
+            "scores": {f"{n}/{sp}": v.summary() for (n, sp), v in scores.items() if v.tables},
+            "per_table": {f"{n}/{sp}": [(round(2 * t["rel_ok"] / max(1, t["rel_pred"] + t["rel_gt"]), 3))
+                                        for t in v.per_table] for (n, sp), v in scores.items() if v.tables},
             "timing": timing}
 
 
-def bench_docling(root: Path) -> dict:
+ANCHOR_SCRIPT = """
+import json, sys
+import pymupdf4llm
+path, pages = sys.argv[1], json.loads(sys.argv[2])
+out = {}
+for i in pages:
+    try:
+        out[i] = pymupdf4llm.to_markdown(path, pages=[i], show_progress=False)
+    except Exception as exc:
+        out[i] = ""
+print(json.dumps(out))
+"""
+
+
+def run_pymupdf4llm_venv(python: str, path: Path, pages: list[int]) -> dict[int, list[list[list[str]]]]:
+    """pymupdf4llm (2.0, with PyMuPDF 2) in its own virtualenv: one process per PDF, Markdown per page."""
+    import subprocess
+
+    from docvlm.layout.tables.model_output import _markdown_tables
+
+    try:
+        proc = subprocess.run([python, "-c", ANCHOR_SCRIPT, str(path), json.dumps(pages)], capture_output=True,
+                              text=True, timeout=600, check=False)
+        mds = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
+    except (subprocess.TimeoutExpired, ValueError):
+        mds = {}
+    return {int(i): [[[_plain(c.text) for c in row] for row in t.rows] for t in _markdown_tables(md)]
+            for i, md in mds.items()}
+
+
+def _plain(cell: str) -> str:
+    """A Markdown cell's text without its emphasis and inline HTML (pymupdf4llm 2.0 bolds header cells)."""
+    cell = re.sub(r"<br\s*/?>", " ", cell)
+    cell = re.sub(r"</?[a-zA-Z][^>]*>", "", cell)
+    return cell.replace("**", "").replace("~~", "")
+
+
+def bench_docling(root: Path, anchor_python: str | None = None, dpi: int = 72) -> dict:
     gt_dir = root / "groundtruth"
     scores = {s: Score() for s in ("docvlm", "find_tables", "pymupdf4llm")}
     timing = {"convert_s": 0.0, "tables_s": 0.0, "pages": 0}
@@ -440,11 +591,11 @@ def bench_docling(root: Path) -> dict:
                 g[c["start_row_offset_idx"]][c["start_col_offset_idx"]] = c["text"]
             by_page.setdefault(t["prov"][0]["page_no"] - 1, []).append(g)
         pages = sorted(by_page)
-        dv, t = run_docvlm(pdf, pages)
+        dv, t = run_docvlm(pdf, pages, dpi)
         for k in timing:
             timing[k] += t[k]
         ft = run_find_tables(pdf, pages)
-        p4 = run_pymupdf4llm(pdf, pages)
+        p4 = _anchor(anchor_python, pdf, pages)
         import pymupdf
 
         with pymupdf.open(pdf) as doc:
@@ -474,16 +625,36 @@ def main() -> None:
     ap.add_argument("--pymupdf4llm-path", default=None,
                     help="folder holding a pymupdf4llm that works with pymupdf 1.x (the venv's 2.0 is an empty "
                     "shell without pymupdf 2), e.g. from `pip install --no-deps --target DIR pymupdf4llm==0.0.27`")
+    ap.add_argument("--split", choices=("dev", "check", "both"), default="both",
+                    help="camelot half to score (develop on dev, run check once)")
+    ap.add_argument("--skip-camelot", action="store_true", help="no text-layer camelot run")
+    ap.add_argument("--dpi", type=int, default=72, help="page pixels per inch of the text-layer runs (72: points); "
+                    "DOCVLM_TABLE_MODELS=on in the environment runs the model detectors there too")
+    ap.add_argument("--scan-cache", default=None, help="folder for the scans' OCR pages (JSON), reused by later runs")
+    ap.add_argument("--scans-only", action="store_true", help="read the scans' OCR into --scan-cache and stop")
+    ap.add_argument("--anchor-python", default=None,
+                    help="python of a virtualenv holding pymupdf4llm 2.0 with PyMuPDF 2 (e.g. "
+                    "/work/venv-pm4llm/bin/python): the anchor runs there, one process per PDF")
+    ap.add_argument("--text-system", default="default", choices=("rules", "models", "fill", "agree", "compete", "default"),
+                    help="the table detectors of the text-layer runs")
     args = ap.parse_args()
+    global TEXT_SYSTEM
+    TEXT_SYSTEM = args.text_system
     if args.pymupdf4llm_path:
         sys.path.append(args.pymupdf4llm_path)
     data = Path(args.data)
     started = time.time()
-    result = {"load_before": os.getloadavg(), "camelot": bench_camelot(data / "camelot-tables", args.limit)}
+    result: dict = {"load_before": os.getloadavg()}
+    if not args.skip_camelot:
+        result["camelot"] = bench_camelot(data / "camelot-tables", args.limit, args.split, args.anchor_python,
+                                          args.dpi)
     if not args.skip_docling:
-        result["docling"] = bench_docling(data / "docling-pdf")
+        result["docling"] = bench_docling(data / "docling-pdf", args.anchor_python, args.dpi)
     if args.scans:
-        result["scans"] = bench_camelot_scans(data / "camelot-tables", args.scans)
+        result["scans"] = bench_camelot_scans(data / "camelot-tables", args.scans, split=args.split,
+                                              anchor_python=args.anchor_python,
+                                              cache=Path(args.scan_cache) if args.scan_cache else None,
+                                              ocr_only=args.scans_only)
     result["load_after"] = os.getloadavg()
     result["seconds"] = round(time.time() - started, 1)
     try:
@@ -507,7 +678,12 @@ def main() -> None:
                   f"{s['adjacency_r']:6.3f} {s['adjacency_f1']:6.3f} {s['cell_p']:6.3f} {s['cell_r']:6.3f} "
                   f"{s['box_iou50'] if s['box_iou50'] is not None else '-':>6}")
         t = result[part]["timing"]
-        if t["pages"]:
+        if t["pages"] and part == "scans":
+            per = ", ".join(f"{k[:-2]} {1000 * v / t['pages']:.0f}" for k, v in t.items() if k.endswith("_s")
+                            and k != "convert_s")
+            print(f"  scans timing: {t['pages']} pages, OCR {1000 * t['convert_s'] / t['pages']:.0f} ms/page; "
+                  f"table step ms/page: {per}")
+        elif t["pages"]:
             print(f"  {part} timing: {t['pages']} pages, text-layer path {1000 * t['convert_s'] / t['pages']:.1f} "
                   f"ms/page, tables {1000 * t['tables_s'] / t['pages']:.1f} ms/page "
                   f"({100 * t['tables_s'] / max(t['convert_s'], 1e-9):.1f}%)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = "1.0"
 
@@ -21,7 +21,7 @@ TextSource = Literal["text_layer", "ocr", "model"]
 Family = Literal["qwen2", "qwen2.5", "qwen3"]
 StopReason = Literal["eos", "length", "repetition", "error"]
 LineRole = Literal[
-    "body", "heading", "header", "footer", "page_number", "caption", "footnote", "margin", "table"
+    "body", "heading", "header", "footer", "page_number", "caption", "footnote", "margin", "table", "formula"
 ]
 FURNITURE_ROLES: frozenset[str] = frozenset({"header", "footer", "page_number"})
 """Roles of page furniture: kept in the JSON, left out of Markdown unless --keep-furniture."""
@@ -125,7 +125,7 @@ class TileOutput(Frozen):
     retried: bool = Field(default=False, description="True when a repetition retry produced this output.")
 
 
-TableMethod = Literal["ruled", "aligned", "model"]
+TableMethod = Literal["ruled", "aligned", "model", "structure_model"]
 
 
 class TableCell(Frozen):
@@ -155,7 +155,8 @@ class Table(Frozen):
     cells: list[TableCell] = Field(default_factory=list, description="Cells, row by row, left to right.")
     method: TableMethod = Field(
         description="How the structure was found: 'ruled' (drawn or detected rulings), 'aligned' (column "
-        "alignment of words), 'model' (a VLM printed it)."
+        "alignment of words), 'model' (a VLM printed it), 'structure_model' (a trained table-structure model's "
+        "grid, filled with the page's words)."
     )
     header_rows: int = Field(default=0, ge=0, description="Leading rows that form the header.")
     continued: bool = Field(
@@ -163,6 +164,36 @@ class Table(Frozen):
         description="True when the table looks like the continuation of a table ending the previous page "
         "(same column count, at the top of the page).",
     )
+    caption: str | None = Field(
+        default=None, description="The table's caption, when a layout model found one next to it (its lines "
+        "keep role 'caption')."
+    )
+
+    @model_validator(mode="after")
+    def _valid_grid(self) -> Table:
+        """Every cell inside the grid and no grid slot in two cells (a renderer can place each cell)."""
+        owner: dict[tuple[int, int], int] = {}
+        for k, c in enumerate(self.cells):
+            if c.row + c.row_span > self.n_rows or c.col + c.col_span > self.n_cols:
+                raise ValueError(f"table cell {k} (row {c.row}, col {c.col}, spans {c.row_span}x{c.col_span}) "
+                                 f"reaches outside the {self.n_rows}x{self.n_cols} grid")
+            for r in range(c.row, c.row + c.row_span):
+                for q in range(c.col, c.col + c.col_span):
+                    if (r, q) in owner:
+                        raise ValueError(f"table cells {owner[(r, q)]} and {k} overlap at grid slot (row {r}, "
+                                         f"col {q}); build tables through docvlm.layout.tables.common.valid_grid")
+                    owner[(r, q)] = k
+        return self
+
+
+class PageRegion(Frozen):
+    """A page region found by a trained layout model (tables, figures, captions, formulas, headers, footers)."""
+
+    kind: str = Field(description="table, figure, caption, formula, header, footer, title, text or reference.")
+    bbox_page_px: Box = Field(description="Region in page pixels [x0, y0, x1, y1].")
+    bbox_pdf_pt: Box | None = Field(default=None, description="The same region in PDF points (PDF pages only).")
+    score: float = Field(description="The model's confidence, 0 to 1.")
+    model: str = Field(description="The model that found it, e.g. 'layout_cdla'.")
 
 
 class ReadOrientation(Frozen):
@@ -194,6 +225,10 @@ class PageResult(Frozen):
     )
     lines: list[Line] = Field(default_factory=list)
     tables: list[Table] = Field(default_factory=list, description="Tables found on the page, top to bottom.")
+    regions: list[PageRegion] = Field(
+        default_factory=list, description="Regions from the layout model, when the table step ran it "
+        "(`table_models`)."
+    )
     errors: list[ErrorItem] = Field(default_factory=list)
     plan: EncodingPlan | None = Field(default=None, description="The encoding plan (VLM engines only).")
     outputs: list[TileOutput] = Field(default_factory=list, description="Raw model outputs per tile (VLM engines).")

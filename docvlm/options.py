@@ -85,11 +85,15 @@ class ConvertOptions(BaseSettings):
     keep_furniture: bool = Field(
         default=False, description="Markdown: keep running headers, footers and page numbers (always in the JSON)."
     )
+    table_models: Literal["auto", "on", "off"] = Field(
+        default="auto", description="Trained layout / table-structure models in the table step (the 'models' "
+        "extra): auto = where the table bench measured them better (scans), on = every page kind, off = rules only.",
+    )
 
     OUTPUT_FIELDS: ClassVar[tuple[str, ...]] = (
         "dpi", "pages", "max_pages", "engine", "model", "family", "quant", "dtype", "max_new_tokens",
         "text_layer", "min_text_px", "max_visual_tokens", "redo_text",
-        "layout", "keep_furniture", "line_orientation",
+        "layout", "keep_furniture", "line_orientation", "table_models",
     )
 
     @model_validator(mode="before")

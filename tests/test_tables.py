@@ -18,10 +18,10 @@ from docvlm.layout.tables import (
     MAX_SLOTS,
     FindTables,
     mark_continuations,
-    render_table_markdown,
     rulings_from_image,
     tables_from_outputs,
 )
+from docvlm.writers.tables import render_table_markdown
 
 DPI = 144
 
@@ -245,7 +245,7 @@ def _check_grids(result: DocumentResult, cells: int) -> None:
 
 
 def test_grid_over_the_cell_cap_keeps_its_text(tmp_path, monkeypatch):
-    monkeypatch.setattr("docvlm.layout.tables.MAX_SLOTS", 150)
+    monkeypatch.setattr("docvlm.layout.tables.ruled.MAX_SLOTS", 150)
     pdf = tmp_path / "grids.pdf"
     _tiny_grids(pdf, ((12, 10, 1), (20, 10, 2)))
     _check_grids(_convert(pdf, dpi=72), 120)
@@ -266,7 +266,7 @@ def test_table_step_failure_keeps_the_text(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("broken drawing")
 
-    monkeypatch.setattr("docvlm.layout.tables.rulings_from_pdf", boom)
+    monkeypatch.setattr("docvlm.layout.tables.step.rulings_from_pdf", boom)
     page = _convert(pdf).pages[0]
     assert page.tables == [] and page.lines
     assert any(e.code == "layout" and "tables" in e.message for e in page.errors)

@@ -49,6 +49,8 @@ from docvlm.cli._common import (
               help="--format md: keep running headers, footers and page numbers (always in the JSON).")
 @click.option("--no-layout", "layout", flag_value=False, default=None,
               help="Skip the layout stage (reading order, tables, furniture, headings, text repair).")
+@click.option("--table-models", type=click.Choice(["auto", "on", "off"]), default=None,
+              help="Trained table/region models (the 'models' extra): auto = where measured better (scans).")
 def convert(inputs: tuple[str, ...], out_dir: str | None, formats: str, workers: int, force: bool,
             shard: str | None, overlay_dir: str | None, json_out: bool, strict: bool, **opts: Any) -> None:
     """Convert PDFs and images (files or folders) into one grounded JSON per document.

@@ -4,7 +4,7 @@
   (a word hyphenated across lines is joined).
 - Headings (`role == "heading"`) become `#` lines at their `heading_level`.
 - Page furniture (headers, footers, page numbers) is left out unless `keep_furniture` (`--keep-furniture`).
-- A table is printed where its first line stands in reading order, by `docvlm.layout.tables`'
+- A table is printed where its first line stands in reading order, by `docvlm.writers.tables`'
   `render_table_markdown` (GFM pipe table; HTML `<table>` when cells span); its lines are not repeated as text.
 - Pages are separated by an HTML comment (`<!-- page N -->`), which Markdown renders as nothing.
 - Results made without the layout stage (no blocks) are ordered here by the same reading-order code.
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docvlm.datamodel import FURNITURE_ROLES, DocumentResult, Line, PageResult, Table
-from docvlm.layout.tables import render_table_markdown
 from docvlm.writers.files import atomic_write_text
+from docvlm.writers.tables import render_table_markdown
 
 if TYPE_CHECKING:
     from docvlm.options import ConvertOptions
