@@ -25,6 +25,7 @@ from docvlm.datamodel import (
     failed_page,
 )
 from docvlm.engines.base import Task
+from docvlm.engines.registry import engine_spec
 from docvlm.errors import DocvlmError, EngineError, InputError
 from docvlm.geometry import clamp_box, is_valid_box, page_to_pdf
 from docvlm.layout import DocumentContext, PageContext, apply_document_layout, apply_page_layout
@@ -90,10 +91,7 @@ def convert_document(
     with doc:
         info = doc.info(display_path=shown)
         batch: list[SourcePage] = []
-        # ocr: an engine that renders the next page while it reads this one asks for several pages per call
-        batch_size = max(1, options.batch_size if options.engine != "ocr" else getattr(engine, "pages_per_call", 1))
-        if options.engine == "openai":  # the server batches on its side: keep --concurrency requests in flight
-            batch_size = max(batch_size, options.concurrency)
+        batch_size = max(1, engine_spec(options.engine).pages_per_call(options))
         try:
             for page in doc.pages():
                 batch.append(page)
