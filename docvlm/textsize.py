@@ -137,6 +137,9 @@ LINE_MIN_ASPECT = 1.5
 """A text line (or word) component is at least 1.5x as wide as tall; single glyphs, logos and specks are not."""
 MAX_LINE_SHARE = 0.125
 """A component taller than 1/8 of the page is a picture or a block of merged lines, not a line."""
+MAX_INK_SHARE = 0.25
+"""More of the page than this reads as ink: texture, noise or a photo, not a printed page (SROIE receipts and
+FUNSD forms measure 0.02-0.14; uniform noise 0.4). No text size is measured then."""
 MIN_LINES = 3
 """Fewer measured lines than this: the page is treated as showing no text."""
 MIN_RULE_RATIO = 0.55
@@ -156,13 +159,16 @@ def work_size(width: int, height: int, area: int = WORK_AREA_PX) -> tuple[int, i
 
 
 def line_heights(gray: np.ndarray) -> list[float]:
-    """Ink heights (px of `gray`) of the text lines of a grayscale page image already at its work size."""
+    """Ink heights (px of `gray`) of the text lines of a grayscale page image already at its work size; empty
+    when the page shows no lines, or when it is mostly "ink" (MAX_INK_SHARE: texture, not print)."""
     import cv2
     import numpy as np
 
     h = gray.shape[0]
     ink = cv2.adaptiveThreshold(np.ascontiguousarray(gray), 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV,
                                 THRESHOLD_BLOCK_PX, THRESHOLD_OFFSET)
+    if cv2.countNonZero(ink) > MAX_INK_SHARE * ink.size:
+        return []
     _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     gw, gh, garea = stats[1:, 2], stats[1:, 3], stats[1:, 4]
     glyph = (gh >= MIN_GLYPH_PX) & (gh <= h * MAX_LINE_SHARE) & (gh >= GLYPH_MIN_TALLNESS * gw) & (garea >= 4)
