@@ -392,6 +392,11 @@ def plan_page(
         native = _tile(0, "page", (0, 0, width, height), scale, family)
         ew, eh = native.encoded_size
         native_tokens = native.visual_tokens
+        if decision.rule == "floor" and min(ew / width, eh / height) < scale * (1 - 1e-9):
+            # rounding up to the factor went over the family's max_pixels and smart_resize shrank the page
+            common["scale_rule"] = "page-tokens"
+            why += (f"; rounded to {ew}x{eh}, the family's max_pixels shrinks it a little under x{scale:.3f} "
+                    "(small text just under the floor)")
     if aspect_ok and decision.rule in ("floor", "longest-side", "no-text") and decision.scale <= decision.default_scale \
             and max(width, height) / min(width, height) <= 200:
         # the scale rounds up to factor multiples; where that lands above the default's encoding
@@ -555,6 +560,29 @@ def render_tile(page_image: Image.Image, tile: TilePlan) -> Image.Image:
     if crop.size == tuple(tile.encoded_size):
         return crop.convert("RGB")
     return crop.convert("RGB").resize(tuple(tile.encoded_size), PILImage.Resampling.BICUBIC)
+
+
+def render_tiles(page: SourcePage, tiles: list[TilePlan]) -> list[Image.Image]:
+    """The tiles of a plan, each exactly at its encoded size, from one rendering of the page at the largest
+    scale any tile needs (`page.render_at`: MuPDF straight at that zoom, a JPEG decoded reduced), then one
+    crop + resize per tile: a page is never rasterized at --dpi only to be shrunk."""
+    from PIL import Image as PILImage
+
+    need = max(max(t.encoded_size[0] / max(1, t.crop_page_px[2] - t.crop_page_px[0]),
+                   t.encoded_size[1] / max(1, t.crop_page_px[3] - t.crop_page_px[1])) for t in tiles)
+    image, k = page.render_at(need)
+    kx, ky = image.width / page.width_px, image.height / page.height_px
+    out = []
+    for t in tiles:
+        x0, y0, x1, y1 = t.crop_page_px
+        box = (x0 * kx, y0 * ky, x1 * kx, y1 * ky)
+        if k == 1.0:
+            out.append(render_tile(image, t))
+            continue
+        # resize takes the crop box itself: no intermediate crop, sub-pixel exact
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        out.append(rgb.resize(tuple(t.encoded_size), PILImage.Resampling.BICUBIC, box=box))
+    return out
 
 
 @dataclass(frozen=True)

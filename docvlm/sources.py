@@ -330,6 +330,24 @@ class SourcePage:
         """A subclass's cheap reduced grayscale copy of the page, or None to reduce the full rendering."""
         return None
 
+    def render_at(self, scale: float) -> tuple[Image.Image, float]:
+        """The whole page in RGB at `scale` x its pixel size or a little more, as cheaply as the source allows
+        (MuPDF straight at that zoom, a JPEG decoded reduced), with the scale it has (image px per page px).
+        The planner cuts and resizes the tiles from it, so a page is never rasterized at --dpi only to be
+        shrunk. Default: the full rendering (scale 1).
+
+        Raises:
+            PageTooLargeError, CorruptInputError: as `render()` (the cap applies to what is rasterized).
+        """
+        if self._image is None:
+            reduced = self._render_at(scale)
+            if reduced is not None:
+                return reduced, reduced.width / self.width_px
+        return self.render(), 1.0
+
+    def _render_at(self, scale: float) -> Image.Image | None:
+        return None
+
     def render(self) -> Image.Image:
         """The page as an RGB image of exactly width_px x height_px, rendered once: the engine, the planner
         and the layout stage get the same image (treat it as read-only) until `release()`.
@@ -531,6 +549,30 @@ class PdfPage(SourcePage):
             ) from None
         self._check_damage("rendering")
         return Image.frombytes("L", (pix.width, pix.height), pix.samples)
+
+    def _render_at(self, scale: float) -> Image.Image | None:
+        """MuPDF renders the page straight at `scale` x --dpi (up or down); the pixel cap applies to that."""
+        import pymupdf
+        from PIL import Image
+
+        if abs(scale - 1.0) < 1e-6:
+            return None
+        zoom = self.dpi / 72.0 * scale  # type: ignore[operator]
+        rect = pymupdf.Rect(0, 0, self.width_pt or 0, self.height_pt or 0) * pymupdf.Matrix(zoom, zoom)
+        if rect.irect.width * rect.irect.height > self.max_page_pixels:
+            self.check_size()  # the message names the page's own size and the options to change
+            raise PageTooLargeError(f"page rendered at x{scale:.3f} is over the pixel cap", path=self.path,
+                                    page=self.index)
+        pymupdf.TOOLS.reset_mupdf_warnings()
+        page = self._load()
+        try:
+            pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False, colorspace=pymupdf.csRGB)
+        except Exception as exc:  # noqa: BLE001
+            raise CorruptInputError(
+                f"page cannot be rendered, its data is damaged: {exc}", path=self.path, page=self.index
+            ) from None
+        self._check_damage("rendering")
+        return Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
 
     def pdf_page(self):  # -> pymupdf.Page
         return self._load()
@@ -842,6 +884,9 @@ class ImagePage(SourcePage):
     def _preview(self, area: int) -> Image.Image | None:
         """A JPEG decoded reduced in the decoder (Pillow's draft mode: 1/2, 1/4 or 1/8 scale, never under
         `area` pixels), in gray; None for other formats (their full decode is the one the tiles need)."""
+        return self._preview_decode(area, "L")
+
+    def _preview_decode(self, area: float, mode: str) -> Image.Image | None:
         from PIL import Image
 
         src = self._doc.image
@@ -855,8 +900,8 @@ class ImagePage(SourcePage):
         self.check_size()
         with _pixel_cap(self.max_page_pixels, self.path, self.index), Image.open(filename) as img:
             try:
-                img.draft("L", (max(1, math.ceil(w * s)), max(1, math.ceil(h * s))))
-                frame = img.convert("L")
+                img.draft(mode, (max(1, math.ceil(w * s)), max(1, math.ceil(h * s))))
+                frame = img.convert(mode)
             except (OSError, ValueError, EOFError, SyntaxError) as exc:
                 raise CorruptInputError(
                     f"image data is truncated or damaged ({exc}); re-save or re-scan it",
@@ -865,6 +910,12 @@ class ImagePage(SourcePage):
                 ) from None
             orientation = _orientation(img)
         return _exif_transpose(frame, orientation)
+
+    def _render_at(self, scale: float) -> Image.Image | None:
+        """A JPEG decoded reduced in the decoder when the tiles need at most half its size; else None."""
+        if scale > 0.5:
+            return None
+        return self._preview_decode(scale * scale * self.width_px * self.height_px, "RGB")
 
     def _render(self) -> Image.Image:
         from PIL import Image

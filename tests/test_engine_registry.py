@@ -42,6 +42,7 @@ def test_batching_derives_from_the_entry():
     assert engine_spec("openai").pages_per_call(make_options(engine="openai", concurrency=32, batch_size=2)) == 32
     assert engine_spec("hf").pages_per_call(make_options(engine="hf", batch_size=6)) == 6
     assert engine_spec("ocr").plans is False and engine_spec("hf").plans is True
+    assert engine_spec("ocr").answers_queries is False and engine_spec("scripted").answers_queries is True
 
 
 def test_unknown_engine_is_a_usage_error_naming_the_known_ones():

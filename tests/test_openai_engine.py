@@ -372,7 +372,7 @@ def test_long_document_streams_pages_and_frees_images(tmp_path: Path, monkeypatc
 
     live = {"pages": 0, "tiles": 0}
     peak = {"pages": 0, "tiles": 0, "rendered": 0}
-    render, render_tile = sources_mod.PdfPage.render, plan_mod.render_tile
+    render_at, render_tiles = sources_mod.PdfPage.render_at, plan_mod.render_tiles
 
     def _dec(kind: str) -> None:
         live[kind] -= 1
@@ -383,15 +383,16 @@ def test_long_document_streams_pages_and_frees_images(tmp_path: Path, monkeypatc
         weakref.finalize(image, _dec, kind)
         return image
 
-    def tracked_render(self):
+    def tracked_render(self, scale):
         peak["rendered"] += 1
-        return track(render(self), "pages")
+        image, k = render_at(self, scale)
+        return track(image, "pages"), k
 
-    def tracked_tile(image, tile):
-        return track(render_tile(image, tile), "tiles")
+    def tracked_tiles(page, tiles):
+        return [track(t, "tiles") for t in render_tiles(page, tiles)]
 
-    monkeypatch.setattr(sources_mod.PdfPage, "render", tracked_render)
-    monkeypatch.setattr(plan_mod, "render_tile", tracked_tile)
+    monkeypatch.setattr(sources_mod.PdfPage, "render_at", tracked_render)
+    monkeypatch.setattr(plan_mod, "render_tiles", tracked_tiles)
     pdf = mark_pdf(tmp_path / "long.pdf", pages=40)
     with FakeOpenAIServer(Script(detect_marks=False)) as server:
         result = convert(pdf, server, concurrency=4, batch_size=4, dpi=72)

@@ -215,7 +215,7 @@ def ground(input_path: str, query: str, json_out: bool, overlay_dir: str | None,
     if not Path(input_path).exists():
         raise click.UsageError(f"{input_path}: no such file")
     options = build_options(**opts)
-    if not engine_spec(options.engine).plans:  # no model to ask: rules and text matching on its read
+    if not engine_spec(options.engine).answers_queries:  # no model to ask: rules and text matching on its read
         _ground_offline(input_path, query, json_out, overlay_dir, options)
         return
     try:

@@ -61,8 +61,10 @@ class EngineSpec:
     name: str
     target: str = field(metadata={"doc": "module:Class of the engine, imported only when it is chosen."})
     summary: str = field(metadata={"doc": "One line for --help."})
-    plans: bool = field(metadata={"doc": "A VLM engine: pages are planned (docvlm.plan), cut into tiles, and the "
-                                         "model's text is parsed; False for engines that read text themselves."})
+    plans: bool = field(metadata={"doc": "A VLM engine: pages are planned (docvlm.plan), cut into tiles and sent "
+                                         "to the model, whose text is parsed (the streaming feed applies)."})
+    answers_queries: bool = field(metadata={"doc": "extract/ground ask the engine itself (a model); False: the "
+                                                   "engine reads the text and docvlm's rules answer."})
     pages_per_call: Callable[[ConvertOptions], int] = field(
         metadata={"doc": "How many pages the pipeline hands to one process_pages call for these options."}
     )
@@ -79,14 +81,16 @@ _VLM_OPTIONS = ("model", "family", "max_new_tokens", "batch_size", "min_text_px"
 ENGINES: dict[str, EngineSpec] = {
     spec.name: spec
     for spec in (
-        EngineSpec("ocr", "docvlm.engines.ocr:OcrEngine", "offline default", plans=False,
+        EngineSpec("ocr", "docvlm.engines.ocr:OcrEngine", "offline default", plans=False, answers_queries=False,
                    pages_per_call=_ocr_pages, options=("text_layer", "ocr_backend", "line_orientation")),
-        EngineSpec("hf", "docvlm.engines.hf:HfEngine", "local Qwen-VL", plans=True,
+        EngineSpec("hf", "docvlm.engines.hf:HfEngine", "local Qwen-VL", plans=True, answers_queries=True,
                    pages_per_call=_tiles_per_call, options=(*_VLM_OPTIONS, "device", "dtype", "quant")),
         EngineSpec("openai", "docvlm.engines.openai:OpenAIEngine", "vLLM/SGLang/Ollama server", plans=True,
+                   answers_queries=True,
                    pages_per_call=_requests_in_flight,
                    options=(*_VLM_OPTIONS, "base_url", "api_key_env", "concurrency", "timeout", "retries")),
-        EngineSpec("scripted", "docvlm.engines.scripted:ScriptedEngine", "deterministic test engine", plans=True,
+        EngineSpec("scripted", "docvlm.engines.scripted:ScriptedEngine", "deterministic test engine", plans=False,
+                   answers_queries=True,
                    pages_per_call=_tiles_per_call, options=_VLM_OPTIONS),
     )
 }

@@ -108,7 +108,7 @@ def extract_document(
     notes: list[CheckWarning] = []
     attempts: list[ModelAttempt] = []
     choice: str | None = None
-    if not engine_spec(options.engine).plans:  # an engine that reads text itself: the rules read the fields
+    if not engine_spec(options.engine).answers_queries:  # an engine that reads text itself: the rules read the fields
         read = convert_document(path, options, task=Task(kind="read"), display_path=shown, engine=engine,
                                 on_page=on_page)
         loaded, choice = _resolve_auto(loaded, read)
