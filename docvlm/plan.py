@@ -568,6 +568,8 @@ def render_tiles(page: SourcePage, tiles: list[TilePlan]) -> list[Image.Image]:
     crop + resize per tile: a page is never rasterized at --dpi only to be shrunk."""
     from PIL import Image as PILImage
 
+    if len(tiles) == 1 and tuple(tiles[0].crop_page_px) == (0, 0, page.width_px, page.height_px):
+        return [page.render_sized(tuple(tiles[0].encoded_size))]  # a native plan: the page at its size
     need = max(max(t.encoded_size[0] / max(1, t.crop_page_px[2] - t.crop_page_px[0]),
                    t.encoded_size[1] / max(1, t.crop_page_px[3] - t.crop_page_px[1])) for t in tiles)
     image, k = page.render_at(need)
@@ -576,7 +578,7 @@ def render_tiles(page: SourcePage, tiles: list[TilePlan]) -> list[Image.Image]:
     for t in tiles:
         x0, y0, x1, y1 = t.crop_page_px
         box = (x0 * kx, y0 * ky, x1 * kx, y1 * ky)
-        if k == 1.0:
+        if (x1 - x0, y1 - y0) == tuple(t.encoded_size) and k == 1.0:
             out.append(render_tile(image, t))
             continue
         # resize takes the crop box itself: no intermediate crop, sub-pixel exact

@@ -348,6 +348,17 @@ class SourcePage:
     def _render_at(self, scale: float) -> Image.Image | None:
         return None
 
+    def render_sized(self, size: tuple[int, int]) -> Image.Image:
+        """The whole page in RGB at exactly `size` (w, h): a one-tile plan's tile. PDF pages are rendered by
+        MuPDF straight at that size; other pages are rendered at the nearest cheap scale and resized once."""
+        from PIL import Image as PILImage
+
+        image, _ = self.render_at(max(size[0] / self.width_px, size[1] / self.height_px))
+        if image.size == tuple(size):
+            return image if image.mode == "RGB" else image.convert("RGB")
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        return rgb.resize(tuple(size), PILImage.Resampling.BICUBIC)
+
     def render(self) -> Image.Image:
         """The page as an RGB image of exactly width_px x height_px, rendered once: the engine, the planner
         and the layout stage get the same image (treat it as read-only) until `release()`.
@@ -550,23 +561,37 @@ class PdfPage(SourcePage):
         self._check_damage("rendering")
         return Image.frombytes("L", (pix.width, pix.height), pix.samples)
 
+    def render_sized(self, size: tuple[int, int]) -> Image.Image:
+        """MuPDF renders the page straight at `size` (one zoom per axis): no resize afterwards."""
+        from PIL import Image as PILImage
+
+        if self._image is not None or not self.width_pt or not self.height_pt:
+            return super().render_sized(size)
+        image = self._render_matrix(size[0] / self.width_pt, size[1] / self.height_pt)
+        if image.size != tuple(size):  # MuPDF rounds the pixmap's edges outwards: at most a pixel off
+            image = image.resize(tuple(size), PILImage.Resampling.BICUBIC)
+        return image
+
     def _render_at(self, scale: float) -> Image.Image | None:
         """MuPDF renders the page straight at `scale` x --dpi (up or down); the pixel cap applies to that."""
-        import pymupdf
-        from PIL import Image
-
         if abs(scale - 1.0) < 1e-6:
             return None
         zoom = self.dpi / 72.0 * scale  # type: ignore[operator]
-        rect = pymupdf.Rect(0, 0, self.width_pt or 0, self.height_pt or 0) * pymupdf.Matrix(zoom, zoom)
+        return self._render_matrix(zoom, zoom)
+
+    def _render_matrix(self, zx: float, zy: float) -> Image.Image:
+        import pymupdf
+        from PIL import Image
+
+        rect = pymupdf.Rect(0, 0, self.width_pt or 0, self.height_pt or 0) * pymupdf.Matrix(zx, zy)
         if rect.irect.width * rect.irect.height > self.max_page_pixels:
             self.check_size()  # the message names the page's own size and the options to change
-            raise PageTooLargeError(f"page rendered at x{scale:.3f} is over the pixel cap", path=self.path,
-                                    page=self.index)
+            raise PageTooLargeError(f"page rendered at {rect.irect.width}x{rect.irect.height} px is over the pixel "
+                                    "cap: raise --max-page-pixels", path=self.path, page=self.index)
         pymupdf.TOOLS.reset_mupdf_warnings()
         page = self._load()
         try:
-            pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False, colorspace=pymupdf.csRGB)
+            pix = page.get_pixmap(matrix=pymupdf.Matrix(zx, zy), alpha=False, colorspace=pymupdf.csRGB)
         except Exception as exc:  # noqa: BLE001
             raise CorruptInputError(
                 f"page cannot be rendered, its data is damaged: {exc}", path=self.path, page=self.index
