@@ -234,18 +234,18 @@ def estimate_text_size(page: SourcePage) -> TextSizeResult:
     result is kept on the page: a second call returns it.
 
     Raises:
-        PageTooLargeError: the page is over --max-page-pixels (checked first: a page that cannot be rendered
-            cannot be encoded either, even when its text layer could be sized).
+        PageTooLargeError: a page without a usable text layer over --max-page-pixels (a page sized from its
+            text layer needs no rendering: its tiles are rendered at their encoded scale, see docvlm.plan).
     """
     if page.text_size is not None:
         return page.text_size
     started = time.perf_counter()
-    page.check_size()
     layer = page.text_layer() if page.kind == "pdf" else None
     found = text_size_from_text_layer(layer, page.dpi)
     if found is not None:
         found = TextSizeResult(**{**found.__dict__, "seconds": time.perf_counter() - started})
     else:
+        page.check_size()
         gray = page.preview(WORK_AREA_PX)
         found = measure_text_size(gray, (page.width_px, page.height_px), started=started)
     page.text_size = found

@@ -98,3 +98,37 @@ def test_generate_loop_groups_batches_by_visual_tokens_and_reports_padding(tmp_p
     assert mixed <= 2, engine.batches  # at most the batches formed before the queue held both sizes
     st = engine.stats
     assert st.tiles == 16 and 0.0 <= st.padding_share < 0.2 and 0 < st.busy_share <= 1.0
+
+
+def test_hf_feed_prepares_the_next_batch_while_generate_runs(tmp_path):
+    """A GPU-like generate (0.5 s per batch, far longer than preparing a small receipt): it is busy nearly all
+    the time from its first call to its last, because the next tiles are queued when it returns."""
+    paths = receipts(tmp_path, 12)
+    options = make_options(engine="hf", family="qwen2.5", batch_size=2, max_visual_tokens=16384)
+    engine = SleepyGpu(options, seconds=0.5)
+    out = list(stream_documents([(p.name, p, p.name) for p in paths], options, engine=engine))
+    assert len(out) == 12 and engine.stats.tiles == 12
+    assert engine.stats.busy_share >= 0.8, engine.stats
+
+
+def test_bad_images_fail_alone_in_the_feed(tmp_path):
+    """A truncated JPEG (its header states more than it holds, decoded reduced for the estimate) and a PNG cut
+    short fail with an error naming the file; the documents around them are converted."""
+    good = receipts(tmp_path, 2)
+    big = Image.new("RGB", (2400, 3200), "white")
+    ImageDraw.Draw(big).text((100, 100), "TOTAL 12.50", fill="black")
+    raw = tmp_path / "cut.jpg"
+    big.save(raw, quality=90)
+    raw.write_bytes(raw.read_bytes()[: raw.stat().st_size // 3])
+    png = tmp_path / "cut.png"
+    png.write_bytes(good[0].read_bytes()[:400])
+    options = make_options(engine="hf", family="qwen2.5", batch_size=2, max_visual_tokens=16384)
+    engine = SleepyGpu(options, seconds=0.0)
+    items = [(p.name, p, p.name) for p in (good[0], raw, png, good[1])]
+    out = dict(stream_documents(items, options, engine=engine))
+    assert out[good[0].name].status == "success" and out[good[1].name].status == "success"
+    for name in ("cut.jpg", "cut.png"):
+        r = out[name]
+        assert r.status == "failure"
+        messages = [e.message for e in r.errors] + [e.message for p in r.pages for e in p.errors]
+        assert messages and all(name in m for m in messages), messages
