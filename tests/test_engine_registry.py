@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from docvlm.engines.registry import ENGINE_NAMES, ENGINES, default_prep_workers, engine_spec
+from docvlm.engines.registry import ENGINE_NAMES, ENGINES, engine_spec
 from docvlm.options import ConvertOptions, make_options
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,12 +52,6 @@ def test_unknown_engine_is_a_usage_error_naming_the_known_ones():
 
     with pytest.raises(UsageError, match="use one of ocr, hf"):
         engine_spec("nope")
-
-
-def test_prep_workers_follow_the_host():
-    assert default_prep_workers(1) == 1
-    assert default_prep_workers(2) == 1
-    assert default_prep_workers(16) > default_prep_workers(4) > 1
 
 
 def test_no_module_branches_on_an_engine_name():

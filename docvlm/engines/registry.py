@@ -13,7 +13,6 @@ prompts, resize policy, parser); families live in `docvlm.plan` / the family reg
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -23,12 +22,6 @@ from docvlm.errors import UsageError
 if TYPE_CHECKING:
     from docvlm.engines.base import Engine
     from docvlm.options import ConvertOptions
-
-PREP_WORKERS_MAX = 8
-"""Page-preparation threads (render, estimate, plan, cut, encode) of a planning engine are at most this many:
-MuPDF, Pillow's decoders/resizers, OpenCV and zlib release the GIL, so threads use several cores, and beyond
-~8 the interpreter's own share of the work (Python glue per page) stops scaling."""
-
 
 def _tiles_per_call(options: ConvertOptions) -> int:
     return max(1, options.batch_size)
@@ -45,13 +38,6 @@ OCR_PAGES_PER_CALL = 4
 
 def _ocr_pages(options: ConvertOptions) -> int:
     return OCR_PAGES_PER_CALL
-
-
-def default_prep_workers(cpu_count: int | None = None) -> int:
-    """Preparation threads a planning engine uses when the user sets none: all cores but one (the generate /
-    request loop keeps one), at least 1, at most PREP_WORKERS_MAX."""
-    cpus = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
-    return max(1, min(PREP_WORKERS_MAX, cpus - 1))
 
 
 @dataclass(frozen=True)
