@@ -146,7 +146,16 @@ def _run_batch(
     options: ConvertOptions,
 ) -> list[PageResult]:
     started = time.perf_counter()
-    results = _guarded(batch, shown, lambda: engine.process_pages(batch, task))
+    try:
+        results = engine.process_pages(batch, task)
+    except EngineError as exc:
+        if exc.code == "model_load":
+            raise
+        results = None
+    except Exception:  # noqa: BLE001 - one page's error must not fail its batch neighbours: page by page below
+        results = None
+    if results is None:  # the batch raised: each page again on its own, so a bad page fails alone
+        results = [r for p in batch for r in _guarded([p], shown, lambda p=p: engine.process_pages([p], task))]
     return _finish_results(batch, results, (time.perf_counter() - started) / max(1, len(batch)), task, shown,
                            on_page, options)
 
