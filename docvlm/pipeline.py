@@ -244,9 +244,20 @@ def stream_documents(
         (tag, DocumentResult), one per item, in order. `EngineError` from a model that cannot load escapes.
     """
     task = task or Task()
+    flights: collections.deque[_Flight] = collections.deque()
+    try:
+        yield from _feed(items, options, engine, task, on_page, flights)
+    finally:  # stopped early (Ctrl-C, a model that cannot load): close what is still open
+        for f in flights:
+            if f.doc is not None and f.result is None:
+                f.doc.close()
+
+
+def _feed(items: Iterable[tuple[object, str | Path, str]], options: ConvertOptions, engine: Engine, task: Task,
+          on_page: Callable[[object, PageResult], None] | None,
+          flights: collections.deque[_Flight]) -> Iterator[tuple[object, DocumentResult]]:
     target = max(1, engine.in_flight_target())  # type: ignore[attr-defined]
     source = iter(items)
-    flights: collections.deque[_Flight] = collections.deque()
     more = True
     while True:
         # finish what is back, oldest document first (results leave in input order)
@@ -255,8 +266,10 @@ def stream_documents(
             while f.pending and f.pending[0][1].done():
                 _finish_page(engine, f, task, options, on_page)
             if f.result is not None or (f.exhausted and not f.pending):
+                if f.result is None:
+                    f.result = _close_flight(f, engine, task, options)
                 flights.popleft()
-                yield f.tag, f.result if f.result is not None else _close_flight(f, engine, task, options)
+                yield f.tag, f.result
                 continue
             break
         waiting = sum(1 for f in flights for _, p, _ in f.pending for fut in p.futures if not fut.done())

@@ -187,15 +187,16 @@ class GenerateLoop:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def put(self, request: TileRequest) -> Future[TileResponse]:
-        future: Future[TileResponse] = Future()
+    def put_many(self, requests: Sequence[TileRequest]) -> list[Future[TileResponse]]:
+        """Queue tiles together (one page's tiles can share a batch) and return their futures."""
+        futures: list[Future[TileResponse]] = [Future() for _ in requests]
         with self._cond:
-            self._queue.append((request, future))
+            self._queue.extend(zip(requests, futures, strict=True))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="docvlm-generate", daemon=True)
                 self._thread.start()
             self._cond.notify()
-        return future
+        return futures
 
     def _take(self) -> list[tuple[TileRequest, Future[TileResponse]]]:
         with self._cond:
@@ -385,8 +386,7 @@ class VlmEngine(ABC):
         takes up to `batch_size` queued tiles per call, grouped by visual tokens so a batch pads little
         (`GenerateStats`). Engines that serve requests one by one (openai) override this.
         """
-        loop = self._generate_loop()
-        return [loop.put(r) for r in requests]
+        return self._generate_loop().put_many(requests)
 
     def in_flight_target(self) -> int:
         """Tiles the feed keeps submitted ahead of the generator: two batches (one running, one ready)."""
