@@ -178,7 +178,9 @@ def instrument(clock: StageClock) -> None:
     if hasattr(plan, "render_tiles"):
         plan.render_tiles = clock.wrap("cut", plan.render_tiles)
     plan.render_tile = clock.wrap("cut", plan.render_tile)
-    textsize.measure_text_size = clock.wrap("estimate", textsize.measure_text_size)
+    # this branch measures in measure_text_size; the code before it in detect_text_size (the DB detector)
+    raster = "measure_text_size" if hasattr(textsize, "measure_text_size") else "detect_text_size"
+    setattr(textsize, raster, clock.wrap("estimate", getattr(textsize, raster)))
     textsize.text_size_from_text_layer = clock.wrap("estimate", textsize.text_size_from_text_layer)
     plan.plan_with_text_size = clock.wrap("plan", plan.plan_with_text_size)
     oa.encode_png_data_url = clock.wrap("encode", oa.encode_png_data_url)
@@ -290,6 +292,17 @@ def pct(values: list[float], q: float) -> float:
     return vals[min(len(vals) - 1, int(round(q / 100 * (len(vals) - 1))))]
 
 
+def stage_table(clock: StageClock, pages: int) -> dict:
+    n = max(1, pages)
+    return {s: {"median": 1000 * pct(v, 50), "p90": 1000 * pct(v, 90), "calls": len(v), "per_page": 1000 * sum(v) / n}
+            for s, v in ((s, clock.per_call.get(s, [])) for s in STAGES)}
+
+
+def stage_line(stages: dict) -> str:
+    return "; ".join(f"{s} {v['median']:.0f}/{v['p90']:.0f} ({v['calls']}; {v['per_page']:.0f})"
+                     for s, v in stages.items() if v["calls"])
+
+
 def before_run(code: Path, paths: list[Path], url: str, concurrency: int) -> dict:
     """The docvlm run with the code at `code` (another checkout), in a subprocess."""
     with tempfile.TemporaryDirectory() as out:
@@ -317,7 +330,11 @@ def main() -> None:
     ap.add_argument("paths", nargs="*", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(run_docvlm(args.paths, args.url, args.concurrency, args.out, None)))
+        clock = StageClock()
+        instrument(clock)
+        row = run_docvlm(args.paths, args.url, args.concurrency, args.out, clock)
+        row["stages"] = stage_table(clock, row["pages"])
+        print(json.dumps(row))
         return
     load = os.getloadavg()
     proc, url = start_server(args.latency)
@@ -335,12 +352,7 @@ def main() -> None:
                 clock.per_call.clear()
                 row = {"docvlm": run_docvlm(paths, url, args.concurrency, out, clock),
                        "minimal": run_minimal(paths, url, args.concurrency)}
-                n = max(1, row["docvlm"]["pages"])
-                row["stages_cpu_ms_per_call"] = {
-                    s: {"median": 1000 * pct(v, 50), "p90": 1000 * pct(v, 90), "calls": len(v),
-                        "per_page": 1000 * sum(v) / n}
-                    for s, v in ((s, clock.per_call.get(s, [])) for s in STAGES)
-                }
+                row["stages_cpu_ms_per_call"] = stage_table(clock, row["docvlm"]["pages"])
                 if args.before:
                     row["before"] = before_run(args.before, paths, url, args.concurrency)
                 row["ratio"] = row["docvlm"]["pages_per_s"] / row["minimal"]["pages_per_s"]
@@ -354,9 +366,10 @@ def main() -> None:
                     elif r:
                         print(f"  {who:<8} error: {r.get('error', '')[:200]}")
                 print(f"  docvlm / minimal = {row['ratio']:.2f}")
-                print("  stage CPU ms per call median / p90 (calls; ms per page): " + "; ".join(
-                    f"{s} {v['median']:.0f}/{v['p90']:.0f} ({v['calls']}; {v['per_page']:.0f})"
-                    for s, v in row["stages_cpu_ms_per_call"].items() if v["calls"]))
+                print("  stage CPU ms per call median / p90 (calls; ms per page): " + stage_line(
+                    row["stages_cpu_ms_per_call"]))
+                if "stages" in row.get("before", {}):
+                    print("  before:  " + stage_line(row["before"]["stages"]))
     finally:
         proc.kill()
     report["load_at_end"] = os.getloadavg()
