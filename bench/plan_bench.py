@@ -37,7 +37,7 @@ MIN_PIXELS = 56 * 56
 DEFAULT_MAX_PIXELS = 16384 * 28 * 28
 FIXED_LONGEST = 1288
 GPU_BUDGET = 16384
-POLICIES = ("docvlm", "docvlm-cpu", "default", "fixed-1288")
+POLICIES = ("docvlm", "docvlm-cpu", "default", "fixed-1288", "oracle")
 PDF_SETS = ("docling-pdf", "olmocr-bench-sample", "invoice2data", "camelot-tables")
 
 
@@ -109,10 +109,12 @@ def page_row(dataset: str, path: Path, page, min_text_px: float) -> dict:
     from docvlm.plan import plan_page
     from docvlm.textsize import detect_text_size, estimate_text_size, percentile
 
+    cpu = time.process_time()
     size = estimate_text_size(page)
+    cpu = time.process_time() - cpu
     row: dict = {"dataset": dataset, "file": path.name, "page": page.index, "size": [page.width_px, page.height_px],
                  "source": size.source, "estimate": size.line_px, "estimate_ms": 1000 * size.seconds,
-                 "reason": size.reason}
+                 "estimate_cpu_ms": 1000 * cpu, "reason": size.reason}
     if page.kind == "pdf":
         layer = page.text_layer()
         k = (page.dpi or 72) / 72.0
@@ -124,12 +126,18 @@ def page_row(dataset: str, path: Path, page, min_text_px: float) -> dict:
     else:
         heights = annotated_heights(dataset, path)
     row["annotation"] = percentile(heights, 5.0) if heights else None
+    src = size.source
     plans = {
         "docvlm": plan_page(row["size"], FAMILY, text_line_px=size.line_px, line_height_px=size.tall_px,
-                            min_text_px=min_text_px, max_visual_tokens=GPU_BUDGET),
+                            min_text_px=min_text_px, max_visual_tokens=GPU_BUDGET, text_height_source=src),
         "docvlm-cpu": plan_page(row["size"], FAMILY, text_line_px=size.line_px, line_height_px=size.tall_px,
-                                min_text_px=min_text_px, max_visual_tokens=1280),
+                                min_text_px=min_text_px, max_visual_tokens=1280, text_height_source=src),
     }
+    if heights:  # the bound: the plan given the true line heights (the line that 95% of lines reach)
+        ordered = sorted(heights)
+        plans["oracle"] = plan_page(row["size"], FAMILY, text_line_px=ordered[len(ordered) - math.ceil(0.95 * len(ordered))],
+                                    min_text_px=min_text_px, max_visual_tokens=GPU_BUDGET,
+                                    text_height_source="text_layer")
     pol: dict = {}
     for name, plan in plans.items():
         pol[name] = {"tokens": plan.visual_tokens, "scale": plan_scale(plan), "tiles": len(plan.tiles),
@@ -191,7 +199,11 @@ def summarize(rows: list[dict]) -> dict:
                                                 "n": len(det),
                                                 "ms_median": statistics.median(r["detector_ms"] for r in rs
                                                                                if "detector_ms" in r)}
+        entry["estimate_cpu_ms"] = {"median": statistics.median(r["estimate_cpu_ms"] for r in rs),
+                                    "p90": pct([r["estimate_cpu_ms"] for r in rs], 90)}
         for p in POLICIES:
+            if any(p not in r["policies"] for r in rs):
+                continue
             toks = [r["policies"][p]["tokens"] for r in rs]
             vs_default = [r["policies"][p]["tokens"] / r["policies"]["default"]["tokens"] for r in rs]
             vs_fixed = [r["policies"][p]["tokens"] / r["policies"]["fixed-1288"]["tokens"] for r in rs]
@@ -211,18 +223,21 @@ def summarize(rows: list[dict]) -> dict:
 def print_summary(table: dict, min_text_px: float) -> None:
     print(f"\nestimate = small-text line height (page px); annotation = 5th percentile of annotated heights; "
           f"floor {min_text_px:g} px")
-    print(f"{'dataset':<20}{'pages':>6}{'ms':>6}{'est/ann med [p5,p95]':>24}  "
-          + "".join(f"{p:>24}" for p in ("docvlm", "docvlm-cpu", "default", "fixed-1288")))
+    print(f"{'dataset':<20}{'pages':>6}{'cpu ms':>7}{'est/ann med [p5,p95]':>23}  "
+          + "".join(f"{p:>24}" for p in POLICIES))
     print(f"{'':<58}" + "".join(f"{'tok/pg x_def ok95':>24}" for _ in POLICIES))
     for g, e in table.items():
         r = e["estimate_over_annotation"]
         ratio = f"{r['median']:.2f} [{r['p5']:.2f},{r['p95']:.2f}]" if r["n"] else "-"
         cells = []
         for p in POLICIES:
+            if p not in e:
+                cells.append("-")
+                continue
             s = e[p]
             ok = "-" if s["pages_95pct_lines_ok"] is None else f"{100 * s['pages_95pct_lines_ok']:.0f}%"
             cells.append(f"{s['tokens_per_page']:>8.0f} {s['mean_ratio_vs_default']:>5.2f} {ok:>5}")
-        print(f"{g:<20}{e['pages']:>6}{e['estimate_ms_median']:>6.0f}{ratio:>24}  " + "".join(f"{c:>24}" for c in cells))
+        print(f"{g:<20}{e['pages']:>6}{e['estimate_cpu_ms']['median']:>7.1f}{ratio:>23}  " + "".join(f"{c:>24}" for c in cells))
         if "detector_over_font_size" in e:
             d = e["detector_over_font_size"]
             print(f"{'':<20}detector on the rendered pages / PDF font sizes: median {d['median']:.2f} "
@@ -256,6 +271,7 @@ def scale_invariance(rows: list[dict], data: Path, scales: list[float], limit: i
             img = src if s == 1 else src.resize((w, h), Image.Resampling.LANCZOS if s < 1 else Image.Resampling.BICUBIC)
             size = detect_text_size(img)
             plan = plan_page((w, h), FAMILY, text_line_px=size.line_px, line_height_px=size.tall_px,
+                             text_height_source=size.source,
                              min_text_px=min_text_px, max_visual_tokens=GPU_BUDGET)
             content = plan.scale * math.sqrt(w * h)  # encoded side of the page's content (geometric mean)
             entry["by_scale"][str(s)] = {"size": [w, h], "estimate_rel": (size.line_px or 0) / s,

@@ -14,9 +14,12 @@ from typing import ClassVar, Literal
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from docvlm.engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from docvlm.errors import UsageError
 
 ENV_PREFIX = "DOCVLM_"
+
+EngineName = Literal[ENGINE_NAMES]  # type: ignore[valid-type]  # the registry's names, nowhere else
 
 
 class ConvertOptions(BaseSettings):
@@ -33,7 +36,7 @@ class ConvertOptions(BaseSettings):
     )
     max_pages: int | None = Field(default=None, ge=1, description="Read at most this many pages per document.")
     # engine
-    engine: Literal["ocr", "hf", "openai", "scripted"] = "ocr"
+    engine: EngineName = Field(default=DEFAULT_ENGINE, description="Engine (docvlm.engines.registry.ENGINES).")
     model: str | None = Field(default=None, description="Hub id or local folder (hf), served model name (openai).")
     family: Literal["qwen2", "qwen2.5", "qwen3"] | None = Field(default=None, description="Force the model family.")
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N")

@@ -6,9 +6,11 @@ A page that fails is a failed page; a document that cannot be opened is a failed
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +27,7 @@ from docvlm.datamodel import (
     failed_page,
 )
 from docvlm.engines.base import Task
+from docvlm.engines.registry import engine_spec
 from docvlm.errors import DocvlmError, EngineError, InputError
 from docvlm.geometry import clamp_box, is_valid_box, page_to_pdf
 from docvlm.layout import DocumentContext, PageContext, apply_document_layout, apply_page_layout
@@ -32,7 +35,7 @@ from docvlm.layout import DocumentContext, PageContext, apply_document_layout, a
 if TYPE_CHECKING:
     from docvlm.engines.base import Engine
     from docvlm.options import ConvertOptions
-    from docvlm.sources import SourcePage
+    from docvlm.sources import SourceDocument, SourcePage
 
 PageCallback = Callable[[PageResult], None]
 
@@ -77,6 +80,11 @@ def convert_document(
         from docvlm.engines import get_engine
 
         engine = get_engine(options)
+    if engine_spec(options.engine).plans and hasattr(engine, "start_pages"):
+        # a planning engine: the next page is prepared while this one is generated
+        hook = None if on_page is None else (lambda _tag, result: on_page(result))
+        for _, result in stream_documents([(None, path, shown)], options, engine=engine, task=task, on_page=hook):
+            return result
     try:
         doc = open_document(path, options, display_path=shown)
     except DocvlmError as exc:
@@ -90,10 +98,7 @@ def convert_document(
     with doc:
         info = doc.info(display_path=shown)
         batch: list[SourcePage] = []
-        # ocr: an engine that renders the next page while it reads this one asks for several pages per call
-        batch_size = max(1, options.batch_size if options.engine != "ocr" else getattr(engine, "pages_per_call", 1))
-        if options.engine == "openai":  # the server batches on its side: keep --concurrency requests in flight
-            batch_size = max(batch_size, options.concurrency)
+        batch_size = max(1, engine_spec(options.engine).pages_per_call(options))
         try:
             for page in doc.pages():
                 batch.append(page)
@@ -146,12 +151,39 @@ def _run_batch(
     except EngineError as exc:
         if exc.code == "model_load":
             raise
-        results = [failed_page(p, shown, exc) for p in batch]
+        results = None
+    except Exception:  # noqa: BLE001 - one page's error must not fail its batch neighbours: page by page below
+        results = None
+    if results is None:  # the batch raised: each page again on its own, so a bad page fails alone
+        results = [r for p in batch for r in _guarded([p], shown, lambda p=p: engine.process_pages([p], task))]
+    return _finish_results(batch, results, (time.perf_counter() - started) / max(1, len(batch)), task, shown,
+                           on_page, options)
+
+
+def _guarded(batch: Sequence[SourcePage], shown: str, call: Callable[[], list[PageResult]]) -> list[PageResult]:
+    """The engine's results for a batch, or a failed page per page when the engine raised (never swallowed:
+    the error is recorded on the pages with its type). A model that cannot load is re-raised."""
+    try:
+        return call()
+    except EngineError as exc:
+        if exc.code == "model_load":
+            raise
+        return [failed_page(p, shown, exc) for p in batch]
     except DocvlmError as exc:
-        results = [failed_page(p, shown, exc) for p in batch]
+        return [failed_page(p, shown, exc) for p in batch]
     except Exception as exc:  # noqa: BLE001 - recorded on the page with its type, never swallowed
-        results = [failed_page(p, shown, EngineError(f"{type(exc).__name__}: {exc}")) for p in batch]
-    per_page = (time.perf_counter() - started) / max(1, len(batch))
+        return [failed_page(p, shown, EngineError(f"{type(exc).__name__}: {exc}")) for p in batch]
+
+
+def _finish_results(
+    batch: Sequence[SourcePage],
+    results: list[PageResult],
+    per_page: float,
+    task: Task,
+    shown: str,
+    on_page: PageCallback | None,
+    options: ConvertOptions,
+) -> list[PageResult]:
     out = []
     for page, result in zip(batch, results, strict=True):
         result = assemble_page(page, result, seconds=per_page)
@@ -166,6 +198,192 @@ def _run_batch(
             on_page(result)
         out.append(result)
     return out
+
+
+# --- the feed: documents streamed through a planning engine -------------------------------------------------
+
+
+@dataclass
+class _Flight:
+    """One document on its way through a planning engine: pages started (tiles submitted) but not finished."""
+
+    tag: object
+    path: str | Path
+    shown: str
+    started: float
+    doc: SourceDocument | None = None
+    info: SourceInfo | None = None
+    page_iter: Iterator[SourcePage] | None = None
+    pending: collections.deque = field(default_factory=collections.deque)  # (page, PendingPages, started_at)
+    pages: list[PageResult] = field(default_factory=list)
+    errors: list[ErrorItem] = field(default_factory=list)
+    exhausted: bool = False
+    result: DocumentResult | None = None  # a document that could not be opened is done at once
+
+
+def stream_documents(
+    items: Iterable[tuple[object, str | Path, str]],
+    options: ConvertOptions,
+    *,
+    engine: Engine,
+    task: Task | None = None,
+    on_page: Callable[[object, PageResult], None] | None = None,
+) -> Iterator[tuple[object, DocumentResult]]:
+    """Convert documents through a planning engine (VlmEngine) so the model never waits for this process.
+
+    Pages are prepared (open, estimate, plan, cut, encode) one at a time, across documents, and their tiles
+    submitted at once (`engine.start_pages`), while the engine generates: a page is finished (parsed, laid
+    out) as soon as its tiles are back. At most `engine.in_flight_target()` tiles wait for the model, so
+    memory stays bounded however many documents there are. Results come back in input order.
+
+    Args:
+        items: (tag, path, display path) per document; the tag is handed back with its result.
+        on_page: called with (tag, page result) as each page is finished.
+
+    Yields:
+        (tag, DocumentResult), one per item, in order. `EngineError` from a model that cannot load escapes.
+    """
+    task = task or Task()
+    flights: collections.deque[_Flight] = collections.deque()
+    try:
+        yield from _feed(items, options, engine, task, on_page, flights)
+    finally:  # stopped early (Ctrl-C, a model that cannot load): close what is still open
+        for f in flights:
+            if f.doc is not None and f.result is None:
+                f.doc.close()
+
+
+def _feed(items: Iterable[tuple[object, str | Path, str]], options: ConvertOptions, engine: Engine, task: Task,
+          on_page: Callable[[object, PageResult], None] | None,
+          flights: collections.deque[_Flight]) -> Iterator[tuple[object, DocumentResult]]:
+    target = max(1, engine.in_flight_target())  # type: ignore[attr-defined]
+    source = iter(items)
+    more = True
+    while True:
+        # finish what is back, oldest document first (results leave in input order)
+        while flights:
+            f = flights[0]
+            while f.pending and f.pending[0][1].done():
+                _finish_page(engine, f, task, options, on_page)
+            if f.result is not None or (f.exhausted and not f.pending):
+                if f.result is None:
+                    f.result = _close_flight(f, engine, task, options)
+                flights.popleft()
+                yield f.tag, f.result
+                continue
+            break
+        waiting = sum(1 for f in flights for _, p, _ in f.pending for fut in p.futures if not fut.done())
+        if waiting < target:
+            f = flights[-1] if flights and flights[-1].result is None and not flights[-1].exhausted else None
+            if f is None and more:
+                try:
+                    tag, path, shown = next(source)
+                except StopIteration:
+                    more = False
+                    continue
+                flights.append(_open_flight(tag, path, shown, options, engine))
+                continue
+            if f is not None:
+                _start_page(engine, f, task, options)
+                continue
+        if not flights:
+            return
+        oldest = flights[0]
+        if oldest.pending:
+            oldest.pending[0][1].wait(timeout=0.5)
+        elif flights[-1].result is None and not flights[-1].exhausted:
+            _start_page(engine, flights[-1], task, options)  # never idle while a page is left
+
+
+def _open_flight(tag: object, path: str | Path, shown: str, options: ConvertOptions, engine: Engine) -> _Flight:
+    from docvlm.sources import open_document
+
+    f = _Flight(tag=tag, path=path, shown=shown, started=time.perf_counter())
+    try:
+        f.doc = open_document(path, options, display_path=shown)
+        f.info = f.doc.info(display_path=shown)
+        f.page_iter = iter(f.doc.pages())
+    except DocvlmError as exc:
+        f.result = failed_document(shown, path, options, engine_info_or_name(engine), exc)
+    except Exception as exc:  # noqa: BLE001 - an unexpected library error on a bad file is still that file's error
+        wrapped = InputError(f"cannot open: {type(exc).__name__}: {exc}", path=shown)
+        f.result = failed_document(shown, path, options, engine_info_or_name(engine), wrapped)
+    return f
+
+
+def _start_page(engine: Engine, f: _Flight, task: Task, options: ConvertOptions) -> None:
+    """Prepare the flight's next page and submit its tiles; mark the flight exhausted after its last page."""
+    assert f.page_iter is not None
+    if options.doc_timeout and time.perf_counter() - f.started > options.doc_timeout:
+        f.errors.append(ErrorItem(code="timeout", message=f"{f.shown}: stopped after {options.doc_timeout:g} s "
+                                  f"(--doc-timeout); {len(f.pages) + len(f.pending)} page(s) done"))
+        f.exhausted = True
+        return
+    try:
+        page = next(f.page_iter)
+    except StopIteration:
+        f.exhausted = True
+        return
+    except DocvlmError as exc:
+        f.errors.append(ErrorItem(code=exc.code, message=str(exc), page=exc.page))
+        f.exhausted = True
+        return
+    started = time.perf_counter()
+    try:
+        pending = engine.start_pages([page], task)  # type: ignore[attr-defined]
+    except EngineError as exc:
+        if exc.code == "model_load":
+            raise
+        pending = _Failed([failed_page(page, f.shown, exc)])
+    except Exception as exc:  # noqa: BLE001 - recorded on the page with its type
+        pending = _Failed([failed_page(page, f.shown, EngineError(f"{type(exc).__name__}: {exc}"))])
+    f.pending.append((page, pending, started))
+
+
+@dataclass
+class _Failed:
+    """A page whose preparation raised: already finished, with its failure."""
+
+    results: list[PageResult]
+    futures: tuple = ()
+
+    def done(self) -> bool:
+        return True
+
+    def wait(self, timeout: float | None = None) -> None:
+        return None
+
+
+def _finish_page(engine: Engine, f: _Flight, task: Task, options: ConvertOptions,
+                 on_page: Callable[[object, PageResult], None] | None) -> None:
+    page, pending, started = f.pending.popleft()
+    if isinstance(pending, _Failed):
+        results = pending.results
+    else:
+        results = _guarded([page], f.shown, lambda: engine.finish_pages(pending))  # type: ignore[attr-defined]
+    hook = None if on_page is None else (lambda result: on_page(f.tag, result))
+    f.pages.extend(_finish_results([page], results, time.perf_counter() - started, task, f.shown, hook, options))
+
+
+def _close_flight(f: _Flight, engine: Engine, task: Task, options: ConvertOptions) -> DocumentResult:
+    assert f.doc is not None and f.info is not None
+    with f.doc:
+        pages, errors = f.pages, f.errors
+        if not pages and not errors:
+            errors.append(ErrorItem(code="empty", message=f"{f.shown}: no pages selected"))
+        if task.kind == "read":
+            pages = apply_document_layout(pages, DocumentContext(options=options, shown=f.shown,
+                                                                 page_count=f.info.page_count))
+    return DocumentResult(
+        docvlm_version=__version__,
+        status=document_status(pages, errors),
+        source=f.info,
+        engine=engine.info(),
+        options_digest=options.digest(),
+        pages=pages,
+        errors=errors,
+        seconds=round(time.perf_counter() - f.started, 4),
+    )
 
 
 def assemble_page(page: SourcePage, result: PageResult, *, seconds: float | None = None) -> PageResult:

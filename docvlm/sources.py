@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import re
 import unicodedata
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 
     from docvlm.datamodel import Box
     from docvlm.options import ConvertOptions
+    from docvlm.textsize import TextSizeResult
 
 
 @dataclass(frozen=True)
@@ -408,6 +410,55 @@ class SourcePage:
             )
 
     _image: Image.Image | None = None
+    text_size: TextSizeResult | None = None
+    """The page's text-size estimate (docvlm.textsize.estimate_text_size), kept so no caller computes it twice."""
+
+    def preview(self, area: int) -> Image.Image:
+        """A grayscale copy of the whole page of about `area` pixels (at least that many where the page has
+        them), made as cheaply as the source allows: from the kept rendering when there is one, else by the
+        subclass (JPEG draft decode, MuPDF at a lower zoom). Callers resample it to the size they need.
+
+        Raises:
+            PageTooLargeError, CorruptInputError: as `render()`.
+        """
+        if self._image is None:
+            reduced = self._preview(area)
+            if reduced is not None:
+                return reduced
+        return self.render().convert("L")
+
+    def _preview(self, area: int) -> Image.Image | None:
+        """A subclass's cheap reduced grayscale copy of the page, or None to reduce the full rendering."""
+        return None
+
+    def render_at(self, scale: float) -> tuple[Image.Image, float]:
+        """The whole page in RGB at `scale` x its pixel size or a little more, as cheaply as the source allows
+        (MuPDF straight at that zoom, a JPEG decoded reduced), with the scale it has (image px per page px).
+        The planner cuts and resizes the tiles from it, so a page is never rasterized at --dpi only to be
+        shrunk. Default: the full rendering (scale 1).
+
+        Raises:
+            PageTooLargeError, CorruptInputError: as `render()` (the cap applies to what is rasterized).
+        """
+        if self._image is None:
+            reduced = self._render_at(scale)
+            if reduced is not None:
+                return reduced, reduced.width / self.width_px
+        return self.render(), 1.0
+
+    def _render_at(self, scale: float) -> Image.Image | None:
+        return None
+
+    def render_sized(self, size: tuple[int, int]) -> Image.Image:
+        """The whole page in RGB at exactly `size` (w, h): a one-tile plan's tile. PDF pages are rendered by
+        MuPDF straight at that size; other pages are rendered at the nearest cheap scale and resized once."""
+        from PIL import Image as PILImage
+
+        image, _ = self.render_at(max(size[0] / self.width_px, size[1] / self.height_px))
+        if image.size == tuple(size):
+            return image if image.mode == "RGB" else image.convert("RGB")
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        return rgb.resize(tuple(size), PILImage.Resampling.BICUBIC)
 
     def render(self) -> Image.Image:
         """The page as an RGB image of exactly width_px x height_px, rendered once: the engine, the planner
@@ -587,6 +638,67 @@ class PdfPage(SourcePage):
             canvas.paste(img, (0, 0))
             img = canvas
         return img
+
+    def _preview(self, area: int) -> Image.Image | None:
+        """MuPDF renders the page in gray straight at the zoom that gives `area` pixels (None when that is
+        the page's own --dpi or more: the full rendering is as cheap and is kept for the tiles)."""
+        import pymupdf
+        from PIL import Image
+
+        if not self.width_pt or not self.height_pt:
+            return None
+        zoom = math.sqrt(area / (self.width_pt * self.height_pt))
+        if zoom >= self.dpi / 72.0 * PREVIEW_MAX_SHARE:  # type: ignore[operator]
+            return None
+        self.check_size()
+        pymupdf.TOOLS.reset_mupdf_warnings()
+        page = self._load()
+        try:
+            pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False, colorspace=pymupdf.csGRAY)
+        except Exception as exc:  # noqa: BLE001
+            raise CorruptInputError(
+                f"page cannot be rendered, its data is damaged: {exc}", path=self.path, page=self.index
+            ) from None
+        self._check_damage("rendering")
+        return Image.frombytes("L", (pix.width, pix.height), pix.samples)
+
+    def render_sized(self, size: tuple[int, int]) -> Image.Image:
+        """MuPDF renders the page straight at `size` (one zoom per axis): no resize afterwards."""
+        from PIL import Image as PILImage
+
+        if self._image is not None or not self.width_pt or not self.height_pt:
+            return super().render_sized(size)
+        image = self._render_matrix(size[0] / self.width_pt, size[1] / self.height_pt)
+        if image.size != tuple(size):  # MuPDF rounds the pixmap's edges outwards: at most a pixel off
+            image = image.resize(tuple(size), PILImage.Resampling.BICUBIC)
+        return image
+
+    def _render_at(self, scale: float) -> Image.Image | None:
+        """MuPDF renders the page straight at `scale` x --dpi (up or down); the pixel cap applies to that."""
+        if abs(scale - 1.0) < 1e-6:
+            return None
+        zoom = self.dpi / 72.0 * scale  # type: ignore[operator]
+        return self._render_matrix(zoom, zoom)
+
+    def _render_matrix(self, zx: float, zy: float) -> Image.Image:
+        import pymupdf
+        from PIL import Image
+
+        rect = pymupdf.Rect(0, 0, self.width_pt or 0, self.height_pt or 0) * pymupdf.Matrix(zx, zy)
+        if rect.irect.width * rect.irect.height > self.max_page_pixels:
+            self.check_size()  # the message names the page's own size and the options to change
+            raise PageTooLargeError(f"page rendered at {rect.irect.width}x{rect.irect.height} px is over the pixel "
+                                    "cap: raise --max-page-pixels", path=self.path, page=self.index)
+        pymupdf.TOOLS.reset_mupdf_warnings()
+        page = self._load()
+        try:
+            pix = page.get_pixmap(matrix=pymupdf.Matrix(zx, zy), alpha=False, colorspace=pymupdf.csRGB)
+        except Exception as exc:  # noqa: BLE001
+            raise CorruptInputError(
+                f"page cannot be rendered, its data is damaged: {exc}", path=self.path, page=self.index
+            ) from None
+        self._check_damage("rendering")
+        return Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
 
     def pdf_page(self):  # -> pymupdf.Page
         return self._load()
@@ -878,6 +990,11 @@ def _pixel_cap(cap: int, path: str, page: int | None = None) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = before
 
 
+PREVIEW_MAX_SHARE = 0.7
+"""A reduced preview is made only when it is under 70% of the page's own size per side (a smaller saving is
+not worth a second decode: the full image is decoded for the tiles anyway)."""
+
+
 class ImagePage(SourcePage):
     def __init__(self, doc: ImageDocument, index: int, **geometry: object) -> None:
         super().__init__(
@@ -889,6 +1006,42 @@ class ImagePage(SourcePage):
             **geometry,
         )  # type: ignore[arg-type]
         self._doc = doc
+
+    def _preview(self, area: int) -> Image.Image | None:
+        """A JPEG decoded reduced in the decoder (Pillow's draft mode: 1/2, 1/4 or 1/8 scale, never under
+        `area` pixels), in gray; None for other formats (their full decode is the one the tiles need)."""
+        return self._preview_decode(area, "L")
+
+    def _preview_decode(self, area: float, mode: str) -> Image.Image | None:
+        from PIL import Image
+
+        src = self._doc.image
+        filename = getattr(src, "filename", None)
+        if src.format != "JPEG" or not filename:
+            return None
+        w, h = src.size  # stored frame (before EXIF rotation)
+        s = math.sqrt(area / (w * h))
+        if s >= PREVIEW_MAX_SHARE:
+            return None
+        self.check_size()
+        with _pixel_cap(self.max_page_pixels, self.path, self.index), Image.open(filename) as img:
+            try:
+                img.draft(mode, (max(1, math.ceil(w * s)), max(1, math.ceil(h * s))))
+                frame = img.convert(mode)
+            except (OSError, ValueError, EOFError, SyntaxError) as exc:
+                raise CorruptInputError(
+                    f"image data is truncated or damaged ({exc}); re-save or re-scan it",
+                    path=self.path,
+                    page=self.index,
+                ) from None
+            orientation = _orientation(img)
+        return _exif_transpose(frame, orientation)
+
+    def _render_at(self, scale: float) -> Image.Image | None:
+        """A JPEG decoded reduced in the decoder when the tiles need at most half its size; else None."""
+        if scale > 0.5:
+            return None
+        return self._preview_decode(scale * scale * self.width_px * self.height_px, "RGB")
 
     def _render(self) -> Image.Image:
         from PIL import Image

@@ -372,7 +372,8 @@ def test_long_document_streams_pages_and_frees_images(tmp_path: Path, monkeypatc
 
     live = {"pages": 0, "tiles": 0}
     peak = {"pages": 0, "tiles": 0, "rendered": 0}
-    render, render_tile = sources_mod.PdfPage.render, plan_mod.render_tile
+    render_at, render_sized, render_tiles = (sources_mod.PdfPage.render_at, sources_mod.PdfPage.render_sized,
+                                             plan_mod.render_tiles)
 
     def _dec(kind: str) -> None:
         live[kind] -= 1
@@ -383,15 +384,21 @@ def test_long_document_streams_pages_and_frees_images(tmp_path: Path, monkeypatc
         weakref.finalize(image, _dec, kind)
         return image
 
-    def tracked_render(self):
+    def tracked_render(self, scale):
         peak["rendered"] += 1
-        return track(render(self), "pages")
+        image, k = render_at(self, scale)
+        return track(image, "pages"), k
 
-    def tracked_tile(image, tile):
-        return track(render_tile(image, tile), "tiles")
+    def tracked_tiles(page, tiles):
+        return [track(t, "tiles") for t in render_tiles(page, tiles)]
 
-    monkeypatch.setattr(sources_mod.PdfPage, "render", tracked_render)
-    monkeypatch.setattr(plan_mod, "render_tile", tracked_tile)
+    def tracked_sized(self, size):  # a native plan: the page rendered at its tile's size *is* the tile
+        peak["rendered"] += 1
+        return render_sized(self, size)
+
+    monkeypatch.setattr(sources_mod.PdfPage, "render_at", tracked_render)
+    monkeypatch.setattr(sources_mod.PdfPage, "render_sized", tracked_sized)
+    monkeypatch.setattr(plan_mod, "render_tiles", tracked_tiles)
     pdf = mark_pdf(tmp_path / "long.pdf", pages=40)
     with FakeOpenAIServer(Script(detect_marks=False)) as server:
         result = convert(pdf, server, concurrency=4, batch_size=4, dpi=72)
@@ -401,7 +408,9 @@ def test_long_document_streams_pages_and_frees_images(tmp_path: Path, monkeypatc
     # constant, whatever the page count: the page being cut, plus at most the previous one until the loop
     # variable `image` holding it is rebound (vlm.process_pages releases the page's own copy once its tiles are cut)
     assert peak["pages"] <= 2
-    assert peak["tiles"] <= 4 * tiles_per_page  # one batch of pages (batch_size = concurrency = 4)
+    # the feed keeps at most in_flight_target() = 2 x concurrency tiles waiting for the server, plus the page
+    # being prepared and the one being finished: a bound that does not grow with the page count
+    assert peak["tiles"] <= 2 * 4 + 2 * tiles_per_page
     gc.collect()
     assert live == {"pages": 0, "tiles": 0}
     assert server.count == sum(len(p.plan.tiles) for p in result.pages)

@@ -16,6 +16,7 @@ from PIL import Image
 from docvlm.options import make_options
 from docvlm.plan import (
     DEFAULT_MIN_TEXT_PX,
+    ESTIMATE_PER_LINE_BOX,
     FAMILIES,
     MAX_UPSCALE,
     budget_from_device,
@@ -159,6 +160,24 @@ def test_policy_never_spends_more_than_the_default_when_it_is_readable(w, h, lin
     ew, eh = plan.tiles[0].encoded_size if plan.mode == "native" else (None, None)
     if plan.scale_rule == "floor" and ew:
         assert line * eh / h >= floor - 1e-6  # the floor is reached, in encoded pixels
+
+
+@settings(max_examples=80, deadline=None)
+@given(w=st.integers(200, 8000), h=st.integers(200, 8000), line=st.floats(3.0, 200.0), fam=st.sampled_from(FAMS))
+def test_raster_estimates_are_put_on_the_line_box_yardstick(w, h, line, fam):
+    """A raster (ink) estimate is divided by ESTIMATE_PER_LINE_BOX before the floor; the default-is-readable
+    promise holds on that corrected line, and the floor is reached by it."""
+    if max(w, h) / min(w, h) > 100:
+        return
+    k = ESTIMATE_PER_LINE_BOX["detector"]
+    ink = plan_page((w, h), fam, text_line_px=line, max_visual_tokens=16384, text_height_source="detector")
+    box = plan_page((w, h), fam, text_line_px=line / k, max_visual_tokens=16384, text_height_source="text_layer")
+    assert ink.visual_tokens == box.visual_tokens and ink.scale == box.scale
+    dh, dw = family_smart_resize(h, w, fam)
+    if (line / k) * default_scale(w, h, fam) >= DEFAULT_MIN_TEXT_PX:
+        assert ink.visual_tokens <= visual_tokens((dw, dh), fam)
+    if ink.scale_rule == "floor" and ink.mode == "native":
+        assert (line / k) * ink.tiles[0].encoded_size[1] / h >= DEFAULT_MIN_TEXT_PX - 1e-6
 
 
 def test_choose_scale_is_resolution_free():

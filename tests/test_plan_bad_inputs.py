@@ -37,6 +37,9 @@ def bad_inputs(tmp_path_factory):
     page = huge.new_page(width=7200, height=7200)
     page.insert_text((100, 100), "a page far too large to render at this dpi", fontsize=40)
     huge.save(d / "huge.pdf")
+    scan = pymupdf.open()  # the same size without a text layer: it would have to be rasterized to be sized
+    scan.new_page(width=7200, height=7200).draw_rect(pymupdf.Rect(100, 100, 3000, 300), fill=(0, 0, 0))
+    scan.save(d / "huge_scan.pdf")
     return d
 
 
@@ -54,7 +57,13 @@ def test_each_bad_input_gets_a_sane_plan_or_a_clear_error(bad_inputs, family):
             assert plan.scale_rule == "no-text" and "no text size measured" in plan.reason, (name, plan.reason)
         else:
             assert plan.text_line_px is None or plan.text_line_px >= 8, plan.reason
+    # a 20000 x 20000 px page (at 200 dpi) with a text layer: sized from its words, no rendering needed; its
+    # tiles are rendered at their encoded scale, so it gets a plan within the family's tokens
     rows = plan_document(str(bad_inputs / "huge.pdf"), options, family)  # type: ignore[arg-type]
+    assert len(rows) == 1 and rows[0].error is None and rows[0].plan is not None
+    assert rows[0].plan.text_height_source == "text_layer"
+    assert rows[0].plan.visual_tokens <= _max_tokens(family)
+    rows = plan_document(str(bad_inputs / "huge_scan.pdf"), options, family)  # type: ignore[arg-type]
     assert len(rows) == 1 and rows[0].plan is None
     assert "--max-page-pixels" in rows[0].error and "20000x20000" in rows[0].error
 
@@ -68,13 +77,13 @@ def test_huge_image_is_refused_before_decoding(tmp_path):
 
 
 def test_plan_cli_on_all_bad_inputs(bad_inputs):
-    names = ["no_text.png", "noise.png", "strip.png", "blank.pdf", "huge.pdf"]
+    names = ["no_text.png", "noise.png", "strip.png", "blank.pdf", "huge.pdf", "huge_scan.pdf"]
     r = CliRunner().invoke(main, ["plan", *[str(bad_inputs / n) for n in names], "--json"])
     assert r.exit_code == 1  # one page failed
     assert "Traceback" not in r.output
     data = json.loads(r.output)
     errors = [p for p in data["pages"] if p["error"]]
-    assert len(errors) == 1 and "huge.pdf" in errors[0]["path"] and "--max-page-pixels" in errors[0]["error"]
-    assert data["totals"]["pages"] == 4
+    assert len(errors) == 1 and "huge_scan.pdf" in errors[0]["path"] and "--max-page-pixels" in errors[0]["error"]
+    assert data["totals"]["pages"] == 5
     r = CliRunner().invoke(main, ["plan", *[str(bad_inputs / n) for n in names]])
     assert r.exit_code == 1 and "Traceback" not in r.output and "max-page-pixels" in r.output

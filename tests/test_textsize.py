@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from docvlm.plan import plan_page
-from docvlm.textsize import detect_text_size, detector_input_size
+from docvlm.textsize import WORK_AREA_PX, detect_text_size, estimate_text_size, work_size
 
 WORDS = ["TOTAL", "Cash", "Change", "Qty", "Item", "Rice", "Chicken", "Tea", "GST", "6%", "RM", "12.50", "3.00",
          "Invoice", "No:", "Date", "27/11/2026", "Thank", "you", "please", "come", "again", "Subtotal", "Rounding"]
@@ -124,12 +124,29 @@ def test_estimate_is_scale_invariant():
         assert 1 / 1.33 <= tokens[k] / tokens[1] <= 1.33, (k, tokens)
 
 
-def test_detector_sees_every_page_at_the_same_area():
+def test_every_page_is_measured_at_the_same_area():
     for w, h in ((463, 1013), (4961, 7016), (1000, 1000), (300, 6000)):
-        dw, dh = detector_input_size(w, h)
-        assert dw % 32 == 0 and dh % 32 == 0
-        assert 0.85e6 <= dw * dh <= 1.15e6
-        assert abs((dw / dh) / (w / h) - 1) < 0.1
+        dw, dh = work_size(w, h)
+        assert 0.95 * WORK_AREA_PX <= dw * dh <= 1.05 * WORK_AREA_PX
+        assert abs((dw / dh) / (w / h) - 1) < 0.05
+
+
+def test_a_large_jpeg_is_measured_on_a_reduced_decode_and_once(tmp_path):
+    """A receipt photo saved as a 4x JPEG: the estimate reads a draft decode (never the full rendering), agrees
+    with the estimate on the full image, and is kept with the page (a second call does not measure again)."""
+    from docvlm.options import make_options
+    from docvlm.sources import open_document
+
+    big = receipt(24, width=640).resize((2560, 4 * receipt(24, width=640).height), Image.Resampling.BICUBIC)
+    path = tmp_path / "big.jpg"
+    big.save(path, quality=90)
+    full = detect_text_size(big)
+    with open_document(path, make_options()) as doc:
+        page = next(doc.pages())
+        size = estimate_text_size(page)
+        assert page._image is None  # measured on the preview: the full page was never decoded
+        assert size.line_px is not None and abs(size.line_px / full.line_px - 1) < 0.1, (size, full)
+        assert estimate_text_size(page) is size
 
 
 def test_no_text_pages_give_no_estimate_and_a_reason():

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from docvlm.engines.registry import ENGINE_NAMES, engine_help
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -47,9 +49,7 @@ def source_options(func: F) -> F:
 def engine_options(func: F) -> F:
     """--engine and everything that configures an engine."""
     for opt in reversed([
-        click.option("--engine", type=click.Choice(["ocr", "hf", "openai", "scripted"]),
-                     help="ocr (offline default), hf (local Qwen-VL), openai (vLLM/SGLang/Ollama server), "
-                          "scripted (deterministic test engine)."),
+        click.option("--engine", type=click.Choice(ENGINE_NAMES), help=engine_help()),
         click.option("--model", help="Hub id or local folder (hf), served model name (openai)."),
         click.option("--family", type=click.Choice(["qwen2", "qwen2.5", "qwen3"]), help="Force the model family."),
         click.option("--device", help="auto, cpu, cuda, cuda:N [default: auto]."),

@@ -25,6 +25,7 @@ from docvlm.cli._common import (
     stderr_console,
     stdout_console,
 )
+from docvlm.engines.registry import engine_spec
 
 
 @click.command(short_help="Show how each page would be encoded for a Qwen-VL model.")
@@ -212,7 +213,7 @@ def ground(input_path: str, query: str, json_out: bool, overlay_dir: str | None,
     if not Path(input_path).exists():
         raise click.UsageError(f"{input_path}: no such file")
     options = build_options(**opts)
-    if options.engine == "ocr":
+    if not engine_spec(options.engine).answers_queries:  # no model to ask: rules and text matching on its read
         _ground_offline(input_path, query, json_out, overlay_dir, options)
         return
     try:

@@ -1,13 +1,12 @@
 """Engines: one batch call over pages, lazy model load, loaded once per process.
 
-`get_engine(options)` imports an engine's heavy dependencies only inside the branch that picks it.
+`get_engine(options)` imports an engine's heavy dependencies only when the registry entry it picks
+(docvlm.engines.registry) is loaded.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-
-from docvlm.errors import UsageError
 
 if TYPE_CHECKING:
     from docvlm.engines.base import Engine
@@ -27,23 +26,8 @@ def get_engine(options: ConvertOptions) -> Engine:
     engine = _CACHE.get(key)
     if engine is not None:
         return engine
-    if options.engine == "ocr":
-        from docvlm.engines.ocr import OcrEngine
+    from docvlm.engines.registry import engine_spec
 
-        engine = OcrEngine(options)
-    elif options.engine == "hf":
-        from docvlm.engines.hf import HfEngine
-
-        engine = HfEngine(options)
-    elif options.engine == "openai":
-        from docvlm.engines.openai import OpenAIEngine
-
-        engine = OpenAIEngine(options)
-    elif options.engine == "scripted":
-        from docvlm.engines.scripted import ScriptedEngine
-
-        engine = ScriptedEngine(options)
-    else:  # pragma: no cover - options validation rejects other names
-        raise UsageError(f"unknown engine {options.engine!r}")
+    engine = engine_spec(options.engine).load()(options)
     _CACHE[key] = engine
     return engine

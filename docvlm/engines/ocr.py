@@ -422,8 +422,6 @@ class OcrEngine:
     """Text layer when usable, RapidOCR (bundled ONNX models, CPU, offline) otherwise. See the module doc."""
 
     name = "ocr"
-    pages_per_call = 4
-    """Pages the pipeline hands over per `process_pages` call, so the next one can be rendered meanwhile."""
 
     def __init__(
         self,

@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -201,6 +201,15 @@ class OpenAIEngine(VlmEngine):
         if len(requests) == 1 or self.concurrency == 1:
             return [self.generate_one(r) for r in requests]
         return list(self._executor().map(self.generate_one, requests))
+
+    def submit(self, requests: Sequence[TileRequest]) -> list[Future[TileResponse]]:
+        """Each tile is its own request on the pool (at most `--concurrency` in flight); the server batches."""
+        pool = self._executor()
+        return [pool.submit(self.generate_one, r) for r in requests]
+
+    def in_flight_target(self) -> int:
+        """Tiles the feed keeps submitted: twice --concurrency, so a request leaves as soon as one returns."""
+        return 2 * self.concurrency
 
     def _executor(self) -> ThreadPoolExecutor:
         # a pool made before a fork is unusable in the child: make one per process

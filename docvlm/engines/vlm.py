@@ -11,8 +11,12 @@ same way the page is "partial" with a `runaway` error (the complete part of the 
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -122,6 +126,127 @@ class _Job:
 
 
 @dataclass
+class PendingPages:
+    """Pages whose tiles are submitted (`VlmEngine.start_pages`), waiting for `finish_pages`."""
+
+    works: list[_PageWork]
+    jobs: list[_Job]
+    futures: list[Future[TileResponse]]
+    task: Task
+
+    def done(self) -> bool:
+        return all(f.done() for f in self.futures)
+
+    def wait(self, timeout: float | None = None) -> None:
+        wait(self.futures, timeout=timeout)
+
+
+@dataclass
+class GenerateStats:
+    """What the generate loop did: calls, time inside `generate_batch`, and the padding of its batches."""
+
+    calls: int = 0
+    tiles: int = 0
+    busy_s: float = 0.0
+    first_start: float | None = None
+    last_end: float | None = None
+    token_slots: int = 0  # batch size x the largest tile's tokens, summed over calls
+    tokens: int = 0  # the tiles' own tokens (image pixels / factor^2), summed
+
+    @property
+    def padding_share(self) -> float:
+        """Share of a batch's visual-token slots that are padding (tiles padded to the batch's largest)."""
+        return 1.0 - self.tokens / self.token_slots if self.token_slots else 0.0
+
+    @property
+    def busy_share(self) -> float:
+        """Time inside generate over the time from the first call's start to the last call's end."""
+        if self.first_start is None or self.last_end is None or self.last_end <= self.first_start:
+            return 0.0
+        return self.busy_s / (self.last_end - self.first_start)
+
+
+TOKEN_PX = 28 * 28
+"""Pixels per visual token used to group a batch (the factor of Qwen2/2.5; Qwen3's 32 px only rescales all)."""
+
+
+class GenerateLoop:
+    """One thread that calls `generate_batch` on queued tiles, a batch at a time, so the caller's thread
+    prepares the next pages meanwhile (torch and the tokenizer release the GIL while they compute).
+
+    A batch is the oldest queued tile plus the queued tiles closest to it in visual tokens, up to `batch_size`:
+    first come, first served, and tiles of like size share a batch (little padding).
+    """
+
+    def __init__(self, generate: Callable[[Sequence[TileRequest]], list[TileResponse]], batch_size: int) -> None:
+        self._generate = generate
+        self.batch_size = batch_size
+        self.pid = os.getpid()
+        self.stats = GenerateStats()
+        self._queue: list[tuple[TileRequest, Future[TileResponse]]] = []
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def put_many(self, requests: Sequence[TileRequest]) -> list[Future[TileResponse]]:
+        """Queue tiles together (one page's tiles can share a batch) and return their futures."""
+        futures: list[Future[TileResponse]] = [Future() for _ in requests]
+        with self._cond:
+            self._queue.extend(zip(requests, futures, strict=True))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="docvlm-generate", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return futures
+
+    def _take(self) -> list[tuple[TileRequest, Future[TileResponse]]]:
+        with self._cond:
+            while not self._queue:
+                self._cond.wait()
+            first = self._queue[0]
+            key = _tokens(first[0])
+            rest = sorted(range(1, len(self._queue)), key=lambda i: (abs(_tokens(self._queue[i][0]) - key), i))
+            chosen = sorted([0, *rest[: self.batch_size - 1]])
+            batch = [self._queue[i] for i in chosen]
+            for i in reversed(chosen):
+                del self._queue[i]
+            return batch
+
+    def _work(self) -> None:
+        while True:
+            batch = self._take()
+            requests = [r for r, _ in batch]
+            started = time.perf_counter()
+            try:
+                responses = self._generate(requests)
+                if len(responses) != len(requests):
+                    responses = [TileResponse(text="", stop_reason="error", error=f"engine returned {len(responses)} "
+                                              f"responses for {len(requests)} requests")] * len(requests)
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiting page, never lost in this thread
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            finally:
+                ended = time.perf_counter()
+                st = self.stats
+                st.calls += 1
+                st.tiles += len(requests)
+                st.busy_s += ended - started
+                st.first_start = started if st.first_start is None else st.first_start
+                st.last_end = ended
+                toks = [_tokens(r) for r in requests]
+                st.tokens += sum(toks)
+                st.token_slots += max(toks) * len(toks)
+            for (_, future), response in zip(batch, responses, strict=True):
+                future.set_result(response)
+            del batch, requests, responses  # the tiles are the pages' now: nothing kept while this thread waits
+
+
+def _tokens(request: TileRequest) -> int:
+    w, h = request.image.size
+    return max(1, (w * h) // TOKEN_PX)
+
+
+@dataclass
 class _PageWork:
     page: SourcePage
     where: str
@@ -182,8 +307,16 @@ class VlmEngine(ABC):
         """Plan, render, generate (batched across the pages' tiles), guard, parse and map every page.
 
         Returns one PageResult per page, in order; a page that cannot be planned or rendered is a failed page.
+        The same as `finish_pages(start_pages(pages, task))`.
         """
-        from docvlm.plan import plan_for_page, render_tile
+        return self.finish_pages(self.start_pages(pages, task))
+
+    def start_pages(self, pages: Sequence[SourcePage], task: Task) -> PendingPages:
+        """Prepare the pages (estimate, plan, cut, encode) and submit their tiles; return at once.
+
+        The tiles are generated while the caller prepares more pages (`submit`); `finish_pages` waits for them.
+        """
+        from docvlm.plan import plan_for_page, render_tiles
         from docvlm.prompts import render_prompt
 
         family = self.resolve_family()
@@ -198,13 +331,10 @@ class VlmEngine(ABC):
             work = _PageWork(page=page, where=f"{page.path} (page {page.index + 1})", prompt_id=prompt.ref)
             works.append(work)
             try:
-                image = page.render()  # rendered once: the planner's text-height detector gets the same image
                 work.plan = plan_for_page(page, self.options, family, task.kind, device_memory_bytes=memory)
-                for tile in work.plan.tiles:
-                    request = TileRequest(
-                        image=render_tile(image, tile), prompt=prompt.user, system=prompt.system,
-                        max_new_tokens=max_new,
-                    )
+                for tile, image in zip(work.plan.tiles, render_tiles(page, work.plan.tiles), strict=True):
+                    request = TileRequest(image=image, prompt=prompt.user, system=prompt.system,
+                                          max_new_tokens=max_new)
                     jobs.append(_Job(page_slot=slot, tile_index=tile.index, request=request))
                 page.release()  # only the tiles stay alive until generation
             except DocvlmError as exc:
@@ -214,8 +344,19 @@ class VlmEngine(ABC):
                     code="engine", message=f"{work.where}: cannot plan/render: {type(exc).__name__}: {exc}",
                     page=page.index,
                 )
+        futures = self.submit([j.request for j in jobs]) if jobs else []
+        return PendingPages(works=works, jobs=jobs, futures=futures, task=task)
 
-        self._run(jobs)
+    def finish_pages(self, pending: PendingPages) -> list[PageResult]:
+        """Wait for the pages' tiles, retry runaways once, parse and map: one PageResult per page, in order."""
+        jobs = pending.jobs
+        for job, future in zip(jobs, pending.futures, strict=True):
+            try:
+                job.response = future.result()
+            except Exception as exc:  # noqa: BLE001 - a failed generate is every one of its tiles' error
+                if isinstance(exc, DocvlmError) and getattr(exc, "code", "") == "model_load":
+                    raise
+                job.response = TileResponse(text="", stop_reason="error", error=f"{type(exc).__name__}: {exc}")
         retry = []
         for job in jobs:
             assert job.response is not None
@@ -233,8 +374,33 @@ class VlmEngine(ABC):
                 job.retried = True
             self._run(retry)
 
-        return [self._page_result(slot, work, [j for j in jobs if j.page_slot == slot], task)
-                for slot, work in enumerate(works)]
+        return [self._page_result(slot, work, [j for j in jobs if j.page_slot == slot], pending.task)
+                for slot, work in enumerate(pending.works)]
+
+    # --- the feed: generation runs while the caller prepares the next pages -------------------------------
+
+    def submit(self, requests: Sequence[TileRequest]) -> list[Future[TileResponse]]:
+        """Queue tiles for generation and return a future per tile at once.
+
+        Default: one generate loop thread (`generate_batch` is called from it, one batch at a time) that
+        takes up to `batch_size` queued tiles per call, grouped by visual tokens so a batch pads little
+        (`GenerateStats`). Engines that serve requests one by one (openai) override this.
+        """
+        return self._generate_loop().put_many(requests)
+
+    def in_flight_target(self) -> int:
+        """Tiles the feed keeps submitted ahead of the generator: two batches (one running, one ready)."""
+        return 2 * max(1, self.options.batch_size)
+
+    @property
+    def stats(self) -> GenerateStats:
+        return self._generate_loop().stats
+
+    def _generate_loop(self) -> GenerateLoop:
+        loop = getattr(self, "_loop", None)
+        if loop is None or loop.pid != os.getpid():
+            loop = self._loop = GenerateLoop(self.generate_batch, max(1, self.options.batch_size))
+        return loop
 
     def _run(self, jobs: list[_Job]) -> None:
         """Generate for the jobs in chunks of `options.batch_size`, across pages."""

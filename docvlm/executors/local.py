@@ -28,7 +28,8 @@ IN_FLIGHT_PER_WORKER = 4
 
 
 class InProcessExecutor:
-    """Runs every document in this process, one after the other."""
+    """Runs every document in this process: one after the other, or, with a planning engine, through the
+    feed (the next documents' pages are prepared while the model works on earlier ones)."""
 
     def run(self, items: Sequence[WorkItem], spec: WorkerSpec, on_page: PageEvent) -> Iterator[WorkDone]:
         worker = DocumentWorker(spec)  # no thread setting: one process uses every core
@@ -36,8 +37,7 @@ class InProcessExecutor:
         def page_done(key: str, page: PageResult) -> None:
             on_page(key, page.index, page.status)
 
-        for item in items:
-            yield worker.run_one(item, page_done)
+        yield from worker.run_stream(items, page_done)
 
 
 class ProcessPoolExecutor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,39 @@ class DocumentWorker:
     def __call__(self, items: Sequence[WorkItem],
                  on_page: Callable[[str, PageResult], None] | None = None) -> list[WorkDone]:
         return [self.run_one(item, on_page) for item in items]
+
+    def streams(self) -> bool:
+        """True when documents go through the feed (`docvlm.pipeline.stream_documents`): a conversion with a
+        planning engine (the registry says so), read from paths this worker sees."""
+        from docvlm.batch import ConvertKind
+        from docvlm.engines.registry import engine_spec
+
+        return (self.fatal is None and isinstance(self.spec.kind, ConvertKind)
+                and engine_spec(self.spec.options.engine).plans and hasattr(self.engine, "start_pages"))
+
+    def run_stream(self, items: Sequence[WorkItem],
+                   on_page: Callable[[str, PageResult], None] | None = None) -> Iterator[WorkDone]:
+        """The results of `items` in order; with a planning engine the next documents' pages are prepared
+        while the model works on earlier ones (requests from several documents in flight at once)."""
+        if not self.streams() or any(item.data is not None for item in items):
+            for item in items:
+                yield self.run_one(item, on_page)
+            return
+        from docvlm.pipeline import stream_documents
+
+        hook = None if on_page is None else (lambda tag, page: on_page(tag.key, page))  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        try:
+            for item, result in stream_documents(((i, i.abspath, i.path) for i in items), self.spec.options,
+                                                 engine=self.engine, on_page=hook):
+                now = time.perf_counter()
+                yield WorkDone(item.key, result=result, seconds=now - started)  # type: ignore[attr-defined]
+                started = now
+        except EngineError as exc:
+            if exc.code != "model_load":
+                raise
+            self.fatal = str(exc)
+            yield WorkDone(items[0].key, fatal=self.fatal)
 
     def run_one(self, item: WorkItem, on_page: Callable[[str, PageResult], None] | None = None) -> WorkDone:
         """The result of one document; never raises for a bad file."""

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from docvlm import __version__
 from docvlm.datamodel import DocumentResult, ErrorItem, PageResult, document_status
+from docvlm.engines.registry import TEXT_ENGINE, engine_spec
 from docvlm.extract.checks import cross_check
 from docvlm.extract.models import (
     VALUE_CLASSES,
@@ -107,7 +108,7 @@ def extract_document(
     notes: list[CheckWarning] = []
     attempts: list[ModelAttempt] = []
     choice: str | None = None
-    if options.engine == "ocr":
+    if not engine_spec(options.engine).answers_queries:  # an engine that reads text itself: the rules read the fields
         read = convert_document(path, options, task=Task(kind="read"), display_path=shown, engine=engine,
                                 on_page=on_page)
         loaded, choice = _resolve_auto(loaded, read)
@@ -118,7 +119,7 @@ def extract_document(
     else:
         from docvlm.extract.vlm import answer_schema_json
 
-        text_options = options.model_copy(update={"engine": "ocr"})
+        text_options = options.model_copy(update={"engine": TEXT_ENGINE})
         read = convert_document(path, text_options, task=Task(kind="read"), display_path=shown, engine=text_engine)
         loaded, choice = _resolve_auto(loaded, read)
         task = Task(kind="extract", schema_name=loaded.name, fields_schema=answer_schema_json(loaded.fields))

@@ -1,0 +1,107 @@
+"""Does the hf engine's feed keep a GPU busy? A scripted `generate` that sleeps like a GPU (`--batch-seconds`
+per batch of `--batch-size` tiles) behind the real VLM path (plan, cut, parse, layout) on a folder of receipts.
+
+Reported: pages/s, the share of the time `generate` is busy (from its first call to its last), the padding
+share of the batches (tiles padded to the largest tile of their batch, in visual tokens), for:
+
+- feed: `docvlm.pipeline.stream_documents` (what `docvlm convert --engine hf` runs): pages are prepared while
+  `generate` runs, across documents, batches grouped by visual tokens;
+- serial: each document planned, generated and finished before the next (the code before the feed).
+
+    python bench/hf_feed_bench.py --receipts 48 --batch-size 8 --batch-seconds 0.4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from docvlm.datamodel import EngineInfo  # noqa: E402
+from docvlm.engines.vlm import GenerateStats, TileRequest, TileResponse, VlmEngine  # noqa: E402
+
+ANSWER = '[{"bbox_2d": [10, 10, 200, 40], "text_content": "TOTAL 12.50"}]'
+
+
+class SleepingGpu(VlmEngine):
+    """generate_batch sleeps `seconds` per call (any batch up to batch_size), like a GPU that is not CPU-bound."""
+
+    name = "sleeping-gpu"
+
+    def __init__(self, options, seconds: float) -> None:  # noqa: ANN001
+        super().__init__(options, family="qwen2.5")
+        self.seconds = seconds
+
+    def generate_batch(self, requests: Sequence[TileRequest]) -> list[TileResponse]:
+        time.sleep(self.seconds)
+        return [TileResponse(text=ANSWER) for _ in requests]
+
+    def device_memory_bytes(self) -> int | None:
+        return 24 * 2**30  # a 24-GiB GPU: the planner's budget as on a real card
+
+    def info(self) -> EngineInfo:
+        return EngineInfo(name=self.name, family=self.family)
+
+
+def run(paths: list[Path], batch_size: int, seconds: float, feed: bool) -> dict:
+    from docvlm.options import make_options
+    from docvlm.pipeline import _run_batch, stream_documents
+    from docvlm.sources import open_document
+
+    options = make_options(engine="hf", family="qwen2.5", batch_size=batch_size)
+    engine = SleepingGpu(options, seconds)
+    started = time.perf_counter()
+    pages = 0
+    if feed:
+        for _, result in stream_documents([(p, p, p.name) for p in paths], options, engine=engine):
+            pages += len(result.pages)
+    else:  # one document after the other, as before the feed
+        from docvlm.engines.base import Task
+
+        for p in paths:
+            with open_document(p, options) as doc:
+                batch = list(doc.pages())
+                pages += len(_run_batch(engine, batch, Task(), p.name, None, options))
+    wall = time.perf_counter() - started
+    st: GenerateStats = engine.stats
+    return {"pages": pages, "seconds": wall, "pages_per_s": pages / wall, "generate_calls": st.calls,
+            "tiles": st.tiles, "busy_share": st.busy_share, "padding_share": st.padding_share,
+            "busy_over_wall": st.busy_s / wall}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("/work/shared/data"))
+    ap.add_argument("--receipts", type=int, default=48)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--batch-seconds", type=float, default=0.4)
+    args = ap.parse_args()
+    imgs = sorted(p for p in (args.data / "sroie-dev" / "img").glob("*.jpg") if p.stem[:3].isdigit()
+                  and int(p.stem[:3]) < 150)
+    paths = imgs[:: max(1, len(imgs) // args.receipts)][: args.receipts]
+    load = os.getloadavg()
+    run(paths[:2], args.batch_size, 0.0, True)  # warm imports
+    report = {"load_at_start": load, "receipts": len(paths), "batch_size": args.batch_size,
+              "batch_seconds": args.batch_seconds}
+    for name, feed in (("feed", True), ("serial", False)):
+        r = run(paths, args.batch_size, args.batch_seconds, feed)
+        report[name] = r
+        print(f"{name:<7} {r['pages_per_s']:5.2f} pages/s  generate busy {100 * r['busy_share']:5.1f}% of its span "
+              f"({100 * r['busy_over_wall']:.1f}% of wall)  {r['generate_calls']} calls for {r['tiles']} tiles  "
+              f"padding {100 * r['padding_share']:.1f}%")
+    report["load_at_end"] = os.getloadavg()
+    dst = ROOT / "bench" / "results" / f"hf_feed_bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text(json.dumps(report, indent=1))
+    print(f"load {load[0]:.1f} -> {report['load_at_end'][0]:.1f}; wrote {dst}")
+
+
+if __name__ == "__main__":
+    main()
