@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from docvlm.families import FAMILY_NAMES
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -49,7 +51,7 @@ def engine_options(func: F) -> F:
                      help="ocr (offline default), hf (local Qwen-VL), openai (vLLM/SGLang/Ollama server), "
                           "scripted (deterministic test engine)."),
         click.option("--model", help="Hub id or local folder (hf), served model name (openai)."),
-        click.option("--family", type=click.Choice(["qwen2", "qwen2.5", "qwen3"]), help="Force the model family."),
+        click.option("--family", type=click.Choice(FAMILY_NAMES), help="Force the model family (what the model sees and prints)."),
         click.option("--device", help="auto, cpu, cuda, cuda:N [default: auto]."),
         click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"])),
         click.option("--quant", type=click.Choice(["auto", "none", "4bit", "8bit"])),

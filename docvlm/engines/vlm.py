@@ -22,7 +22,7 @@ from docvlm.errors import DocvlmError
 if TYPE_CHECKING:
     from PIL import Image
 
-    from docvlm.datamodel import EncodingPlan, EngineInfo, Family, StopReason
+    from docvlm.datamodel import EncodingPlan, EngineInfo, Family, Line, StopReason
     from docvlm.engines.base import Task
     from docvlm.options import ConvertOptions
     from docvlm.sources import SourcePage
@@ -128,6 +128,8 @@ class _PageWork:
     plan: EncodingPlan | None = None
     prompt_id: str | None = None
     failure: ErrorItem | None = None
+    reference: list[Line] | None = None
+    """The ocr engine's lines of the page, for a family that reads without boxes (docvlm.families.align)."""
 
 
 class VlmEngine(ABC):
@@ -169,12 +171,25 @@ class VlmEngine(ABC):
         """The model family whose resize rule, prompts and box convention apply."""
         family = getattr(self, "family", None) or self.options.family
         if family is None:
-            raise DocvlmError(f"engine {self.name}: the model family is unknown; pass --family qwen2, qwen2.5 or qwen3")
+            from docvlm.families import FAMILY_NAMES
+
+            raise DocvlmError(f"engine {self.name}: the model family is unknown; pass --family "
+                              f"({', '.join(FAMILY_NAMES)})")
         return family
 
     def device_memory_bytes(self) -> int | None:
         """Memory of the device the model runs on (None for CPU): sets the default visual-token budget."""
         return None
+
+    def reference_lines(self, image: Image.Image) -> list[Line]:
+        """The ocr engine's lines of a page image (page pixels): where the words are, for a family that reads a
+        page without printing boxes (LLaVA-NeXT). The ocr engine is created once per VLM engine."""
+        ocr = getattr(self, "_ocr_engine", None)
+        if ocr is None:
+            from docvlm.engines.ocr import OcrEngine
+
+            ocr = self._ocr_engine = OcrEngine(self.options)
+        return ocr.ocr_image(image.convert("RGB"))
 
     # --- the shared pipeline ----------------------------------------------------------------------------
 
@@ -183,10 +198,12 @@ class VlmEngine(ABC):
 
         Returns one PageResult per page, in order; a page that cannot be planned or rendered is a failed page.
         """
+        from docvlm.families import get_family
         from docvlm.plan import plan_for_page, render_tile
         from docvlm.prompts import render_prompt
 
         family = self.resolve_family()
+        align = task.kind == "read" and not get_family(family).grounds_documents
         variables = {k: v for k, v in (("query", task.query), ("schema_json", task.fields_schema)) if v is not None}
         prompt = render_prompt(task.kind, family, **variables)
         memory = self.device_memory_bytes()
@@ -200,6 +217,8 @@ class VlmEngine(ABC):
             try:
                 image = page.render()  # rendered once: the planner's text-height detector gets the same image
                 work.plan = plan_for_page(page, self.options, family, task.kind, device_memory_bytes=memory)
+                if align:
+                    work.reference = self.reference_lines(image)
                 for tile in work.plan.tiles:
                     request = TileRequest(
                         image=render_tile(image, tile), prompt=prompt.user, system=prompt.system,
@@ -300,7 +319,7 @@ class VlmEngine(ABC):
             ok = [o for o in outputs if o.stop_reason != "error"]
             label = task.query if task.kind == "ground" else None
             lines, parse_errors = page_lines_from_outputs(
-                work.plan, ok, page_index=page.index, where=work.where, label=label
+                work.plan, ok, page_index=page.index, where=work.where, label=label, reference_lines=work.reference
             )
             errors.extend(parse_errors)
         # extract: the raw outputs and the plan are kept; docvlm.extract parses them against the schema
