@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from docvlm.datamodel import Family
+    from docvlm.families.base import ModelFamily
     from docvlm.options import ConvertOptions
     from docvlm.sources import SourcePage
 
@@ -474,13 +475,17 @@ def plan_for_page(
     task_kind: TaskKind = "read",
     *,
     device_memory_bytes: int | None = None,
+    policy: ModelFamily | None = None,
 ) -> EncodingPlan:
     """Estimate the page's text size (docvlm.textsize) and plan it with the run's options.
 
     The budget is `options.max_visual_tokens` when set, else `budget_from_device(device_memory_bytes)`.
+    `policy`: the family entry for the loaded checkpoint (e.g. PaliGemma at its own resolution), default the
+    registry's entry of `family`.
     """
     size = estimate_text_size(page)
-    return plan_with_text_size(page, size, options, family, task_kind, device_memory_bytes=device_memory_bytes)
+    return plan_with_text_size(page, size, options, family, task_kind, device_memory_bytes=device_memory_bytes,
+                               policy=policy)
 
 
 def plan_with_text_size(
@@ -491,12 +496,13 @@ def plan_with_text_size(
     task_kind: TaskKind = "read",
     *,
     device_memory_bytes: int | None = None,
+    policy: ModelFamily | None = None,
 ) -> EncodingPlan:
     """The family's encoding policy (its registry entry: `plan_page` for Qwen, squares for the fixed-resolution
     families) for a page whose text size is already estimated; the plan's reason starts with the estimate's."""
     from docvlm.families import get_family
 
-    plan = get_family(family).plan(
+    plan = (policy or get_family(family)).plan(
         (page.width_px, page.height_px),
         text_line_px=size.line_px,
         line_height_px=size.tall_px,

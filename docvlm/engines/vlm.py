@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from docvlm.datamodel import EncodingPlan, EngineInfo, Family, Line, StopReason
     from docvlm.engines.base import Task
+    from docvlm.families.base import ModelFamily
     from docvlm.options import ConvertOptions
     from docvlm.sources import SourcePage
 
@@ -181,6 +182,13 @@ class VlmEngine(ABC):
         """Memory of the device the model runs on (None for CPU): sets the default visual-token budget."""
         return None
 
+    def family_policy(self) -> ModelFamily:
+        """The family entry planning this engine's pages (the hf engine's is set from the checkpoint's config)."""
+        from docvlm.families import get_family
+
+        entry = getattr(self, "family_entry", None)
+        return entry if entry is not None else get_family(self.resolve_family())
+
     def reference_lines(self, image: Image.Image) -> list[Line]:
         """The ocr engine's lines of a page image (page pixels): where the words are, for a family that reads a
         page without printing boxes (LLaVA-NeXT). The ocr engine is created once per VLM engine."""
@@ -216,7 +224,8 @@ class VlmEngine(ABC):
             works.append(work)
             try:
                 image = page.render()  # rendered once: the planner's text-height detector gets the same image
-                work.plan = plan_for_page(page, self.options, family, task.kind, device_memory_bytes=memory)
+                work.plan = plan_for_page(page, self.options, family, task.kind, device_memory_bytes=memory,
+                                          policy=self.family_policy())
                 if align:
                     work.reference = self.reference_lines(image)
                 for tile in work.plan.tiles:

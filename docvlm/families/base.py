@@ -178,5 +178,14 @@ class ModelFamily(ABC):
                 f"~{kv / 2**30:.2f} GiB for {batch} x ({max_tile_tokens} visual + {max_new_tokens} new tokens); "
                 "vision activations not modelled")
 
+    def for_config(self, config: object) -> ModelFamily:
+        """The entry for one checkpoint (a family whose resolution the checkpoint fixes returns a variant)."""
+        return self
+
+    def processor_keeps(self, image_processor: object, size: tuple[int, int]) -> bool:
+        """True when the checkpoint's image processor leaves an image of `size` (w, h) as it is (no resize, no
+        padding), so the frame of the printed numbers is the planned tile."""
+        return True
+
     def describe(self) -> str:
         return f"{self.title}: {self.convention}; frame: {self.frame}"

@@ -90,6 +90,13 @@ class LlavaNext(ModelFamily):
     own_conventions = ()
     memory = MemoryFigures("llava-hf/llava-v1.6-mistral-7b-hf", 7.57, 32, 8, 128)
 
+    def processor_keeps(self, image_processor: object, size: tuple[int, int]) -> bool:
+        """AnyRes keeps a w x h image as is when (h, w) is one of the processor's grid pinpoints and its sides are
+        multiples of the 336-px crop: best resolution = the image, no resize, no padding."""
+        pins = [tuple(p) for p in getattr(image_processor, "image_grid_pinpoints", None) or PINPOINTS]
+        w, h = size
+        return (h, w) in pins and w % PATCH_SIDE == 0 and h % PATCH_SIDE == 0
+
     def model_to_encoded(self, box_model: Sequence[float], encoded_size: tuple[int, int]) -> Box:
         x0, y0, x1, y1 = (float(v) for v in box_model)
         w, h = encoded_size

@@ -65,6 +65,12 @@ class PaliGemma(ModelFamily):
         size = getattr(getattr(config, "vision_config", None), "image_size", None)
         return PaliGemma(int(size)) if size in SIDES and size != self.side else self
 
+    def processor_keeps(self, image_processor: Any, size: tuple[int, int]) -> bool:
+        s = getattr(image_processor, "size", None)
+        if isinstance(s, dict):
+            return (s.get("width"), s.get("height")) == tuple(size)
+        return (getattr(s, "width", None), getattr(s, "height", None)) == tuple(size)
+
     # frames: printed (y0, x0, y1, x1) on 1024 bins -> encoded (x0, y0, x1, y1)
     def model_to_encoded(self, box_model: Sequence[float], encoded_size: tuple[int, int]) -> Box:
         y0, x0, y1, x1 = (float(v) for v in box_model)
