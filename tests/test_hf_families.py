@@ -84,6 +84,21 @@ def test_a_tile_the_processor_would_resize_is_refused(tiny, family):
 
 
 @pytest.mark.parametrize("family", ["paligemma", "llava-next"])
+def test_generate_batch_answers_each_planned_square(tiny, family):
+    eng = engine(tiny, family)
+    side = eng.family_policy().plan((300, 300), text_line_px=None, min_text_px=16.0, max_visual_tokens=None,
+                                    task_kind="read", text_height_source=None, line_height_px=None,
+                                    device_memory_bytes=None).tiles[0]
+    image = render_tile(page_image(300, 300), side)
+    responses = eng.generate_batch([TileRequest(image=image, prompt="read the text", max_new_tokens=4)] * 2)
+    assert len(responses) == 2
+    for r in responses:
+        assert r.error is None and r.prompt_tokens > side.visual_tokens and 1 <= r.generated_tokens <= 4
+    assert responses[0].text == responses[1].text  # greedy, batched with left padding
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["paligemma", "llava-next"])
 def test_convert_through_generate_keeps_raw_outputs_per_planned_tile(tiny, family, tmp_path):
     from click.testing import CliRunner
 
