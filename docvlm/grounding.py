@@ -2,7 +2,9 @@
 
 Public API (shared by every VLM engine and by `docvlm reparse`, so both take one code path):
 
-- `parse_output(raw_text, family) -> ParseResult`: every known box syntax, never raises.
+- `parse_output(raw_text, family) -> ParseResult`: the family's parser (docvlm.families: Qwen's syntaxes below,
+  PaliGemma `<locNNNN>`, Florence-2 `<loc_N>`, DeepSeek-OCR `<|det|>`, LLaVA-NeXT text lines / 0-1 boxes);
+  never raises. The Qwen parser (docvlm.families.qwen) reads:
     * Qwen2-VL box tokens: `<|object_ref_start|>text<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>`,
       with or without the object ref, several boxes per ref, stray text in between.
     * Qwen2.5-VL / Qwen3-VL JSON: objects with `bbox_2d` and `text_content` / `label` / `text` / `value`

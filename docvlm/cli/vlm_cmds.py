@@ -98,12 +98,21 @@ def plan(inputs: tuple[str, ...], json_out: bool, family: str | None, task_kind:
 
 
 def _model_family(model: str | None) -> str | None:
+    from docvlm.families import family_for_model_type, family_for_served_name
     from docvlm.memory import find_model_shape
 
     if not model:
         return None
+    config = Path(model) / "config.json"
+    if config.is_file():
+        try:
+            found = family_for_model_type(json.loads(config.read_text(encoding="utf-8")).get("model_type"))
+        except (OSError, ValueError):
+            found = None
+        if found:
+            return found
     shape, _ = find_model_shape(model, "qwen2.5")
-    return shape.family if shape else None
+    return shape.family if shape else family_for_served_name(model)
 
 
 def _plan_device(options: Any, gpu_memory: float | None) -> tuple[str, int | None, bool]:
