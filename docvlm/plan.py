@@ -524,8 +524,9 @@ def render_tile(page_image: Image.Image, tile: TilePlan) -> Image.Image:
     x0, y0, x1, y1 = tile.crop_page_px
     if x0 < 0 or y0 < 0 or x1 > page_image.width or y1 > page_image.height:
         canvas = PILImage.new("RGB", (x1 - x0, y1 - y0), "white")
-        canvas.paste(page_image.convert("RGB").crop((max(0, x0), max(0, y0), min(page_image.width, x1),
-                                                     min(page_image.height, y1))), (max(0, -x0), max(0, -y0)))
+        inside = (max(0, x0), max(0, y0), min(page_image.width, x1), min(page_image.height, y1))
+        if inside[0] < inside[2] and inside[1] < inside[3]:
+            canvas.paste(page_image.convert("RGB").crop(inside), (inside[0] - x0, inside[1] - y0))
         crop = canvas
     else:
         crop = page_image.crop(tile.crop_page_px)
