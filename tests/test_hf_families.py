@@ -20,8 +20,9 @@ from docvlm.plan import render_tile
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from docvlm.engines.hf import HfEngine  # noqa: E402
 from tiny_families import build_tiny_llava_next, build_tiny_paligemma  # noqa: E402
+
+from docvlm.engines.hf import HfEngine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
