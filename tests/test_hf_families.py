@@ -1,4 +1,4 @@
-"""The hf engine on tiny PaliGemma and LLaVA-NeXT checkpoints (tests/tiny_families.py), through the real
+"""The hf engine on tiny PaliGemma, Florence-2 and LLaVA-NeXT checkpoints (tests/tiny_families.py), through the real
 from_pretrained, processor and generate path on CPU: family detection from the config, the planned squares
 reaching the model unresized, the plan's visual-token figures equal to the image tokens the processor inserts,
 and a converted page with its raw outputs kept.
@@ -20,18 +20,20 @@ from docvlm.plan import render_tile
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tiny_families import build_tiny_llava_next, build_tiny_paligemma  # noqa: E402
+from tiny_families import build_tiny_florence2, build_tiny_llava_next, build_tiny_paligemma  # noqa: E402
 
 from docvlm.engines.hf import HfEngine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+FAMILIES = ["paligemma", "florence2", "llava-next"]
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny_families")
     return {"paligemma": build_tiny_paligemma(root / "paligemma", side=224),
-            "llava-next": build_tiny_llava_next(root / "llava_next")}
+            "llava-next": build_tiny_llava_next(root / "llava_next"),
+            "florence2": build_tiny_florence2(root / "florence2")}
 
 
 _ENGINES: dict[str, HfEngine] = {}
@@ -52,7 +54,7 @@ def page_image(width: int = 500, height: int = 700) -> Image.Image:
     return img
 
 
-@pytest.mark.parametrize("family", ["paligemma", "llava-next"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_family_comes_from_the_checkpoint_config(tiny, family):
     eng = engine(tiny, family)
     assert eng.resolve_family() == family
@@ -60,7 +62,7 @@ def test_family_comes_from_the_checkpoint_config(tiny, family):
         assert eng.family_policy().side == 224  # vision_config.image_size, not the registry's 448 default
 
 
-@pytest.mark.parametrize("family", ["paligemma", "llava-next"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_plan_tokens_equal_the_image_tokens_the_processor_inserts(tiny, family):
     eng = engine(tiny, family)
     policy = eng.family_policy()
@@ -73,18 +75,19 @@ def test_plan_tokens_equal_the_image_tokens_the_processor_inserts(tiny, family):
     image_id = eng._processor.image_token_id if hasattr(eng._processor, "image_token_id") else None
     assert image_id is not None
     for row, tile in zip(inputs["input_ids"].tolist(), tiles, strict=True):
-        assert row.count(image_id) == tile.visual_tokens  # 256 (PaliGemma 224) / 2928 (LLaVA-NeXT 672 square)
-    assert inputs["pixel_values"].shape[-1] in (224, 336)
+        # 256 (PaliGemma 224) / 577 (Florence-2 768) / 2928 (LLaVA-NeXT 672 square)
+        assert row.count(image_id) == tile.visual_tokens
+    assert inputs["pixel_values"].shape[-1] in (224, 336, 768)
 
 
-@pytest.mark.parametrize("family", ["paligemma", "llava-next"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_a_tile_the_processor_would_resize_is_refused(tiny, family):
     eng = engine(tiny, family)
     with pytest.raises(DocvlmError, match="resized or padded"):
         eng.prepare_inputs([TileRequest(image=Image.new("RGB", (300, 200), "white"), prompt="x")])
 
 
-@pytest.mark.parametrize("family", ["paligemma", "llava-next"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_generate_batch_answers_each_planned_square(tiny, family):
     eng = engine(tiny, family)
     side = eng.family_policy().plan((300, 300), text_line_px=None, min_text_px=16.0, max_visual_tokens=None,
@@ -99,7 +102,7 @@ def test_generate_batch_answers_each_planned_square(tiny, family):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["paligemma", "llava-next"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_convert_through_generate_keeps_raw_outputs_per_planned_tile(tiny, family, tmp_path):
     from click.testing import CliRunner
 

@@ -143,3 +143,56 @@ def build_tiny_llava_next(out_dir: Path, *, seed: int = 0) -> Path:
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
+
+
+def build_tiny_florence2(out_dir: Path, *, seed: int = 0) -> Path:
+    """A tiny Florence-2 checkpoint (DaViT at 768 px -> 24x24 + 1 = 577 image tokens, BART encoder-decoder) with
+    a byte-level BPE `BartTokenizer` (`<s> <pad> </s> <unk>` first as in BART), `<image>` as its image token,
+    the 1000 `<loc_N>` tokens and the task tokens; `CLIPImageProcessorPil` resizing to 768x768 without a crop."""
+    import json
+
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import (
+        AddedToken,
+        BartTokenizer,
+        CLIPImageProcessorPil,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        Florence2Processor,
+        GenerationConfig,
+    )
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=["<s>", "<pad>", "</s>", "<unk>"], show_progress=False)
+    bpe.train_from_iterator(_CORPUS * 8, trainer)
+    spec = json.loads(bpe.to_str())
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in spec["model"]["merges"]]
+    tok = BartTokenizer(vocab=spec["model"]["vocab"], merges=merges, extra_special_tokens={"image_token": "<image>"})
+    tok.add_tokens([AddedToken(f"<loc_{i}>", normalized=False) for i in range(1000)])
+    tok.add_tokens(["<OCR_WITH_REGION>", "<OD>", "<CAPTION_TO_PHRASE_GROUNDING>"])
+    ip = CLIPImageProcessorPil(size={"height": 768, "width": 768}, crop_size={"height": 768, "width": 768},
+                               do_center_crop=False, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    ip.image_seq_length = 577
+    processor = Florence2Processor(image_processor=ip, tokenizer=tok, num_additional_image_tokens=1)
+    vocab_size = ((len(tok) + 63) // 64) * 64
+    ids = {"pad_token_id": tok.pad_token_id, "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
+           "decoder_start_token_id": tok.eos_token_id}
+    config = Florence2Config(
+        vision_config={"depths": [1, 1, 1, 1], "embed_dim": [32, 32, 64, 64], "num_heads": [1, 1, 2, 2],
+                       "num_groups": [1, 1, 2, 2], "projection_dim": HIDDEN, "window_size": 12},
+        text_config={"model_type": "bart", "vocab_size": vocab_size, "d_model": HIDDEN, "encoder_layers": 1,
+                     "decoder_layers": 1, "encoder_attention_heads": 4, "decoder_attention_heads": 4,
+                     "encoder_ffn_dim": 128, "decoder_ffn_dim": 128, "max_position_embeddings": 1024, **ids},
+        image_token_id=tok.image_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Florence2ForConditionalGeneration(config).eval()
+    model.generation_config = GenerationConfig(do_sample=False, **ids)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return out_dir

@@ -1,10 +1,10 @@
 """The `hf` engine: a checkpoint of a family whose transformers class exists, run in-process.
 
 Families (docvlm.families; transformers 5.24): Qwen2-VL, Qwen2.5-VL, Qwen3-VL, PaliGemma
-(PaliGemmaForConditionalGeneration), LLaVA-NeXT (LlavaNextForConditionalGeneration). Florence-2
-(Florence2ForConditionalGeneration, an encoder-decoder) is shipped by transformers but not run here yet: its
-generate returns decoder tokens only and its processor takes task tokens, neither tested by a tiny checkpoint.
-DeepSeek-OCR has no transformers class (only DeepSeek-OCR 2, `deepseek_ocr2`): run it with --engine openai (vLLM).
+(PaliGemmaForConditionalGeneration), Florence-2 (Florence2ForConditionalGeneration, an encoder-decoder: its
+generate returns decoder ids only, see `_output_offset`; the prompt is its task token), LLaVA-NeXT
+(LlavaNextForConditionalGeneration). DeepSeek-OCR has no transformers class (only DeepSeek-OCR 2,
+`deepseek_ocr2`): run it with --engine openai (vLLM).
 
 - The family comes from the checkpoint's config (`model_type`), unless --family forces it.
 - The model loads lazily, once, on the first generate (or when the plan needs the family / device memory).
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from docvlm.engines.device import DeviceDecision
     from docvlm.options import ConvertOptions
 
-HF_FAMILIES: tuple[str, ...] = ("qwen2", "qwen2.5", "qwen3", "paligemma", "llava-next")
+HF_FAMILIES: tuple[str, ...] = ("qwen2", "qwen2.5", "qwen3", "paligemma", "florence2", "llava-next")
 """The families this engine runs (their transformers class exists and a tiny checkpoint test covers them)."""
 
 
@@ -365,7 +365,7 @@ class HfEngine(VlmEngine):
                 generated = self._model.generate(
                     **inputs, max_new_tokens=max_new, do_sample=False, repetition_penalty=penalty,
                     pad_token_id=self._pad_id,
-                    stopping_criteria=self._stopping(inputs["input_ids"].shape[1], stopped),
+                    stopping_criteria=self._stopping(self._output_offset(inputs), stopped),
                 )
         except torch.cuda.OutOfMemoryError:
             if len(requests) > 1:  # one at a time before giving up
@@ -460,9 +460,16 @@ class HfEngine(VlmEngine):
 
         return StoppingCriteriaList([StopOnRepetition()])
 
+    def _output_offset(self, inputs: Any) -> int:
+        """Where the new tokens start in `generate`'s rows: after the prompt (decoder-only), after the decoder
+        start token (an encoder-decoder such as Florence-2 returns decoder ids only)."""
+        if getattr(self._model.config, "is_encoder_decoder", False):
+            return 1
+        return int(inputs["input_ids"].shape[1])
+
     def _decode(self, inputs: Any, generated: Any, max_new: int, stopped: set[int]) -> list[TileResponse]:
         tokenizer = self._processor.tokenizer
-        prompt_len = inputs["input_ids"].shape[1]
+        prompt_len = self._output_offset(inputs)
         prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
         out = []
         for i, (row, n_prompt) in enumerate(zip(generated[:, prompt_len:].tolist(), prompt_tokens, strict=True)):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from docvlm.families.base import (
     GroundedItem,
@@ -51,6 +51,13 @@ class Florence2(ModelFamily):
     prompt_style = "plain"
     own_conventions = ("Florence-2 <loc_N>",)
     memory = MemoryFigures("microsoft/Florence-2-large", 0.77, 12, 16, 64)
+
+    def processor_keeps(self, image_processor: Any, size: tuple[int, int]) -> bool:
+        """The checkpoint's CLIP image processor resizes to size {height, width} (768) and does not crop."""
+        s = getattr(image_processor, "size", None)
+        wh = (s.get("width"), s.get("height")) if isinstance(s, dict) else (getattr(s, "width", None),
+                                                                           getattr(s, "height", None))
+        return wh == tuple(size) and not getattr(image_processor, "do_center_crop", False)
 
     def model_to_encoded(self, box_model: Sequence[float], encoded_size: tuple[int, int]) -> Box:
         x0, y0, x1, y1 = (float(v) for v in box_model)
