@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from docvlm.families import FAMILY_NAMES
+
 SCHEMA_VERSION = "1.0"
 
 Box = tuple[float, float, float, float]
@@ -18,7 +20,7 @@ Box = tuple[float, float, float, float]
 
 Status = Literal["success", "partial", "failure"]
 TextSource = Literal["text_layer", "ocr", "model"]
-Family = Literal["qwen2", "qwen2.5", "qwen3"]
+Family = Literal[FAMILY_NAMES]  # type: ignore[valid-type]  # the names of docvlm.families' registry
 StopReason = Literal["eos", "length", "repetition", "error"]
 LineRole = Literal[
     "body", "heading", "header", "footer", "page_number", "caption", "footnote", "margin", "table", "formula"

@@ -1,8 +1,10 @@
 """Every coordinate conversion in docvlm lives here, and nowhere else.
 
 Frames (see DESIGN.md):
-- model:   what the model printed. Qwen2-VL and Qwen3-VL: a 0-1000 grid over the encoded image;
-           Qwen2.5-VL: absolute pixels of the encoded (already resized) image.
+- model:   what the model printed, in the family's convention (its registry entry, docvlm.families, converts it):
+           Qwen2-VL and Qwen3-VL: a 0-1000 grid over the encoded image; Qwen2.5-VL: absolute pixels of the
+           encoded (already resized) image; PaliGemma: y_min, x_min, y_max, x_max on 1024 bins; Florence-2:
+           1000 bins (bin centres); DeepSeek-OCR: 0-999 (value/999); LLaVA-NeXT: 0-1.
 - encoded: pixels of the exact image the model saw (a tile, or the whole page after resize).
 - page_px: pixels of the rendered page, origin top-left: the frame of the output.
 - pdf_pt:  PDF points (1/72 inch) of the visible page (after /Rotate and CropBox), origin top-left.
@@ -25,31 +27,22 @@ GRID = 1000.0
 
 
 def is_relative_family(family: Family) -> bool:
-    """True for families whose boxes are on the 0-1000 grid (Qwen2-VL, Qwen3-VL)."""
+    """True for the Qwen families whose boxes are on the 0-1000 grid (Qwen2-VL, Qwen3-VL)."""
     return family in ("qwen2", "qwen3")
 
 
 def model_to_encoded(box_model: Sequence[float], family: Family, encoded_size: tuple[int, int]) -> Box:
-    """Model frame -> encoded pixels."""
-    x0, y0, x1, y1 = (float(v) for v in box_model)
-    if is_relative_family(family):
-        w, h = encoded_size
-        return (x0 * w / GRID, y0 * h / GRID, x1 * w / GRID, y1 * h / GRID)
-    return (x0, y0, x1, y1)
+    """Model frame (as printed, in the family's order) -> encoded pixels [x0, y0, x1, y1]."""
+    from docvlm.families import get_family
+
+    return get_family(family).model_to_encoded(box_model, encoded_size)
 
 
 def encoded_to_model(box_encoded: Sequence[float], family: Family, encoded_size: tuple[int, int]) -> Box:
-    """Encoded pixels -> model frame, rounded as a model prints it (the oracle used by tests and benches)."""
-    x0, y0, x1, y1 = (float(v) for v in box_encoded)
-    if is_relative_family(family):
-        w, h = encoded_size
-        return (
-            float(round(x0 / w * GRID)),
-            float(round(y0 / h * GRID)),
-            float(round(x1 / w * GRID)),
-            float(round(y1 / h * GRID)),
-        )
-    return (float(round(x0)), float(round(y0)), float(round(x1)), float(round(y1)))
+    """Encoded pixels -> model frame, rounded/quantized as a model prints it (the oracle of tests and benches)."""
+    from docvlm.families import get_family
+
+    return get_family(family).encoded_to_model(box_encoded, encoded_size)
 
 
 def tile_scales(tile: TilePlan) -> tuple[float, float]:

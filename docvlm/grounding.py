@@ -2,7 +2,9 @@
 
 Public API (shared by every VLM engine and by `docvlm reparse`, so both take one code path):
 
-- `parse_output(raw_text, family) -> ParseResult`: every known box syntax, never raises.
+- `parse_output(raw_text, family) -> ParseResult`: the family's parser (docvlm.families: Qwen's syntaxes below,
+  PaliGemma `<locNNNN>`, Florence-2 `<loc_N>`, DeepSeek-OCR `<|det|>`, LLaVA-NeXT text lines / 0-1 boxes);
+  never raises. The Qwen parser (docvlm.families.qwen) reads:
     * Qwen2-VL box tokens: `<|object_ref_start|>text<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>`,
       with or without the object ref, several boxes per ref, stray text in between.
     * Qwen2.5-VL / Qwen3-VL JSON: objects with `bbox_2d` and `text_content` / `label` / `text` / `value`
@@ -21,17 +23,14 @@ Error codes produced here are `parse` and `invalid_box`; `docvlm reparse` recomp
 
 from __future__ import annotations
 
-import html
-import json
-import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from docvlm.datamodel import Box, DocumentResult, ErrorItem, Frozen, Line, Word
+from docvlm.families.base import GroundedItem, ParseResult
+from docvlm.families.qwen import parse_qwen_output
 from docvlm.geometry import (
     clamp_box,
     is_valid_box,
@@ -43,245 +42,27 @@ from docvlm.geometry import (
 if TYPE_CHECKING:
     from docvlm.datamodel import EncodingPlan, Family, TileOutput, TilePlan
 
-GROUNDING_ERROR_CODES = ("parse", "invalid_box")
-
-
-@dataclass(frozen=True)
-class GroundedItem:
-    """One box the model printed, in the model's frame (see docvlm.geometry), with its text and/or label."""
-
-    text: str
-    box_model: tuple[float, float, float, float]
-    label: str | None = None
-
-
-@dataclass(frozen=True)
-class ParseResult:
-    items: list[GroundedItem] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-
-_REF = r"<\|object_ref_start\|>(?P<ref>.*?)<\|object_ref_end\|>"
-_BOX = r"<\|box_start\|>(?P<box>.*?)<\|box_end\|>"
-_TOKEN_RE = re.compile(rf"{_REF}|{_BOX}", re.S)
-_NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-_SPECIAL = re.compile(r"<\|[a-z_]+\|>")
-_HTML_BBOX = re.compile(r"<(?P<tag>[a-zA-Z][\w-]*)\b[^<>]*?data-bbox\s*=\s*[\"'](?P<box>[^\"']*)[\"'][^<>]*>", re.S)
-_TAG = re.compile(r"<[^<>]*>")
-_TEXT_KEYS = ("text_content", "text", "content", "value")
-_LABEL_KEYS = ("label", "field", "key", "name")
-_MAX_SNIPPET = 60
-
-
-def _snip(text: str) -> str:
-    text = " ".join(text.split())
-    return repr(text[:_MAX_SNIPPET] + ("..." if len(text) > _MAX_SNIPPET else ""))
-
-
-def _four_numbers(values: Sequence[Any]) -> tuple[float, float, float, float] | None:
-    """Four finite numbers (or numeric strings), else None."""
-    if len(values) != 4:
-        return None
-    out = []
-    for v in values:
-        if isinstance(v, bool):
-            return None
-        try:
-            x = float(v)
-        except (TypeError, ValueError):
-            return None
-        if not math.isfinite(x):
-            return None
-        out.append(x)
-    return (out[0], out[1], out[2], out[3])
-
-
-# --- Qwen2-VL box tokens --------------------------------------------------------------------------------
-
-
-def _has_word(text: str) -> bool:
-    return any(ch.isalnum() for ch in text)
-
-
-def _parse_box_tokens(text: str, items: list[GroundedItem], errors: list[str]) -> None:
-    ref: str | None = None
-    ref_used = False
-    last_end = 0
-    for m in _TOKEN_RE.finditer(text):
-        stray = _SPECIAL.sub("", text[last_end : m.start()]).strip()
-        last_end = m.end()
-        if m.group("ref") is not None:
-            ref = _SPECIAL.sub("", m.group("ref")).strip()
-            ref_used = False
-            continue
-        nums = _NUM.findall(m.group("box"))
-        box = _four_numbers(nums)
-        if box is None:
-            errors.append(f"box tokens with {len(nums)} numbers instead of 4: {_snip(m.group(0))}")
-            continue
-        if ref is not None and (not ref_used or not _has_word(stray)):
-            label_text = ref  # the ref's first box, or one more box of the same ref
-        elif _has_word(stray):
-            label_text = stray.splitlines()[-1].strip()  # "text<|box_start|>..." with no object ref
-            ref = None
-        else:
-            label_text = ref or ""
-        ref_used = True
-        items.append(GroundedItem(text=label_text, box_model=box))
-    rest = text[last_end:]
-    if "<|box_start|>" in rest:
-        errors.append(f"unterminated box token (output cut?): {_snip(rest[rest.index('<|box_start|>'):])}")
-
-
-# --- HTML with data-bbox --------------------------------------------------------------------------------
-
-
-def _parse_html(text: str, items: list[GroundedItem], errors: list[str]) -> None:
-    matches = list(_HTML_BBOX.finditer(text))
-    for i, m in enumerate(matches):
-        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-        close = text.find(f"</{m.group('tag')}>", m.end(), end)
-        if close >= 0:
-            end = close  # the element's own closing tag; else up to the next element with a box
-        inner = html.unescape(_TAG.sub(" ", text[m.end() : end]))
-        inner = " ".join(inner.split())
-        nums = _NUM.findall(m.group("box"))
-        box = _four_numbers(nums)
-        if box is None:
-            errors.append(f"data-bbox with {len(nums)} numbers instead of 4: {_snip(m.group(0))}")
-            continue
-        items.append(GroundedItem(text=inner, box_model=box, label=None))
-
-
-# --- JSON -----------------------------------------------------------------------------------------------
-
-
-def _scan_objects(text: str) -> tuple[list[tuple[int, int]], int | None]:
-    """Spans of balanced top-level {...} objects (string-aware); and the start of an unclosed one, if any."""
-    spans: list[tuple[int, int]] = []
-    depth = 0
-    start = -1
-    in_str = False
-    esc = False
-    for i, ch in enumerate(text):
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-            continue
-        if ch == '"':
-            # a quote outside any object is prose, not JSON
-            in_str = depth > 0
-        elif ch == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch == "}" and depth > 0:
-            depth -= 1
-            if depth == 0:
-                spans.append((start, i + 1))
-    return spans, (start if depth > 0 else None)
-
-
-def _loads_lenient(chunk: str) -> Any:
-    try:
-        return json.loads(chunk)
-    except (json.JSONDecodeError, RecursionError):
-        pass
-    fixed = re.sub(r",\s*([}\]])", r"\1", chunk)  # trailing commas
-    try:
-        return json.loads(fixed)
-    except (json.JSONDecodeError, RecursionError):
-        return None
-
-
-def _first_str(obj: dict, keys: Sequence[str]) -> str | None:
-    for k in keys:
-        v = obj.get(k)
-        if isinstance(v, (str, int, float)) and not isinstance(v, bool):
-            return str(v)
-    return None
-
-
-def _walk_json(obj: Any, parent_key: str | None, items: list[GroundedItem], errors: list[str], depth: int = 0) -> None:
-    if depth > 20:
-        return
-    if isinstance(obj, list):
-        for v in obj:
-            _walk_json(v, parent_key, items, errors, depth + 1)
-        return
-    if not isinstance(obj, dict):
-        return
-    if "bbox_2d" in obj:
-        raw = obj["bbox_2d"]
-        box = _four_numbers(raw) if isinstance(raw, list) else None
-        if box is None:
-            errors.append(f"bbox_2d is not 4 numbers: {_snip(json.dumps(raw, default=str))}")
-            return
-        text = _first_str(obj, _TEXT_KEYS)
-        label = _first_str(obj, _LABEL_KEYS) or parent_key
-        items.append(GroundedItem(text=text if text is not None else (label or ""), box_model=box, label=label))
-        return
-    if "point_2d" in obj:
-        errors.append(f"point_2d skipped (a point is not a box): {_snip(json.dumps(obj, default=str))}")
-        return
-    for k, v in obj.items():
-        if isinstance(v, (dict, list)):
-            _walk_json(v, str(k), items, errors, depth + 1)
-
-
-def _parse_json(text: str, items: list[GroundedItem], errors: list[str]) -> None:
-    body = re.sub(r"```(?:json|JSON)?", "\n", text)
-    spans, open_start = _scan_objects(body)
-    for a, b in spans:
-        chunk = body[a:b]
-        obj = _loads_lenient(chunk)
-        if obj is None:
-            errors.append(f"unparseable JSON object: {_snip(chunk)}")
-            continue
-        _walk_json(obj, None, items, errors)
-    if open_start is not None:
-        cut = body[open_start:]
-        if "bbox_2d" in cut or "point_2d" in cut:
-            errors.append(f"truncated JSON object at the end of the output (token limit?): {_snip(cut)}")
-
-
-# --- entry point ----------------------------------------------------------------------------------------
+GROUNDING_ERROR_CODES = ("parse", "invalid_box", "ungrounded")
+__all__ = ["GroundedItem", "ParseResult", "parse_output", "boxes_to_lines", "merge_tiles", "page_lines_from_outputs"]
 
 
 def parse_output(raw_text: str, family: Family | str | None = None) -> ParseResult:
-    """Parse one tile's raw model output into boxes in the model frame. Never raises.
+    """Parse one tile's raw model output into boxes in the model frame, by the family's parser. Never raises.
 
     Args:
         raw_text: decoded output, special tokens kept.
-        family: the model family (accepted for symmetry; every syntax is recognised for every family, and the
-            frame of the numbers is applied later by geometry).
+        family: the model family whose convention the output is read in (None: the Qwen syntaxes, which
+            every Qwen family shares). Output in another family's convention is a parse error.
 
     Returns:
-        ParseResult with the items in output order and one error string per unparseable part.
+        ParseResult with the items in output order, text lines without boxes (families that do not ground),
+        and one error string per unparseable part.
     """
-    items: list[GroundedItem] = []
-    errors: list[str] = []
-    try:
-        text = raw_text if isinstance(raw_text, str) else str(raw_text)
-        text = text.replace("<|im_end|>", "").replace("<|endoftext|>", "")
-        if "<|box_start|>" in text:
-            _parse_box_tokens(text, items, errors)
-            text = _TOKEN_RE.sub(" ", text)
-        if "data-bbox" in text:
-            _parse_html(text, items, errors)
-            text = _HTML_BBOX.sub(" ", text)
-        if "bbox_2d" in text or "point_2d" in text:
-            _parse_json(text, items, errors)
-        rest = _TAG.sub(" ", re.sub(r"```(?:json|JSON|html|HTML)?", " ", text)).strip()
-        if not items and not errors and rest not in ("", "[]", "{}"):
-            errors.append(f"no boxes found in the output: {_snip(rest)}")
-    except Exception as exc:  # noqa: BLE001 - the parser must never raise; the failure is recorded
-        errors.append(f"parser failure {type(exc).__name__}: {exc}")
-    return ParseResult(items=items, errors=errors)
+    from docvlm.families import get_family
+
+    if family is None:
+        return parse_qwen_output(raw_text)
+    return get_family(str(family)).parse(raw_text)
 
 
 def boxes_to_lines(
@@ -342,6 +123,12 @@ def boxes_to_lines(
     return lines, errors
 
 
+def _snip(text: str) -> str:
+    from docvlm.families.base import snip
+
+    return snip(text)
+
+
 def _round_box(box: Box) -> Box:
     return (round(box[0], 3), round(box[1], 3), round(box[2], 3), round(box[3], 3))
 
@@ -366,16 +153,21 @@ def page_lines_from_outputs(
     page_index: int | None = None,
     where: str = "",
     label: str | None = None,
+    reference_lines: Sequence[Line] | None = None,
 ) -> tuple[list[Line], list[ErrorItem]]:
     """Parse every tile output of a page, map the boxes to page pixels and merge across tiles.
 
-    Returns the page's lines and the `parse` / `invalid_box` errors. Outputs with stop_reason "error" (failed
-    requests) are skipped; an output for a tile index that is not in the plan is a `parse` error.
+    Returns the page's lines and the `parse` / `invalid_box` / `ungrounded` errors. Outputs with stop_reason
+    "error" (failed requests) are skipped; an output for a tile index that is not in the plan is a `parse` error.
+    Text lines printed without boxes (a family that does not ground documents, LLaVA-NeXT) get the boxes of
+    `reference_lines` (the ocr engine's lines of the page) by `docvlm.families.align`; a line OCR did not see,
+    or any such line when there is no reference, is an `ungrounded` error carrying its text, never a box.
     """
     tiles = {t.index: t for t in plan.tiles}
     prefix = f"{where}: " if where else ""
     lines: list[Line] = []
     errors: list[ErrorItem] = []
+    ungrounded_seen: set[str] = set()
     for out in outputs:
         if out.stop_reason == "error":
             continue  # the request failed; the engine reported it, its text (if any) is not an answer
@@ -395,8 +187,35 @@ def page_lines_from_outputs(
         )
         lines.extend(tile_lines)
         errors.extend(tile_errors)
+        if parsed.texts:
+            aligned, missing = _align_tile(parsed.texts, tile, reference_lines)
+            lines.extend(aligned)
+            for text in missing:
+                if text in ungrounded_seen:
+                    continue
+                ungrounded_seen.add(text)
+                why = "the ocr engine saw no such text on the page" if reference_lines is not None else \
+                    "no ocr reference lines to align it with"
+                errors.append(ErrorItem(code="ungrounded", message=f"{prefix}tile {tile.index}: line "
+                                        f"{_snip(text)} read by the model has no box ({why})",
+                                        page=page_index, tile=tile.index))
     thumbs = {t.index for t in plan.tiles if t.kind == "thumbnail"}
     return merge_tiles(lines, thumbnail_tiles=thumbs), errors
+
+
+def _align_tile(texts: Sequence[str], tile: TilePlan, reference_lines: Sequence[Line] | None
+                ) -> tuple[list[Line], list[str]]:
+    """A tile's box-less text lines aligned with the reference lines whose centre lies in the tile."""
+    from docvlm.families.align import align_lines
+
+    if reference_lines is None:
+        return [], list(texts)
+    x0, y0, x1, y1 = tile.crop_page_px
+    inside = [ln for ln in reference_lines
+              if x0 <= (ln.bbox_page_px[0] + ln.bbox_page_px[2]) / 2 <= x1
+              and y0 <= (ln.bbox_page_px[1] + ln.bbox_page_px[3]) / 2 <= y1]
+    result = align_lines(texts, inside, tile=tile.index)
+    return result.lines, result.ungrounded
 
 
 class GroundMatch(Frozen):

@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from docvlm.datamodel import Family
 from docvlm.engines.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from docvlm.errors import UsageError
 
@@ -38,7 +39,7 @@ class ConvertOptions(BaseSettings):
     # engine
     engine: EngineName = Field(default=DEFAULT_ENGINE, description="Engine (docvlm.engines.registry.ENGINES).")
     model: str | None = Field(default=None, description="Hub id or local folder (hf), served model name (openai).")
-    family: Literal["qwen2", "qwen2.5", "qwen3"] | None = Field(default=None, description="Force the model family.")
+    family: Family | None = Field(default=None, description="Force the model family.")
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N")
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     quant: Literal["auto", "none", "4bit", "8bit"] = "auto"

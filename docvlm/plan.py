@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from docvlm.datamodel import EncodingPlan, TilePlan
+from docvlm.families.qwen import QWEN2_SPEC, QWEN3_SPEC, FamilySpec
 from docvlm.textsize import TextSizeResult, estimate_text_size
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from docvlm.datamodel import Family
+    from docvlm.families.base import ModelFamily
     from docvlm.options import ConvertOptions
     from docvlm.sources import SourcePage
 
@@ -41,30 +43,10 @@ TextHeightSource = Literal["text_layer", "detector", "default"]
 ScaleRule = Literal["floor", "default", "upscale-capped", "no-text", "longest-side", "page-tokens"]
 
 
-@dataclass(frozen=True)
-class FamilySpec:
-    """Vision-tower constants of a model family (from the released checkpoints' configs)."""
-
-    patch_size: int
-    merge_size: int
-    min_pixels: int
-    max_pixels: int
-
-    @property
-    def factor(self) -> int:
-        """Side of the square of pixels that becomes one visual token after the merger."""
-        return self.patch_size * self.merge_size
-
-
-FAMILIES: dict[str, FamilySpec] = {
-    # Qwen2-VL-*-Instruct and Qwen2.5-VL-*-Instruct preprocessor_config.json:
-    # min_pixels 3136 (56*56), max_pixels 12845056 (16384*28*28), patch 14, merge 2.
-    "qwen2": FamilySpec(patch_size=14, merge_size=2, min_pixels=56 * 56, max_pixels=16384 * 28 * 28),
-    "qwen2.5": FamilySpec(patch_size=14, merge_size=2, min_pixels=56 * 56, max_pixels=16384 * 28 * 28),
-    # Qwen3-VL-*-Instruct preprocessor_config.json: size.shortest_edge 65536, size.longest_edge 16777216
-    # (16384*32*32), patch 16, merge 2.
-    "qwen3": FamilySpec(patch_size=16, merge_size=2, min_pixels=65536, max_pixels=16384 * 32 * 32),
-}
+FAMILIES: dict[str, FamilySpec] = {name: spec for name, spec in (("qwen2", QWEN2_SPEC), ("qwen2.5", QWEN2_SPEC),
+                                                                  ("qwen3", QWEN3_SPEC))}
+"""The smart_resize constants of the Qwen families (their registry entries, docvlm.families.qwen); the other
+families plan through their own policy (`docvlm.families.get_family(name).plan`)."""
 
 DEFAULT_MIN_TEXT_PX = 16.0
 """The readability floor: the page's small text (a low percentile of its line heights, see docvlm.textsize)
@@ -520,13 +502,17 @@ def plan_for_page(
     task_kind: TaskKind = "read",
     *,
     device_memory_bytes: int | None = None,
+    policy: ModelFamily | None = None,
 ) -> EncodingPlan:
     """Estimate the page's text size (docvlm.textsize) and plan it with the run's options.
 
     The budget is `options.max_visual_tokens` when set, else `budget_from_device(device_memory_bytes)`.
+    `policy`: the family entry for the loaded checkpoint (e.g. PaliGemma at its own resolution), default the
+    registry's entry of `family`.
     """
     size = estimate_text_size(page)
-    return plan_with_text_size(page, size, options, family, task_kind, device_memory_bytes=device_memory_bytes)
+    return plan_with_text_size(page, size, options, family, task_kind, device_memory_bytes=device_memory_bytes,
+                               policy=policy)
 
 
 def plan_with_text_size(
@@ -537,28 +523,40 @@ def plan_with_text_size(
     task_kind: TaskKind = "read",
     *,
     device_memory_bytes: int | None = None,
+    policy: ModelFamily | None = None,
 ) -> EncodingPlan:
-    """`plan_page` for a page whose text size is already estimated; the plan's reason starts with the
-    estimate's own reason."""
-    budget = options.max_visual_tokens or budget_from_device(device_memory_bytes, family)
-    plan = plan_page(
+    """The family's encoding policy (its registry entry: `plan_page` for Qwen, squares for the fixed-resolution
+    families) for a page whose text size is already estimated; the plan's reason starts with the estimate's."""
+    from docvlm.families import get_family
+
+    plan = (policy or get_family(family)).plan(
         (page.width_px, page.height_px),
-        family,
         text_line_px=size.line_px,
         line_height_px=size.tall_px,
         min_text_px=options.min_text_px,
-        max_visual_tokens=budget,
+        max_visual_tokens=options.max_visual_tokens,
         task_kind=task_kind,
         text_height_source=size.source,
+        device_memory_bytes=device_memory_bytes,
     )
     return plan.model_copy(update={"reason": f"{size.reason}; {plan.reason}"})
 
 
 def render_tile(page_image: Image.Image, tile: TilePlan) -> Image.Image:
-    """Crop the tile from the page image and resize it (bicubic, as the processor would) to its encoded size."""
+    """Crop the tile from the page image and resize it (bicubic, as the processor would) to its encoded size.
+
+    A crop that reaches past the page (the square tiles of docvlm.families.square) is padded white there."""
     from PIL import Image as PILImage
 
-    crop = page_image.crop(tile.crop_page_px)
+    x0, y0, x1, y1 = tile.crop_page_px
+    if x0 < 0 or y0 < 0 or x1 > page_image.width or y1 > page_image.height:
+        canvas = PILImage.new("RGB", (x1 - x0, y1 - y0), "white")
+        inside = (max(0, x0), max(0, y0), min(page_image.width, x1), min(page_image.height, y1))
+        if inside[0] < inside[2] and inside[1] < inside[3]:
+            canvas.paste(page_image.convert("RGB").crop(inside), (inside[0] - x0, inside[1] - y0))
+        crop = canvas
+    else:
+        crop = page_image.crop(tile.crop_page_px)
     if crop.size == tuple(tile.encoded_size):
         return crop.convert("RGB")
     return crop.convert("RGB").resize(tuple(tile.encoded_size), PILImage.Resampling.BICUBIC)
@@ -572,6 +570,12 @@ def render_tiles(page: SourcePage, tiles: list[TilePlan]) -> list[Image.Image]:
 
     if len(tiles) == 1 and tuple(tiles[0].crop_page_px) == (0, 0, page.width_px, page.height_px):
         return [page.render_sized(tuple(tiles[0].encoded_size))]  # a native plan: the page at its size
+    if any(t.crop_page_px[0] < 0 or t.crop_page_px[1] < 0 or t.crop_page_px[2] > page.width_px
+           or t.crop_page_px[3] > page.height_px for t in tiles):
+        # square tiles padded past the page (docvlm.families.square): cut from the page at its own size, so
+        # the white margin lands on whole page pixels and the transform back stays exact
+        image = page.render()
+        return [render_tile(image, t) for t in tiles]
     need = max(max(t.encoded_size[0] / max(1, t.crop_page_px[2] - t.crop_page_px[0]),
                    t.encoded_size[1] / max(1, t.crop_page_px[3] - t.crop_page_px[1])) for t in tiles)
     image, k = page.render_at(need)

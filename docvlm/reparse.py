@@ -15,10 +15,22 @@ from docvlm.geometry import page_to_pdf
 from docvlm.grounding import GROUNDING_ERROR_CODES, page_lines_from_outputs
 
 
-def reparse_page(page: PageResult, *, where: str = "", label: str | None = None) -> PageResult:
-    """One page recomputed from `page.plan` and `page.outputs` (unchanged when it has no plan)."""
+def reparse_page(page: PageResult, *, where: str = "", label: str | None = None,
+                 family: str | None = None) -> PageResult:
+    """One page recomputed from `page.plan` and `page.outputs` (unchanged when it has no plan).
+
+    `family` re-reads the outputs in that family's convention (the plan's tiles, hence the frame, are kept).
+    Read pages of a family that does not ground documents (LLaVA-NeXT) are left as they are: their boxes came
+    from aligning the text with the ocr engine's lines at run time, not from the raw output.
+    """
+    from docvlm.families import get_family
+
     if page.plan is None or (page.prompt_id or "").startswith("extract-"):
         return page  # no VLM plan (ocr engine), or extraction output that docvlm.extract parses
+    if family is not None and family != page.plan.family:
+        page = page.model_copy(update={"plan": page.plan.model_copy(update={"family": family})})
+    if not get_family(page.plan.family).grounds_documents and not (page.prompt_id or "").startswith("ground-"):
+        return page
     shown = f"{where} (page {page.index + 1})" if where else f"page {page.index + 1}"
     lines, errors = page_lines_from_outputs(page.plan, page.outputs, page_index=page.index, where=shown,
                                             label=label)
@@ -37,9 +49,10 @@ def reparse_page(page: PageResult, *, where: str = "", label: str | None = None)
     return page.model_copy(update={"lines": lines, "errors": all_errors, "status": status})
 
 
-def reparse_result(result: DocumentResult) -> DocumentResult:
-    """The whole document recomputed page by page; the document status follows the pages."""
-    pages = [reparse_page(p, where=result.source.path, label=_ground_label(p)) for p in result.pages]
+def reparse_result(result: DocumentResult, *, family: str | None = None) -> DocumentResult:
+    """The whole document recomputed page by page (in `family`'s convention when given); the document status
+    follows the pages."""
+    pages = [reparse_page(p, where=result.source.path, label=_ground_label(p), family=family) for p in result.pages]
     return result.model_copy(update={"pages": pages, "status": document_status(pages, result.errors)})
 
 

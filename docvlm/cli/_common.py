@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from docvlm.engines.registry import ENGINE_NAMES, engine_help
+from docvlm.families import FAMILY_NAMES
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -51,7 +52,7 @@ def engine_options(func: F) -> F:
     for opt in reversed([
         click.option("--engine", type=click.Choice(ENGINE_NAMES), help=engine_help()),
         click.option("--model", help="Hub id or local folder (hf), served model name (openai)."),
-        click.option("--family", type=click.Choice(["qwen2", "qwen2.5", "qwen3"]), help="Force the model family."),
+        click.option("--family", type=click.Choice(FAMILY_NAMES), help="Force the model family (what the model sees and prints)."),
         click.option("--device", help="auto, cpu, cuda, cuda:N [default: auto]."),
         click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"])),
         click.option("--quant", type=click.Choice(["auto", "none", "4bit", "8bit"])),

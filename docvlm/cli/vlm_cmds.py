@@ -26,12 +26,13 @@ from docvlm.cli._common import (
     stdout_console,
 )
 from docvlm.engines.registry import engine_spec
+from docvlm.families import FAMILY_NAMES
 
 
 @click.command(short_help="Show how each page would be encoded for a Qwen-VL model.")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--json", "json_out", is_flag=True, help="Print the plans as JSON on stdout.")
-@click.option("--family", type=click.Choice(["qwen2", "qwen2.5", "qwen3"]), default=None,
+@click.option("--family", type=click.Choice(FAMILY_NAMES), default=None,
               help="Model family whose resize rule applies [default: the model's, DOCVLM_FAMILY or qwen2.5].")
 @click.option("--task", "task_kind", type=click.Choice(["read", "ground", "extract"]), default="read",
               show_default=True, help="extract adds a whole-page thumbnail to tiled pages.")
@@ -109,12 +110,21 @@ def plan(inputs: tuple[str, ...], json_out: bool, family: str | None, task_kind:
 
 
 def _model_family(model: str | None) -> str | None:
+    from docvlm.families import family_for_model_type, family_for_served_name
     from docvlm.memory import find_model_shape
 
     if not model:
         return None
+    config = Path(model) / "config.json"
+    if config.is_file():
+        try:
+            found = family_for_model_type(json.loads(config.read_text(encoding="utf-8")).get("model_type"))
+        except (OSError, ValueError):
+            found = None
+        if found:
+            return found
     shape, _ = find_model_shape(model, "qwen2.5")
-    return shape.family if shape else None
+    return shape.family if shape else family_for_served_name(model)
 
 
 def _plan_device(options: Any, gpu_memory: float | None) -> tuple[str, int | None, bool]:
@@ -131,8 +141,15 @@ def _plan_device(options: Any, gpu_memory: float | None) -> tuple[str, int | Non
 
 def _memory(options: Any, fam: str, planned: list, device: tuple[str, int | None, bool]) -> tuple[Any, str]:
     """The run's memory estimate for the largest planned tile (None and why when the model is unknown)."""
+    from docvlm.families import get_family
     from docvlm.memory import estimate_memory, find_model_shape
+    from docvlm.plan import FAMILIES
 
+    if fam not in FAMILIES:  # the memory model below is Qwen-VL's; other families give their card's figures
+        if not planned:
+            return None, "no page planned: memory not estimated"
+        max_tile = max(t.visual_tokens for r in planned for t in r.plan.tiles)
+        return None, get_family(fam).memory_note(max_tile, options.batch_size, options.max_new_tokens)
     shape, source = find_model_shape(options.model, fam)
     if shape is None:
         return None, source
@@ -297,7 +314,10 @@ def _ground_offline(input_path: str, query: str, json_out: bool, overlay_dir: st
 @click.argument("result_json", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False),
               help="Write the reparsed result here [default: overwrite RESULT_JSON, atomically].")
-def reparse(result_json: str, out_path: str | None) -> None:
+@click.option("--family", type=click.Choice(FAMILY_NAMES), default=None,
+              help="Read the raw outputs in this family's convention instead of the one the run declared "
+                   "(e.g. a served model that was not the family the run assumed).")
+def reparse(result_json: str, out_path: str | None, family: str | None) -> None:
     """Recompute every box of a VLM result from its stored plan and raw outputs (no model is loaded)."""
     from pydantic import ValidationError
 
@@ -311,7 +331,7 @@ def reparse(result_json: str, out_path: str | None) -> None:
     except (ValidationError, ValueError) as exc:
         raise click.UsageError(f"{result_json}: not a docvlm result ({exc.__class__.__name__}); "
                                "give a JSON written by `docvlm convert`") from None
-    after = reparse_result(before)
+    after = reparse_result(before, family=family)
     dest = Path(out_path) if out_path else path
     atomic_write_text(dest, after.model_dump_json(indent=2) + "\n")
     console = stdout_console()

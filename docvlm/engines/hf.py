@@ -1,4 +1,10 @@
-"""The `hf` engine: a Qwen2-VL / Qwen2.5-VL / Qwen3-VL checkpoint run in-process through transformers.
+"""The `hf` engine: a checkpoint of a family whose transformers class exists, run in-process.
+
+Families (docvlm.families; transformers 5.24): Qwen2-VL, Qwen2.5-VL, Qwen3-VL, PaliGemma
+(PaliGemmaForConditionalGeneration), Florence-2 (Florence2ForConditionalGeneration, an encoder-decoder: its
+generate returns decoder ids only, see `_output_offset`; the prompt is its task token), LLaVA-NeXT
+(LlavaNextForConditionalGeneration). DeepSeek-OCR has no transformers class (only DeepSeek-OCR 2,
+`deepseek_ocr2`): run it with --engine openai (vLLM).
 
 - The family comes from the checkpoint's config (`model_type`), unless --family forces it.
 - The model loads lazily, once, on the first generate (or when the plan needs the family / device memory).
@@ -28,17 +34,31 @@ if TYPE_CHECKING:
     from docvlm.engines.device import DeviceDecision
     from docvlm.options import ConvertOptions
 
-MODEL_TYPES: dict[str, Family] = {"qwen2_vl": "qwen2", "qwen2_5_vl": "qwen2.5", "qwen3_vl": "qwen3"}
-MODEL_CLASSES: dict[str, str] = {
-    "qwen2_vl": "Qwen2VLForConditionalGeneration",
-    "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
-    "qwen3_vl": "Qwen3VLForConditionalGeneration",
-}
-PROCESSOR_CLASSES: dict[str, str] = {
-    "qwen2_vl": "Qwen2VLProcessor",
-    "qwen2_5_vl": "Qwen2_5_VLProcessor",
-    "qwen3_vl": "Qwen3VLProcessor",
-}
+HF_FAMILIES: tuple[str, ...] = ("qwen2", "qwen2.5", "qwen3", "paligemma", "florence2", "llava-next")
+"""The families this engine runs (their transformers class exists and a tiny checkpoint test covers them)."""
+
+
+def _hf_tables() -> tuple[dict[str, Family], dict[str, str], dict[str, str]]:
+    """model_type -> family, model class, processor class, from the family registry."""
+    from docvlm.families import get_family
+
+    types: dict[str, Family] = {}
+    models: dict[str, str] = {}
+    processors: dict[str, str] = {}
+    for name in HF_FAMILIES:
+        fam = get_family(name)
+        for model_type in fam.model_types:
+            types[model_type] = name  # type: ignore[assignment]
+            if fam.hf_model_class:
+                models[model_type] = fam.hf_model_class
+            if fam.hf_processor_class:
+                processors[model_type] = fam.hf_processor_class
+    return types, models, processors
+
+
+MODEL_TYPES, MODEL_CLASSES, PROCESSOR_CLASSES = _hf_tables()
+QWEN_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+"""Checkpoints whose processor resizes by smart_resize (per-call size budget, image_grid_thw check)."""
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
 REPETITION_CHECK_EVERY = 16
 """The stopping criterion decodes a row's tail every this many new tokens."""
@@ -121,8 +141,9 @@ class HfEngine(VlmEngine):
             model_type = getattr(config, "model_type", None)
             if model_type not in MODEL_TYPES:
                 raise ModelLoadError(
-                    f"{self.model_id!r} is a {model_type!r} checkpoint; the hf engine runs Qwen2-VL, Qwen2.5-VL "
-                    "and Qwen3-VL (model_type qwen2_vl, qwen2_5_vl, qwen3_vl)"
+                    f"{self.model_id!r} is a {model_type!r} checkpoint; the hf engine runs model_type "
+                    f"{', '.join(MODEL_TYPES)} (families {', '.join(HF_FAMILIES)}); serve other families with "
+                    "vLLM and use --engine openai"
                 )
             detected = MODEL_TYPES[model_type]
             if self.options.family and self.options.family != detected:
@@ -131,6 +152,9 @@ class HfEngine(VlmEngine):
                 )
             self.family = self.options.family or detected
             self._model_type = model_type
+            from docvlm.families import get_family
+
+            self.family_entry = get_family(self.family).for_config(config)
             self._config = config
             return config
 
@@ -182,6 +206,8 @@ class HfEngine(VlmEngine):
             eos = getattr(gen, "eos_token_id", None)
             eos_list = eos if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else [])
             self._eos_ids = {int(i) for i in eos_list}
+            if tok.eos_token_id is not None:
+                self._eos_ids.add(int(tok.eos_token_id))
             for name in ("<|im_end|>", "<|endoftext|>"):
                 tid = tok.convert_tokens_to_ids(name)
                 if isinstance(tid, int) and tid >= 0 and tid != getattr(tok, "unk_token_id", None):
@@ -339,7 +365,7 @@ class HfEngine(VlmEngine):
                 generated = self._model.generate(
                     **inputs, max_new_tokens=max_new, do_sample=False, repetition_penalty=penalty,
                     pad_token_id=self._pad_id,
-                    stopping_criteria=self._stopping(inputs["input_ids"].shape[1], stopped),
+                    stopping_criteria=self._stopping(self._output_offset(inputs), stopped),
                 )
         except torch.cuda.OutOfMemoryError:
             if len(requests) > 1:  # one at a time before giving up
@@ -353,7 +379,10 @@ class HfEngine(VlmEngine):
         return self._decode(inputs, generated, max_new, stopped)
 
     def render_chat(self, request: TileRequest) -> str:
-        """The chat-template text for one tile: [system], user: [image, prompt], assistant turn opened."""
+        """The text for one tile: the chat template's [system], user: [image, prompt], assistant turn opened; for
+        a family without a chat template (PaliGemma) the prompt itself (its processor adds the image tokens)."""
+        if self.family_policy().prompt_style == "plain":
+            return request.prompt
         messages: list[dict] = []
         if request.system:
             messages.append({"role": "system", "content": [{"type": "text", "text": request.system}]})
@@ -367,6 +396,8 @@ class HfEngine(VlmEngine):
         area) makes smart_resize the identity on images whose sides are multiples of the factor.
         """
         self.load()
+        if self._model_type not in QWEN_MODEL_TYPES:
+            return self._prepare_fixed(requests)
         ip = self._processor.image_processor
         patch = int(ip.patch_size)
         factor = patch * int(ip.merge_size)
@@ -388,6 +419,22 @@ class HfEngine(VlmEngine):
                     f"{gw * patch}x{gh * patch}: boxes would drift; this is a docvlm bug, please report it"
                 )
         inputs.pop("token_type_ids", None)
+        return inputs.to(self._model.device)
+
+    def _prepare_fixed(self, requests: Sequence[TileRequest]) -> Any:
+        """Inputs for a fixed-resolution family (PaliGemma, LLaVA-NeXT): every tile must be a size the processor
+        keeps as it is (the family's `processor_keeps`), so the printed frame is the planned tile."""
+        entry = self.family_policy()
+        ip = self._processor.image_processor
+        for r in requests:
+            if not entry.processor_keeps(ip, r.image.size):
+                raise DocvlmError(
+                    f"tile image {r.image.size[0]}x{r.image.size[1]} would be resized or padded by the {entry.title} "
+                    "processor of this checkpoint: boxes would drift; this is a docvlm bug, please report it"
+                )
+        texts = [self.render_chat(r) for r in requests]
+        inputs = self._processor(text=texts, images=[r.image.convert("RGB") for r in requests], padding=True,
+                                 return_tensors="pt")
         return inputs.to(self._model.device)
 
     def _stopping(self, prompt_len: int, stopped: set[int]) -> Any:
@@ -413,9 +460,16 @@ class HfEngine(VlmEngine):
 
         return StoppingCriteriaList([StopOnRepetition()])
 
+    def _output_offset(self, inputs: Any) -> int:
+        """Where the new tokens start in `generate`'s rows: after the prompt (decoder-only), after the decoder
+        start token (an encoder-decoder such as Florence-2 returns decoder ids only)."""
+        if getattr(self._model.config, "is_encoder_decoder", False):
+            return 1
+        return int(inputs["input_ids"].shape[1])
+
     def _decode(self, inputs: Any, generated: Any, max_new: int, stopped: set[int]) -> list[TileResponse]:
         tokenizer = self._processor.tokenizer
-        prompt_len = inputs["input_ids"].shape[1]
+        prompt_len = self._output_offset(inputs)
         prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
         out = []
         for i, (row, n_prompt) in enumerate(zip(generated[:, prompt_len:].tolist(), prompt_tokens, strict=True)):

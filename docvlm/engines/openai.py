@@ -23,7 +23,6 @@ import io
 import json
 import os
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,17 +34,12 @@ from urllib.parse import urlsplit
 from docvlm.datamodel import EngineInfo
 from docvlm.engines.vlm import TileRequest, TileResponse, VlmEngine
 from docvlm.errors import UsageError
+from docvlm.families import FAMILY_NAMES
 
 if TYPE_CHECKING:
     from docvlm.datamodel import Family
     from docvlm.options import ConvertOptions
 
-FAMILY_PATTERNS: tuple[tuple[str, Family], ...] = (
-    (r"qwen[-_ ]?3[-_ .]?vl", "qwen3"),
-    (r"qwen[-_ ]?2\.5[-_ .]?vl", "qwen2.5"),
-    (r"qwen[-_ ]?2[-_ .]?vl", "qwen2"),
-)
-"""Served model names -> family, checked in order: `Qwen/Qwen2.5-VL-7B-Instruct`, Ollama's `qwen2.5vl:7b`, ..."""
 
 BACKOFF_BASE_S = 0.5
 """First retry waits up to this long (full jitter: uniform in [0, base * 2**attempt])."""
@@ -58,11 +52,12 @@ ERROR_BODY_CHARS = 300
 
 
 def guess_family(model: str) -> Family | None:
-    """The Qwen-VL family named in a served model name, or None."""
-    for pattern, family in FAMILY_PATTERNS:
-        if re.search(pattern, model, flags=re.IGNORECASE):
-            return family
-    return None
+    """The family named in a served model name (the registry's `served_patterns`: `Qwen/Qwen2.5-VL-7B-Instruct`,
+    Ollama's `qwen2.5vl:7b`, `google/paligemma2-3b-mix-448`, `microsoft/Florence-2-large`,
+    `deepseek-ai/DeepSeek-OCR`, `llava-hf/llava-v1.6-mistral-7b-hf`), or None."""
+    from docvlm.families import family_for_served_name
+
+    return family_for_served_name(model)  # type: ignore[return-value]
 
 
 def encode_png_data_url(image) -> str:
@@ -137,7 +132,7 @@ class OpenAIEngine(VlmEngine):
         if family is None:
             raise UsageError(
                 f"cannot tell the model family from the served model name {options.model!r}: "
-                "pass --family qwen2, qwen2.5 or qwen3"
+                f"pass --family ({', '.join(FAMILY_NAMES)})"
             )
         self.family_source = "--family" if options.family else "guessed from the model name"
         self.api_key: str | None = None

@@ -26,8 +26,9 @@ from docvlm.errors import DocvlmError
 if TYPE_CHECKING:
     from PIL import Image
 
-    from docvlm.datamodel import EncodingPlan, EngineInfo, Family, StopReason
+    from docvlm.datamodel import EncodingPlan, EngineInfo, Family, Line, StopReason
     from docvlm.engines.base import Task
+    from docvlm.families.base import ModelFamily
     from docvlm.options import ConvertOptions
     from docvlm.sources import SourcePage
 
@@ -253,6 +254,8 @@ class _PageWork:
     plan: EncodingPlan | None = None
     prompt_id: str | None = None
     failure: ErrorItem | None = None
+    reference: list[Line] | None = None
+    """The ocr engine's lines of the page, for a family that reads without boxes (docvlm.families.align)."""
 
 
 class VlmEngine(ABC):
@@ -294,12 +297,32 @@ class VlmEngine(ABC):
         """The model family whose resize rule, prompts and box convention apply."""
         family = getattr(self, "family", None) or self.options.family
         if family is None:
-            raise DocvlmError(f"engine {self.name}: the model family is unknown; pass --family qwen2, qwen2.5 or qwen3")
+            from docvlm.families import FAMILY_NAMES
+
+            raise DocvlmError(f"engine {self.name}: the model family is unknown; pass --family "
+                              f"({', '.join(FAMILY_NAMES)})")
         return family
 
     def device_memory_bytes(self) -> int | None:
         """Memory of the device the model runs on (None for CPU): sets the default visual-token budget."""
         return None
+
+    def family_policy(self) -> ModelFamily:
+        """The family entry planning this engine's pages (the hf engine's is set from the checkpoint's config)."""
+        from docvlm.families import get_family
+
+        entry = getattr(self, "family_entry", None)
+        return entry if entry is not None else get_family(self.resolve_family())
+
+    def reference_lines(self, image: Image.Image) -> list[Line]:
+        """The ocr engine's lines of a page image (page pixels): where the words are, for a family that reads a
+        page without printing boxes (LLaVA-NeXT). The ocr engine is created once per VLM engine."""
+        ocr = getattr(self, "_ocr_engine", None)
+        if ocr is None:
+            from docvlm.engines.ocr import OcrEngine
+
+            ocr = self._ocr_engine = OcrEngine(self.options)
+        return ocr.ocr_image(image.convert("RGB"))
 
     # --- the shared pipeline ----------------------------------------------------------------------------
 
@@ -316,10 +339,12 @@ class VlmEngine(ABC):
 
         The tiles are generated while the caller prepares more pages (`submit`); `finish_pages` waits for them.
         """
+        from docvlm.families import get_family
         from docvlm.plan import plan_for_page, render_tiles
         from docvlm.prompts import render_prompt
 
         family = self.resolve_family()
+        align = task.kind == "read" and not get_family(family).grounds_documents
         variables = {k: v for k, v in (("query", task.query), ("schema_json", task.fields_schema)) if v is not None}
         prompt = render_prompt(task.kind, family, **variables)
         memory = self.device_memory_bytes()
@@ -331,7 +356,10 @@ class VlmEngine(ABC):
             work = _PageWork(page=page, where=f"{page.path} (page {page.index + 1})", prompt_id=prompt.ref)
             works.append(work)
             try:
-                work.plan = plan_for_page(page, self.options, family, task.kind, device_memory_bytes=memory)
+                work.plan = plan_for_page(page, self.options, family, task.kind, device_memory_bytes=memory,
+                                          policy=self.family_policy())
+                if align:
+                    work.reference = self.reference_lines(page.render())
                 for tile, image in zip(work.plan.tiles, render_tiles(page, work.plan.tiles), strict=True):
                     request = TileRequest(image=image, prompt=prompt.user, system=prompt.system,
                                           max_new_tokens=max_new)
@@ -466,7 +494,7 @@ class VlmEngine(ABC):
             ok = [o for o in outputs if o.stop_reason != "error"]
             label = task.query if task.kind == "ground" else None
             lines, parse_errors = page_lines_from_outputs(
-                work.plan, ok, page_index=page.index, where=work.where, label=label
+                work.plan, ok, page_index=page.index, where=work.where, label=label, reference_lines=work.reference
             )
             errors.extend(parse_errors)
         # extract: the raw outputs and the plan are kept; docvlm.extract parses them against the schema
