@@ -618,21 +618,11 @@ class PdfPage(SourcePage):
             )
 
     def _render(self) -> Image.Image:
-        import pymupdf
         from PIL import Image
 
         self.check_size()
-        pymupdf.TOOLS.reset_mupdf_warnings()
-        page = self._load()
         zoom = self.dpi / 72.0  # type: ignore[operator]
-        try:
-            pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False, colorspace=pymupdf.csRGB)
-        except Exception as exc:  # noqa: BLE001
-            raise CorruptInputError(
-                f"page cannot be rendered, its data is damaged: {exc}", path=self.path, page=self.index
-            ) from None
-        self._check_damage("rendering")
-        img = Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
+        img = self._pixmap_image(zoom, zoom)
         if img.size != (self.width_px, self.height_px):  # never expected: both come from the same rounding
             canvas = Image.new("RGB", (self.width_px, self.height_px), "white")
             canvas.paste(img, (0, 0))
@@ -642,8 +632,6 @@ class PdfPage(SourcePage):
     def _preview(self, area: int) -> Image.Image | None:
         """MuPDF renders the page in gray straight at the zoom that gives `area` pixels (None when that is
         the page's own --dpi or more: the full rendering is as cheap and is kept for the tiles)."""
-        import pymupdf
-        from PIL import Image
 
         if not self.width_pt or not self.height_pt:
             return None
@@ -651,16 +639,7 @@ class PdfPage(SourcePage):
         if zoom >= self.dpi / 72.0 * PREVIEW_MAX_SHARE:  # type: ignore[operator]
             return None
         self.check_size()
-        pymupdf.TOOLS.reset_mupdf_warnings()
-        page = self._load()
-        try:
-            pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False, colorspace=pymupdf.csGRAY)
-        except Exception as exc:  # noqa: BLE001
-            raise CorruptInputError(
-                f"page cannot be rendered, its data is damaged: {exc}", path=self.path, page=self.index
-            ) from None
-        self._check_damage("rendering")
-        return Image.frombytes("L", (pix.width, pix.height), pix.samples)
+        return self._pixmap_image(zoom, zoom, gray=True)
 
     def render_sized(self, size: tuple[int, int]) -> Image.Image:
         """MuPDF renders the page straight at `size` (one zoom per axis): no resize afterwards."""
@@ -682,23 +661,30 @@ class PdfPage(SourcePage):
 
     def _render_matrix(self, zx: float, zy: float) -> Image.Image:
         import pymupdf
-        from PIL import Image
 
         rect = pymupdf.Rect(0, 0, self.width_pt or 0, self.height_pt or 0) * pymupdf.Matrix(zx, zy)
         if rect.irect.width * rect.irect.height > self.max_page_pixels:
             self.check_size()  # the message names the page's own size and the options to change
             raise PageTooLargeError(f"page rendered at {rect.irect.width}x{rect.irect.height} px is over the pixel "
                                     "cap: raise --max-page-pixels", path=self.path, page=self.index)
+        return self._pixmap_image(zx, zy)
+
+    def _pixmap_image(self, zx: float, zy: float, *, gray: bool = False) -> Image.Image:
+        """MuPDF renders the page at zoom (zx, zy), RGB or gray; damage found while rendering is an error."""
+        import pymupdf
+        from PIL import Image
+
         pymupdf.TOOLS.reset_mupdf_warnings()
         page = self._load()
         try:
-            pix = page.get_pixmap(matrix=pymupdf.Matrix(zx, zy), alpha=False, colorspace=pymupdf.csRGB)
+            pix = page.get_pixmap(matrix=pymupdf.Matrix(zx, zy), alpha=False,
+                                  colorspace=pymupdf.csGRAY if gray else pymupdf.csRGB)
         except Exception as exc:  # noqa: BLE001
             raise CorruptInputError(
                 f"page cannot be rendered, its data is damaged: {exc}", path=self.path, page=self.index
             ) from None
         self._check_damage("rendering")
-        return Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
+        return Image.frombytes("L" if gray else "RGB", (pix.width, pix.height), pix.samples)
 
     def pdf_page(self):  # -> pymupdf.Page
         return self._load()
