@@ -5,7 +5,8 @@
 - A running footer "Appendix B", set a little larger than the body at the foot of every page, is a footer,
   not `# Appendix B`; on a single page, a line that ends the page is no heading either.
 - A counsel's address block beside a form's first fields is read before the fields wholly below it, while
-  a short column of prose is still read after the longer column beside it.
+  a short column of prose is still read after the longer column beside it; a "Counsel:" label beside the
+  block is read before it (labels ending in a colon are no sidebar).
 """
 
 from __future__ import annotations
@@ -127,3 +128,17 @@ def test_a_column_that_ends_early_beside_running_prose_is_still_read_after_it() 
     page = apply_page_layout(_page(lines), PageContext())
     texts = [ln.text for ln in page.lines if ln.role == "body"]
     assert texts == left + right, texts
+
+
+def test_a_counsel_label_beside_its_address_block_is_read_before_it() -> None:
+    """Labels ending in a colon beside their values are the key column of a form, not a sidebar read last."""
+    address = ["John A. Smith, Esq.", "Smith & Jones LLP", "100 Main Street", "New York, NY 10001"]
+    lines = [_field("Counsel:", 100, 300), *(_field(t, 300, 300 + 32 * k) for k, t in enumerate(address)),
+             _field("Return date:", 100, 460), _field("July 1, 1998", 300, 460),
+             _field("Witness:", 100, 510), _field("Mary Brown", 300, 510),
+             _field("Documents requested:", 100, 560), _field("All records", 420, 560)]
+    page = apply_page_layout(_page(_form_body(40)[:2] + lines), PageContext())
+    texts = [ln.text for ln in page.lines]
+    order = ["Counsel:", *address, "Return date:", "July 1, 1998", "Witness:", "Mary Brown"]
+    assert [t for t in texts if t in order] == order, texts
+    assert not [ln.text for ln in page.lines if ln.role == "margin"]

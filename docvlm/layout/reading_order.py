@@ -369,7 +369,8 @@ def _lift_sidebars(
     A run of rows split by one white strip (rows wholly on one side may sit in between; the strip may narrow
     but stays open) is a sidebar region when it has 3+ split rows, one side reads like body text (3+ lines,
     8+ line heights wide on average and 1.6x as wide as the other side) and the other side is not mostly
-    numbers (the values of key-value rows, "Total ... 12.50", which stay rows). The body side is read
+    numbers (the values of key-value rows, "Total ... 12.50", which stay rows) nor mostly labels ending in a
+    colon (a form's "Counsel:", "Witness:" beside their values). The body side is read
     through; the sidebar (with its lines just above the region) follows when the body paragraph ends, or is
     handed back (second list) when the column ends first. Returns (rows in order, sidebar rows left over).
     """
@@ -433,6 +434,7 @@ def _lift_sidebars(
             or len(body) < 3
             or max(wl, wr) < 8 * line_h  # the body side must read like prose, not like labels
             or sum(1 for it in side if _numeric(lines_text(it))) > 0.3 * len(side)  # values of key-value rows
+            or sum(1 for it in side if lines_text(it).rstrip().endswith(":")) > 0.3 * len(side)  # their labels
         ):
             emit(rows[k])
             k += 1
