@@ -4,6 +4,9 @@
   as its own short line on a body row) is read apart from the body, not into "and return the 8".
 - A running footer "Appendix B", set a little larger than the body at the foot of every page, is a footer,
   not `# Appendix B`; on a single page, a line that ends the page is no heading either.
+- A counsel's address block beside a form's first fields is read before the fields wholly below it, while
+  a short column of prose is still read after the longer column beside it; a "Counsel:" label beside the
+  block is read before it (labels ending in a colon are no sidebar).
 """
 
 from __future__ import annotations
@@ -86,3 +89,56 @@ def test_a_line_ending_the_page_is_no_heading_but_a_real_heading_stays() -> None
     roles = {ln.text: ln.role for ln in page.lines}
     assert roles["Statement of Claim"] == "heading"
     assert roles["Appendix B"] != "heading"
+
+
+def _field(text: str, x: float, y: float) -> Line:
+    return _line(text, x, y, x + 15 * len(text), y + 26)
+
+
+def test_counsel_address_block_is_read_before_the_fields_below_it() -> None:
+    """A counsel's address block beside a form's first fields is read before the fields wholly below it."""
+    address = ["Attorney for Plaintiff", "John A. Smith, Esq.", "Smith & Jones LLP", "100 Main Street",
+               "New York, NY 10001"]
+    lines = [_field("SUBPOENA DUCES TECUM", 350, 80), _field("Case No.: 98-1234", 100, 160),
+             *(_field(t, 560, 160 + 32 * k) for k, t in enumerate(address)),
+             _field("Court: Superior Court", 100, 220),
+             _field("Return date: July 1, 1998", 100, 360), _field("Witness: Mary Brown", 100, 410),
+             _field("Please produce the documents listed in the schedule attached hereto at the time", 100, 470),
+             _field("and place stated above.", 100, 502)]
+    page = apply_page_layout(_page(lines), PageContext())
+    texts = [ln.text for ln in page.lines]
+    assert texts.index("Case No.: 98-1234") < texts.index("Attorney for Plaintiff"), texts
+    # the block stays whole, in its own order, and comes before every field that lies wholly below it
+    k = texts.index("Attorney for Plaintiff")
+    assert texts[k:k + len(address)] == address, texts
+    assert texts.index("New York, NY 10001") < texts.index("Return date: July 1, 1998"), texts
+    assert texts.index("Return date: July 1, 1998") < texts.index("Witness: Mary Brown"), texts
+    blocks = {ln.block for ln in page.lines if ln.text in address}
+    assert len(blocks) == 1, blocks
+
+
+def test_a_column_that_ends_early_beside_running_prose_is_still_read_after_it() -> None:
+    """Two columns of prose, the right one shorter: the left column is read through before the right one."""
+    left = [f"left column line {k} of the running text here" for k in range(14)]
+    right = [f"right column line {k} of the text there" for k in range(5)]
+    # a blank gap between two of the left column's paragraphs, well below the right column's end
+    lines = [_line(t, 60, 100 + 32 * k + 40 * (k >= 9), 470, 126 + 32 * k + 40 * (k >= 9))
+             for k, t in enumerate(left)]
+    lines += [_line(t, 530, 100 + 32 * k, 940, 126 + 32 * k) for k, t in enumerate(right)]
+    page = apply_page_layout(_page(lines), PageContext())
+    texts = [ln.text for ln in page.lines if ln.role == "body"]
+    assert texts == left + right, texts
+
+
+def test_a_counsel_label_beside_its_address_block_is_read_before_it() -> None:
+    """Labels ending in a colon beside their values are the key column of a form, not a sidebar read last."""
+    address = ["John A. Smith, Esq.", "Smith & Jones LLP", "100 Main Street", "New York, NY 10001"]
+    lines = [_field("Counsel:", 100, 300), *(_field(t, 300, 300 + 32 * k) for k, t in enumerate(address)),
+             _field("Return date:", 100, 460), _field("July 1, 1998", 300, 460),
+             _field("Witness:", 100, 510), _field("Mary Brown", 300, 510),
+             _field("Documents requested:", 100, 560), _field("All records", 420, 560)]
+    page = apply_page_layout(_page(_form_body(40)[:2] + lines), PageContext())
+    texts = [ln.text for ln in page.lines]
+    order = ["Counsel:", *address, "Return date:", "July 1, 1998", "Witness:", "Mary Brown"]
+    assert [t for t in texts if t in order] == order, texts
+    assert not [ln.text for ln in page.lines if ln.role == "margin"]

@@ -5,7 +5,9 @@ page (a grid of cards reads row by row). In each band, columns are the (almost) 
 x-projection of the lines (gutters, with both sides holding text); a line that reaches across a gutter (a
 title, a centered figure caption) closes the columns above it. So a two-column page reads left column, right
 column, then what comes below, and a sidebar or margin note, separated from the body by a gutter, is read as
-its own column instead of being interleaved row by row with the body.
+its own column instead of being interleaved row by row with the body. Where a column ends just above a
+blank gap across the page (a form's address block beside its first fields), the columns are closed there
+too: what lies wholly below is read after that column, not before it.
 
 Within a column, lines form rows by the shared rule of `docvlm.rows` (vertical bands overlapping by half the
 smaller height: OCR boxes that overlap by a few pixels stay separate rows), and a vertical gap larger than ~0.8 line
@@ -32,6 +34,9 @@ BAND_GAP_LINES = 2.0
 """A blank horizontal gap of this many line heights across the page separates bands read one after another."""
 PARAGRAPH_GAP_LINES = 0.8
 """A vertical gap larger than this (in line heights) between rows of a column starts a new block."""
+COLUMN_END_GAP_LINES = 1.0
+"""A blank gap across the page, taller than this (in line heights), just below the last line of a column
+cuts its column region: what lies wholly below is read after what stands beside that column (forms)."""
 ROW_SETTINGS = RowSettings()
 """Lines form rows by the shared rule of `docvlm.rows` (bands overlapping by half the smaller height)."""
 
@@ -170,13 +175,14 @@ def _read_band(items: list[_Item], lines: Sequence[Line], width_px: int, line_h:
     pending: list[_Item] = []
 
     def flush() -> None:
-        deferred: list[list[int]] = []
-        by_col: dict[int, list[_Item]] = {}
-        for it in pending:
-            by_col.setdefault(column_of(it), []).append(it)
-        for col in sorted(by_col):
-            blocks.extend(_paragraphs(by_col[col], lines, line_h, deferred))
-        blocks.extend(deferred)
+        for part in _split_where_a_column_ends(pending, column_of, line_h):
+            deferred: list[list[int]] = []
+            by_col: dict[int, list[_Item]] = {}
+            for it in part:
+                by_col.setdefault(column_of(it), []).append(it)
+            for col in sorted(by_col):
+                blocks.extend(_paragraphs(by_col[col], lines, line_h, deferred))
+            blocks.extend(deferred)
         pending.clear()
 
     for it in sorted(items, key=lambda it: (it.box[1], it.box[0])):
@@ -188,6 +194,42 @@ def _read_band(items: list[_Item], lines: Sequence[Line], width_px: int, line_h:
             pending.append(it)
     flush()
     return blocks
+
+
+def _split_where_a_column_ends(
+    items: list[_Item], column_of: Callable[[_Item], int], line_h: float
+) -> list[list[_Item]]:
+    """The items of one column region, cut across the page where a column ends at a blank gap.
+
+    A block beside the first rows of a column region (a counsel's address block beside a form's first
+    fields) is not read after the lines that lie wholly below it: where a blank gap across the whole width,
+    taller than `COLUMN_END_GAP_LINES` line heights, follows the last line of a column (none of its lines
+    lies below the gap) and no line of the other columns runs on past that last line, the region is cut
+    there and the part above is read (column by column) before the part below. The columns of a page of
+    prose run on through their band (a column that ends early is followed in the other column by more lines
+    of the same paragraph, with no such gap), so they are not cut.
+    """
+    if len({column_of(it) for it in items}) < 2:
+        return [items]
+    ordered = sorted(items, key=lambda it: (it.box[1], it.box[0]))
+    cols = [column_of(it) for it in ordered]
+    below_cols: list[frozenset[int]] = [frozenset()] * (len(ordered) + 1)  # columns of the items from k on
+    for k in range(len(ordered) - 1, -1, -1):
+        below_cols[k] = below_cols[k + 1] | {cols[k]}
+    parts: list[list[_Item]] = [[]]
+    col_bottom: dict[int, float] = {}  # per column, the lowest bottom in the current part
+    for k, it in enumerate(ordered):
+        if col_bottom:
+            bottom = max(col_bottom.values())
+            if it.box[1] - bottom > COLUMN_END_GAP_LINES * line_h:
+                ends = set(col_bottom) - below_cols[k]
+                # the column that ends reaches down to the gap: nothing beside it runs on below its end
+                if ends and any(col_bottom[c] >= bottom - 0.5 * line_h for c in ends):
+                    parts.append([])
+                    col_bottom = {}
+        parts[-1].append(it)
+        col_bottom[cols[k]] = max(col_bottom.get(cols[k], it.box[3]), it.box[3])
+    return parts
 
 
 def find_gutters(boxes: Sequence[Box], width_px: int, line_h: float) -> list[tuple[float, float]]:
@@ -327,7 +369,8 @@ def _lift_sidebars(
     A run of rows split by one white strip (rows wholly on one side may sit in between; the strip may narrow
     but stays open) is a sidebar region when it has 3+ split rows, one side reads like body text (3+ lines,
     8+ line heights wide on average and 1.6x as wide as the other side) and the other side is not mostly
-    numbers (the values of key-value rows, "Total ... 12.50", which stay rows). The body side is read
+    numbers (the values of key-value rows, "Total ... 12.50", which stay rows) nor mostly labels ending in a
+    colon (a form's "Counsel:", "Witness:" beside their values). The body side is read
     through; the sidebar (with its lines just above the region) follows when the body paragraph ends, or is
     handed back (second list) when the column ends first. Returns (rows in order, sidebar rows left over).
     """
@@ -391,6 +434,7 @@ def _lift_sidebars(
             or len(body) < 3
             or max(wl, wr) < 8 * line_h  # the body side must read like prose, not like labels
             or sum(1 for it in side if _numeric(lines_text(it))) > 0.3 * len(side)  # values of key-value rows
+            or sum(1 for it in side if lines_text(it).rstrip().endswith(":")) > 0.3 * len(side)  # their labels
         ):
             emit(rows[k])
             k += 1
