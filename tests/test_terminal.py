@@ -143,3 +143,14 @@ def test_ray_local_prints_no_authentication_warning(tmp_path: Path) -> None:
                  "--ray-workers", "1", env=env)
     assert run.returncode == 0, run.stderr
     assert "Token authentication" not in run.stderr and "RAY_AUTH_MODE" not in run.stderr, run.stderr
+
+
+def test_brackets_in_paths_and_errors_are_printed_as_they_are(tmp_path):
+    """rich markup must not eat text from documents: `bad[x].png` and `docvlm[models]` print literally."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "bad[x].png").write_bytes(b"\x89PNG\r\n\x1a\n not a png [red]at all[/]")
+    r = docvlm("convert", str(inbox), "-o", str(tmp_path / "out"), env={"COLUMNS": "200"})
+    assert r.returncode == 1
+    text = r.stdout + r.stderr
+    assert "bad[x].png" in text

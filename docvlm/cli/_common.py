@@ -125,6 +125,13 @@ def build_options(**cli: Any) -> ConvertOptions:
         raise click.UsageError(str(exc)) from None
 
 
+def esc(text: object) -> str:
+    """Text from a document, a path or an error, escaped for rich: `docvlm[models]` is not a markup tag."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
 def stderr_console() -> Console:
     from rich.console import Console
 
@@ -159,7 +166,7 @@ def exit_failed_result(result_json: str, errors: Sequence[Any]) -> NoReturn:
                   soft_wrap=True, highlight=False)
     for err in errors:
         code = getattr(err, "code", "error")
-        console.print(f"  {code}: {getattr(err, 'message', err)}", soft_wrap=True, highlight=False)
+        console.print(f"  {code}: {esc(getattr(err, 'message', err))}", soft_wrap=True, highlight=False)
     sys.exit(1)
 
 
@@ -257,9 +264,9 @@ class ProgressCallbacks:
             self._rate(self.docs)
         if record.status == "failure":
             message = without_path(record.errors[0], record.path) if record.errors else "?"
-            self.console.print(f"[red]failed[/] {record.path}: {message}", soft_wrap=True, highlight=False)
+            self.console.print(f"[red]failed[/] {esc(record.path)}: {esc(message)}", soft_wrap=True, highlight=False)
         for warning in record.warnings:
-            self.console.print(f"[yellow]warning[/] {warning}", soft_wrap=True)
+            self.console.print(f"[yellow]warning[/] {esc(warning)}", soft_wrap=True)
         if self.json_out and result is not None:
             sys.stdout.write(result.model_dump_json() + "\n")
             sys.stdout.flush()
@@ -307,7 +314,7 @@ def print_summary(console: Console, summary: BatchSummary | MergedSummary) -> No
         table.add_column("status")
         table.add_column("first error", overflow="fold")
         for d in problems[:200]:
-            table.add_row(d.path, f"[{status_style(d.status)}]{d.status}[/]", d.errors[0] if d.errors else "")
+            table.add_row(esc(d.path), f"[{status_style(d.status)}]{d.status}[/]", esc(d.errors[0]) if d.errors else "")
         console.print(table)
         if len(problems) > 200:
             console.print(f"... and {len(problems) - 200} more (see the run summary JSON)")

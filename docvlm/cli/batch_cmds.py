@@ -20,6 +20,7 @@ from docvlm.cli._common import (
     build_options,
     confidence_style,
     engine_options,
+    esc,
     exit_failed_result,
     fmt_box,
     parse_shard_option,
@@ -84,7 +85,7 @@ def convert(inputs: tuple[str, ...], out_dir: str | None, formats: str, workers:
                   "Rerun the same command to resume; finished outputs are skipped.", soft_wrap=True)
         sys.exit(130)
     except BatchAborted as exc:
-        err.print(f"[red]error[/]: {exc}", soft_wrap=True)
+        err.print(f"[red]error[/]: {esc(exc)}", soft_wrap=True)
         sys.exit(1)
     except DocvlmError as exc:  # expand_inputs: a path given on the command line does not exist, ...
         raise click.UsageError(str(exc)) from None

@@ -19,6 +19,7 @@ from docvlm.cli._common import (
     batch_options,
     build_options,
     engine_options,
+    esc,
     exit_failed_result,
     parse_shard_option,
     print_summary,
@@ -83,7 +84,7 @@ def extract(inputs: tuple[str, ...], schema_spec: str, out_dir: str | None, json
                   "Rerun the same command to resume.", soft_wrap=True)
         sys.exit(130)
     except BatchAborted as exc:  # the engine cannot load (a model that is not there, ...)
-        err.print(f"[red]error[/]: {exc}", soft_wrap=True)
+        err.print(f"[red]error[/]: {esc(exc)}", soft_wrap=True)
         sys.exit(1)
     except DocvlmError as exc:  # an input given on the command line does not exist, a bad engine option...
         raise click.UsageError(str(exc)) from None
@@ -150,7 +151,7 @@ def show_extraction(result_json: str, out_dir: str | None, source: str | None, p
     if result.schema_choice:
         console.print(f"schema {result.schema_choice}", soft_wrap=True, highlight=False)
     for w in result.warnings:
-        console.print(f"[yellow]warning[/] {w.code}: {w.message}", soft_wrap=True)
+        console.print(f"[yellow]warning[/] {w.code}: {esc(w.message)}", soft_wrap=True)
     for note in sorted({p.note for p in pages if p.note}):
         stderr_console().print(f"[yellow]note[/]: {note}")
     for p in pages:

