@@ -78,6 +78,14 @@ def wrong_convention_error(text: str, family_title: str, own: Sequence[str]) -> 
             f"{snip(text)}")
 
 
+def processor_size(image_processor: object) -> tuple[object, object]:
+    """(width, height) an image processor resizes to: its `size` as a dict or as an object (None where unset)."""
+    s = getattr(image_processor, "size", None)
+    if isinstance(s, dict):
+        return s.get("width"), s.get("height")
+    return getattr(s, "width", None), getattr(s, "height", None)
+
+
 @dataclass(frozen=True)
 class MemoryFigures:
     """Shape numbers of a family's default released model, enough for `docvlm plan`'s memory estimate."""
@@ -186,6 +194,15 @@ class ModelFamily(ABC):
         """True when the checkpoint's image processor leaves an image of `size` (w, h) as it is (no resize, no
         padding), so the frame of the printed numbers is the planned tile."""
         return True
+
+    def check_convention(self, text: str, items: Sequence[GroundedItem], errors: list[str], boxes: str) -> None:
+        """Output in another family's convention is an error on the page; so is output that holds none of this
+        family's `boxes` and no other error."""
+        wrong = wrong_convention_error(text, self.title, self.own_conventions)
+        if wrong is not None:
+            errors.append(wrong)
+        elif not items and not errors and text.strip():
+            errors.append(f"no {boxes} boxes found in the output: {snip(text)}")
 
     def describe(self) -> str:
         return f"{self.title}: {self.convention}; frame: {self.frame}"

@@ -25,7 +25,6 @@ from docvlm.families.base import (
     ModelFamily,
     ParseResult,
     snip,
-    wrong_convention_error,
 )
 from docvlm.families.square import plan_squares
 from docvlm.families.tokens import numbers, out_of_range
@@ -98,11 +97,7 @@ class DeepSeekOcr(ModelFamily):
             tail = text[pairs[-1].end():] if pairs else text
             if re.search(r"<\|det\|>(?!.*<\|/det\|>)", tail, re.S) or re.search(r"<\|(?:/?r?e?f?|d?e?t?)$", text.rstrip()):
                 errors.append(f"unterminated <|det|> (output cut?): {snip(tail[-60:])}")
-            wrong = wrong_convention_error(text, self.title, self.own_conventions)
-            if wrong is not None:
-                errors.append(wrong)
-            elif not items and not errors and text.strip():
-                errors.append(f"no <|det|> boxes found in the output: {snip(text)}")
+            self.check_convention(text, items, errors, "<|det|>")
         except Exception as exc:  # noqa: BLE001 - the parser never raises
             errors.append(f"parser failure {type(exc).__name__}: {exc}")
         return ParseResult(items=items, errors=errors)

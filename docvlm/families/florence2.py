@@ -21,8 +21,8 @@ from docvlm.families.base import (
     MemoryFigures,
     ModelFamily,
     ParseResult,
+    processor_size,
     snip,
-    wrong_convention_error,
 )
 from docvlm.families.square import plan_squares
 
@@ -54,10 +54,8 @@ class Florence2(ModelFamily):
 
     def processor_keeps(self, image_processor: Any, size: tuple[int, int]) -> bool:
         """The checkpoint's CLIP image processor resizes to size {height, width} (768) and does not crop."""
-        s = getattr(image_processor, "size", None)
-        wh = (s.get("width"), s.get("height")) if isinstance(s, dict) else (getattr(s, "width", None),
-                                                                           getattr(s, "height", None))
-        return wh == tuple(size) and not getattr(image_processor, "do_center_crop", False)
+        return processor_size(image_processor) == tuple(size) and not getattr(image_processor, "do_center_crop",
+                                                                              False)
 
     def model_to_encoded(self, box_model: Sequence[float], encoded_size: tuple[int, int]) -> Box:
         x0, y0, x1, y1 = (float(v) for v in box_model)
@@ -100,11 +98,7 @@ class Florence2(ModelFamily):
                 items.append(GroundedItem(text=label, box_model=box, label=None))  # type: ignore[arg-type]
             if _CUT.search(text.rstrip()):
                 errors.append(f"truncated <loc_> token at the end of the output: {snip(text[-40:])}")
-            wrong = wrong_convention_error(text, self.title, self.own_conventions)
-            if wrong is not None:
-                errors.append(wrong)
-            elif not items and not errors and text.strip():
-                errors.append(f"no <loc_> boxes found in the output: {snip(text)}")
+            self.check_convention(text, items, errors, "<loc_>")
         except Exception as exc:  # noqa: BLE001 - the parser never raises
             errors.append(f"parser failure {type(exc).__name__}: {exc}")
         return ParseResult(items=items, errors=errors)

@@ -22,8 +22,8 @@ from docvlm.families.base import (
     MemoryFigures,
     ModelFamily,
     ParseResult,
+    processor_size,
     snip,
-    wrong_convention_error,
 )
 from docvlm.families.square import plan_squares
 
@@ -66,10 +66,7 @@ class PaliGemma(ModelFamily):
         return PaliGemma(int(size)) if size in SIDES and size != self.side else self
 
     def processor_keeps(self, image_processor: Any, size: tuple[int, int]) -> bool:
-        s = getattr(image_processor, "size", None)
-        if isinstance(s, dict):
-            return (s.get("width"), s.get("height")) == tuple(size)
-        return (getattr(s, "width", None), getattr(s, "height", None)) == tuple(size)
+        return processor_size(image_processor) == tuple(size)
 
     # frames: printed (y0, x0, y1, x1) on 1024 bins -> encoded (x0, y0, x1, y1)
     def model_to_encoded(self, box_model: Sequence[float], encoded_size: tuple[int, int]) -> Box:
@@ -108,11 +105,7 @@ class PaliGemma(ModelFamily):
                 items.append(GroundedItem(text=label, box_model=tuple(float(v) for v in values), label=label or None))  # type: ignore[arg-type]
             if _CUT.search(text.rstrip()):
                 errors.append(f"truncated <loc> token at the end of the output: {snip(text[-40:])}")
-            wrong = wrong_convention_error(text, self.title, self.own_conventions)
-            if wrong is not None:
-                errors.append(wrong)
-            elif not items and not errors and text.strip():
-                errors.append(f"no <loc> boxes found in the output: {snip(text)}")
+            self.check_convention(text, items, errors, "<loc>")
         except Exception as exc:  # noqa: BLE001 - the parser never raises
             errors.append(f"parser failure {type(exc).__name__}: {exc}")
         return ParseResult(items=items, errors=errors)
