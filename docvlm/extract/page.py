@@ -194,3 +194,9 @@ def row_height(page: PageText, r: int) -> float:
 def find_labels_in(page: PageText, i: int, field_name: str) -> list[re.Match[str]]:
     return [m for _, p in PATTERNS[field_name] for m in [p.search(page.lines[i].text)] if m]
 
+
+def rows_found(page: PageText, rows: list[int], note: str) -> Found:
+    """The text of whole rows joined with a space (an '&' glued to the next word spaced), boxed by their union."""
+    text = " ".join(row_text(page, r) for r in rows)
+    text = re.sub(r"(?<=\s)&(?=[A-Za-z])", "& ", text)
+    return Found(text, text, page.index, union_box([row_box(page, r) for r in rows]), note)

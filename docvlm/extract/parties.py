@@ -1,5 +1,5 @@
-"""Parties and identifiers: the merchant (top of the page, the registered name under a brand line), its address
-(from the street row to the region), the buyer (after a bill-to label), invoice number and tax id (a code next to
+"""Parties and identifiers: the merchant (top of the page, the registered name under a brand line; its address
+is `address.py`), the buyer (after a bill-to label), invoice number and tax id (a code next to
 its label), the payment method (a keyword).
 """
 
@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from difflib import SequenceMatcher
 
+from docvlm.extract.address import (
+    ADDRESS_START,
+    ADDRESS_STOP,
+    ADDRESS_WORDS,
+    LEADING_REGISTRATION,
+    REGISTRATION,
+)
 from docvlm.extract.amounts import is_amount
 from docvlm.extract.candidates import Found, PageText
-from docvlm.extract.normalize import (
-    find_dates,
-    parse_time,
-)
+from docvlm.extract.normalize import find_dates
 from docvlm.extract.page import (
     after_separator,
     find_labels,
@@ -25,7 +28,7 @@ from docvlm.extract.page import (
     row_text,
     value_candidates,
 )
-from docvlm.geometry import union_box
+from docvlm.extract.page import rows_found as _block
 
 COMPANY_SUFFIXES = re.compile(
     r"\b(sdn\.?\s*bhd\.?|bhd\.?|s/b|enterprise|trading|restaurant|restoran|store|stores|mart|hardware|"
@@ -34,37 +37,6 @@ COMPANY_SUFFIXES = re.compile(
     re.IGNORECASE,
 )
 """Words that end a company name (its legal form or trade)."""
-
-
-REGISTRATION = re.compile(
-    r"(co\.?\s*-?\s*re?[gf]|\bco\.?\s*no\b|\broc\b|company\s*(?:reg|no)|\bbr\s*no|reg\.?\s*no|\bgst\b|\bsst\b|tax\s*id|"
-    r"^\(?[a-z]{0,3}\s*\d{4,}[\s\-]*[a-z]?\s*\)?\.?$)",
-    re.IGNORECASE,
-)
-"""A company registration line printed under the name (e.g. '(CO.REG : 933109-X)', '(JM0517726)')."""
-
-
-ADDRESS_STOP = re.compile(
-    r"\b(tel|telephone|phone|fax|h/p|hp|email|e-mail|www|http|care\s*line|hot\s*line|gst|sst|vat|btw|tva|ust|kvk|iban|siret|invoice|"
-    r"receipt|cash\s*bill|tax\b|taxinvoice|inv[o0][il1]ce|guest\s*check|shopping\s*hours|opening\s*hours|"
-    r"date|cashier|document|doc\s*no|bill\s*no|order|table)|@|(?:\d{2,4}-\d{3,4}\s?\d{3,4})",
-    re.IGNORECASE,
-)
-"""A line that ends the address block (phone, e-mail, tax number, the receipt's own header)."""
-
-
-ADDRESS_WORDS = re.compile(
-    r"\b(no\.?|lot|jalan|jln|jl|taman|road|rd|street|st\.|avenue|ave|lorong|persiaran|bandar|kampung|"
-    r"selangor|johor|kuala|lumpur|straat|weg|laan|rue|avenue|strasse|straße|platz)\b|\b\d{4,5}\b|"
-    r"^\s*\d{1,4}[A-Za-z]?\s*,",
-    re.IGNORECASE,
-)
-
-
-def _block(page: PageText, rows: list[int], note: str) -> Found:
-    text = " ".join(row_text(page, r) for r in rows)
-    text = re.sub(r"(?<=\s)&(?=[A-Za-z])", "& ", text)
-    return Found(text, text, page.index, union_box([row_box(page, r) for r in rows]), note)
 
 
 def find_company(page: PageText) -> tuple[Found | None, int]:
@@ -197,120 +169,6 @@ def _ends_with_suffix(text: str) -> bool:
 def _continues(prev: str, cur: str) -> bool:
     """A row that leads into the next: it ends in '&', 'and' or '-', or leaves a bracket open ('(SETIA')."""
     return bool(re.search(r"(&|\band\b|-)\s*$", prev.strip(), re.I)) or prev.count("(") > prev.count(")")
-
-
-def find_address(page: PageText, after: int) -> Found | None:
-    """The rows under the merchant name up to the first phone / tax / header row.
-
-    Registration numbers and a date printed before the address are skipped; after them they end it. The row
-    with the postcode may be followed by one short row (a state, a mall), then the address is over.
-    """
-    parts: list[int] = []
-    postcode_seen = False
-    for r in range(after + 1, min(len(page.rows), after + 9)):
-        text = row_text(page, r)
-        registration = REGISTRATION.search(text) and (
-            not parts and not ADDRESS_WORDS.search(text.split()[0] if text else "")
-            or not ADDRESS_WORDS.search(REGISTRATION.sub("", text)) or re.search(r"\b(roc|reg)\b", text, re.I))
-        dated = bool(find_dates(text)) or parse_time(text) is not None
-        if registration or dated:
-            if parts:
-                break
-            continue
-        text = LEADING_REGISTRATION.sub("", text)
-        if ADDRESS_STOP.search(text):
-            break
-        if parts and row_box(page, r)[1] - row_box(page, parts[-1])[3] > 2.0 * row_height(page, r):
-            break
-        if postcode_seen and _town_then_state(page, r):
-            parts += [r, r + 1]  # the town on its own row, then the state: both belong to the address
-            break
-        if postcode_seen and (len(text.split()) > 4 or not (
-                row_text(page, parts[-1]).rstrip().endswith(",") or REGION.search(text) or BUILDING.search(text))):
-            break  # after the postcode row only a state or country (or a row the postcode row leads into)
-        parts.append(r)
-        if postcode_seen:
-            break
-        postcode_seen = bool(POSTCODE.search(text))
-    if not parts or not ADDRESS_WORDS.search(" ".join(row_text(page, k) for k in parts)):
-        return None
-    # a brand, branch or licensee row printed above the street: the address starts at the row that starts
-    # like one ('NO 2A', 'LOT 6,', 'LEVEL 6,', '176 JLN ...'), when the rows before it hold no postcode
-    starts = [k for k, r in enumerate(parts) if ADDRESS_START.match(row_text(page, r))]
-    skipped = ""
-    if starts and starts[0] > 0 and not any(POSTCODE.search(row_text(page, r)) for r in parts[:starts[0]]):
-        skipped = "; skipped " + " / ".join(repr(row_text(page, r)) for r in parts[:starts[0]])
-        parts = parts[starts[0]:]
-    found = _block(page, parts, f"rows {parts[0] + 1}-{parts[-1] + 1} under the merchant{skipped}")
-    read = LEADING_REGISTRATION.sub("", found.raw)
-    text = repair_address_numbers(split_glued_address_numbers(read))
-    if text == read:
-        return Found(text, text, found.page, found.bbox_page_px, found.note)
-    ops = SequenceMatcher(None, read, text, autojunk=False).get_opcodes()
-    changed = [f"'{read[max(i0 - 2, 0):i1 + 2]}' as '{text[max(j0 - 2, 0):j1 + 2]}'" for op, i0, i1, j0, j1 in ops
-               if op != "equal"]
-    note = f"{found.note}; read " + ", ".join(changed[:3])
-    return Found(text, read, found.page, found.bbox_page_px, note, printed=text)
-
-
-def _town_then_state(page: PageText, r: int) -> bool:
-    """Row r is a short name without digits (a town) right above a state or country row (under the postcode)."""
-    if r + 1 >= len(page.rows):
-        return False
-    town, state = row_text(page, r), row_text(page, r + 1)
-    return (len(town.split()) <= 3 and not any(ch.isdigit() for ch in town) and not REGION.search(town)
-            and not ADDRESS_STOP.search(town) and bool(REGION.search(state)) and not ADDRESS_STOP.search(state)
-            and row_box(page, r + 1)[1] - row_box(page, r)[3] <= 1.0 * row_height(page, r + 1))
-
-
-GLUED_POSTCODE = re.compile(r"(?<![\w-])(\d{5})(?=[A-Za-z]{2,}\b)")
-
-
-GLUED_HOUSE_NUMBER = re.compile(r"(?<![\w./])(\d{1,4}[A-Za-z]?)(?=(?:jalan|jln|lorong|taman|tmn)\b)", re.IGNORECASE)
-
-
-def split_glued_address_numbers(text: str) -> str:
-    """A space the recogniser dropped inside one word box between a number and the word it precedes: a
-    postcode and its town ('53300KL'), a house number and its street ('14JALAN'). Word boxes cannot show this
-    gap (the box spans both); no address prints them glued. Nothing else is touched."""
-    return GLUED_HOUSE_NUMBER.sub(r"\1 ", GLUED_POSTCODE.sub(r"\1 ", text))
-
-
-ADDRESS_NUMBER_WITH_O = re.compile(r"(?<![\w./-])(?=[\dOo]*\d[\dOo]*\d)(?=\d*[Oo])([\dOo]{3,})(?=[,.]?(?:\s|$))")
-
-
-def repair_address_numbers(text: str) -> str:
-    """A house or lot number whose 0 the recogniser read as the letter O ('NO 29O,' -> 'NO 290,'): only tokens
-    of at least two real digits and O's, nothing else (so 'NO', 'LOT' and '47G' stay)."""
-    return ADDRESS_NUMBER_WITH_O.sub(lambda m: m.group(1).replace("O", "0").replace("o", "0"), text)
-
-
-ADDRESS_START = re.compile(
-    r"^\W{0,2}(?:no\b|no\.|no:|lot\b|lot\s*\d|level\b|lvl\b|unit\b|block\b|blk\b|suite\b|lorong\b|jalan\b|jln\b|"
-    r"g-?\d|(?:\d{1,2}(?:st|nd|rd|th)?\s*)?(?:flr|floor)\b|ground\s*floor|"
-    r"[a-z]?\d{1,4}[a-z]?(?:[-/&]\s?\d*[a-z]?)*\s*(?:,|&|\s+(?:jalan|jln|jl|lorong|taman|lot|road|rd|street|st)\b))",
-    re.IGNORECASE)
-"""A row that starts a street address: a house or lot number, a unit or level, or the street itself."""
-
-
-POSTCODE = re.compile(r"(?<![\d-])\d{5}(?![\d-])|\b\d{4}\s?[A-Z]{2}\b|\b[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b")
-"""A postcode: 5 digits (MY, DE, FR, US), '1016 DV' (NL), 'SW1A 1AA' (UK)."""
-
-
-LEADING_REGISTRATION = re.compile(r"^\(?\s*(?:[A-Z]{0,3}[.:]?\s*)?\d{4,}-?\s?[A-Z]?\s*\)\s*", re.IGNORECASE)
-
-
-REGION = re.compile(
-    r"\b(selangor|johor|kedah|perak|pahang|melaka|malacca|sabah|sarawak|penang|pulau\s*pinang|negeri\s*sembilan|"
-    r"terengganu|kelantan|perlis|putrajaya|labuan|kuala\s*lumpur|malaysia|singapore|darul\s*\w+|d\.\s?e\.?|wilayah\b.*|"
-    r"germany|deutschland|nederland|netherlands|france|belgi[eëu]m?|united\s*kingdom|uk|usa|india|poland|polska|d\.?\s?e)\W*$"
-    r"|^\(.*\)$|^\d{3,4}\s?-?\s?[a-z]",
-    re.IGNORECASE)
-"""A state or country printed on its own row under the postcode."""
-
-
-BUILDING = re.compile(r"\b(mall|plaza|complex|centre|center|tower|square|arcade|galleria)\W*$", re.IGNORECASE)
-"""A mall or building printed on its own row under the postcode (the shop's location in it)."""
 
 
 def find_identifier(pages: Sequence[PageText], label_field: str) -> Found | None:

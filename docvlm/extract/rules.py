@@ -6,7 +6,8 @@ The rules live by field family, each a module to read in one sitting:
 - `page.py`: the page model (lines in printed rows, `docvlm.rows`) and where a label's value stands;
 - `dates.py`: dates and times;
 - `amounts.py`: the totals block (total by evidence, tax lines, subtotal, rounding, discounts, cash, change);
-- `parties.py`: merchant, address, buyer, invoice number, tax id, payment method;
+- `parties.py`: merchant, buyer, invoice number, tax id, payment method;
+- `address.py`: the merchant's address;
 - `items.py`: line items aligned by row geometry;
 - `evidence.py`: the judge: tax settled, the arithmetic closed, each value `verified` / `found` / `inferred`
   with its evidence in the note (candidates.py: the typed objects they all share).
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from docvlm.datamodel import Line
+from docvlm.extract.address import find_address
 from docvlm.extract.amounts import (
     collect_role_amounts,
     decimal_comma_hint,
@@ -40,7 +42,6 @@ from docvlm.extract.normalize import (
 )
 from docvlm.extract.page import all_lines_text, build_page, spaced_line_text, span_box
 from docvlm.extract.parties import (
-    find_address,
     find_buyer,
     find_company,
     find_identifier,
