@@ -141,9 +141,80 @@ def failure_cause(truth: str, pred: str, lines: list) -> str:
         return "right place, wrong extent (too short / too long)"
     return "wrong line or candidate chosen"
 
+PUNCTUATION = ".,:;"
+"""Marks OCR confuses with one another on small receipt print (a comma read as a period, a colon as a period)."""
+
+
+def _strip_accents(text: str) -> str:
+    import unicodedata
+
+    return "".join(ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch))
+
+
+def miss_class(truth: str, pred: str, lines: list) -> str:
+    """A finer class for one miss (truth and prediction already whitespace-collapsed and upper-cased).
+
+    Text classes first (the extent is right): spacing only; punctuation marks swapped (',' '.' ':' ';'),
+    spacing aside; an accent the OCR added; OCR character errors (the truth's letters are not in the OCR text).
+    Then extent classes, from the squashed letters: first or last line(s) missing, extra line(s) before or
+    after (with the kind of the extra text: phone / tax / registration number, or a name line), wrong block.
+    """
+    if not truth:
+        return "no truth (predicted something)"
+    if not pred:
+        return "nothing predicted" + ("" if _squash(truth) in _squash(" ".join(ln.text for ln in lines))
+                                      else " (truth not in the OCR text)")
+    if truth.replace(" ", "") == pred.replace(" ", ""):
+        return "spacing only"
+    table = str.maketrans({ch: "." for ch in PUNCTUATION})
+    if truth.replace(" ", "").translate(table) == pred.replace(" ", "").translate(table):
+        return "punctuation marks swapped (',' '.' ':'), spacing aside"
+    if _squash(truth) == _squash(pred):
+        return "punctuation added or dropped"
+    if _squash(_strip_accents(pred)) == _squash(truth):
+        return "accent added by the OCR"
+    page = _squash(" ".join(ln.text for ln in lines))
+    t, p = _squash(truth), _squash(pred)
+    if t not in page:
+        ratio = SequenceMatcher(None, t, p).ratio()
+        return "OCR character error (truth not in the OCR text)" + (", extent right" if ratio >= 0.9 else "")
+    if p in t:
+        return "first line(s) missing" if t.endswith(p) else "last line(s) missing" if t.startswith(p) \
+            else "too short"
+    if t in p:
+        import re
+
+        extra = pred.replace(truth, " ") if truth in pred else pred
+        kind = ("phone / tax / registration text" if re.search(r"\b(tel|fax|gst|sst|reg|co\.?|no)\b|\d{6,}", extra)
+                else "name line")
+        return ("extra line(s) after: " if p.startswith(t) else "extra line(s) before: " if p.endswith(t)
+                else "extra text: ") + kind
+    return "wrong line or block"
+
+def truth_lines(image_path: Path):
+    """SROIE's own line annotations (`box/NNN.csv`: 4 corners, then the text) as OCR lines, words boxed by
+    character share: the rules read without OCR errors, so a miss left is the rule's (or the key's)."""
+    from PIL import Image
+
+    from docvlm.datamodel import Line, Word
+    from docvlm.geometry import split_line_into_words
+
+    lines = []
+    for raw in (image_path.parent.parent / "box" / (image_path.stem + ".csv")).read_text(errors="replace").splitlines():
+        parts = raw.split(",", 8)
+        if len(parts) < 9 or not parts[8].strip():
+            continue
+        xs, ys = [float(v) for v in parts[0:8:2]], [float(v) for v in parts[1:8:2]]
+        text = " ".join(parts[8].split())
+        box = (min(xs), min(ys), max(xs), max(ys))
+        words = [Word(text=t, bbox_page_px=b) for t, b in split_line_into_words(text, box)]
+        lines.append(Line(text=text, bbox_page_px=box, words=words))
+    with Image.open(image_path) as im:
+        return lines, im.width, im.height
+
 
 def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_dir: Path,
-              cached_only: bool = False) -> dict:
+              cached_only: bool = False, use_truth_lines: bool = False) -> dict:
     images = [p for p in sorted((data / "img").glob("*.jpg")) if p.stem.isdigit() and int(p.stem) in SPLITS[split]]
     images = images[: limit or None]
     if cached_only:  # a cache filled by another engine's `docvlm convert` (still running): never fill it here
@@ -158,10 +229,13 @@ def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_d
 
     chose_receipt = 0
     for i, img in enumerate(images):
-        doc = ocr_cached(img, cache_dir)
-        page = doc.pages[0] if doc.pages else None
-        lines, w, h = (list(page.lines), page.width_px, page.height_px) if page else ([], 1, 1)
-        chose_receipt += choose_schema(doc)[0] == "receipt"
+        if use_truth_lines:
+            lines, w, h = truth_lines(img)
+        else:
+            doc = ocr_cached(img, cache_dir)
+            page = doc.pages[0] if doc.pages else None
+            lines, w, h = (list(page.lines), page.width_px, page.height_px) if page else ([], 1, 1)
+            chose_receipt += choose_schema(doc)[0] == "receipt"
         if ocr_only:
             print(f"\r{i + 1}/{len(images)} {img.name}", end="", file=sys.stderr, flush=True)
             continue
@@ -181,7 +255,8 @@ def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_d
             elif t or p:
                 sim = SequenceMatcher(None, t, p).ratio()
                 failures.append({"image": img.name, "field": f, "truth": t, "pred": p, "similarity": round(sim, 3),
-                                 "cause": failure_cause(t, p, lines)})
+                                 "cause": failure_cause(t, p, lines),
+                                 "class": miss_class(t, p, lines)})
     if ocr_only:
         print(file=sys.stderr)
         return {}
@@ -374,11 +449,14 @@ def main() -> int:
     ap.add_argument("--cached-only", action="store_true",
                     help="score only the images already in --ocr-cache, never OCR here (e.g. a cache filled by "
                          "`docvlm convert` of another OCR build)")
+    ap.add_argument("--truth-lines", action="store_true",
+                    help="SROIE: read SROIE's own line annotations (box/*.csv) instead of OCR, to tell the rules' "
+                         "misses from the OCR's")
     args = ap.parse_args()
     out: dict = {"engine": "ocr"}
     if args.set in ("sroie", "both"):
         res = run_sroie(args.data / "sroie-dev", args.limit, args.ocr_only, args.split, args.ocr_cache,
-                         args.cached_only)
+                         args.cached_only, args.truth_lines)
         if args.ocr_only:
             return 0
         out["sroie"] = res
@@ -399,6 +477,12 @@ def main() -> int:
             causes[(fl["field"], fl["cause"])] = causes.get((fl["field"], fl["cause"]), 0) + 1
         print("misses by cause:")
         for (f, c), n in sorted(causes.items(), key=lambda kv: (kv[0][0], -kv[1])):
+            print(f"  {f:<8} {n:>4}  {c}")
+        classes: dict[tuple[str, str], int] = {}
+        for fl in res["failures"]:
+            classes[(fl["field"], fl["class"])] = classes.get((fl["field"], fl["class"]), 0) + 1
+        print("misses by class (miss_class):")
+        for (f, c), n in sorted(classes.items(), key=lambda kv: (kv[0][0], -kv[1])):
             print(f"  {f:<8} {n:>4}  {c}")
     if args.set == "synth":
         split = args.split if args.split in SYNTH_SPLITS else "dev"
@@ -429,7 +513,8 @@ def main() -> int:
             if bad:
                 print(f"  {row['doc']}: " + "; ".join(f"{k} truth={v['truth']!r} pred={v['pred']!r}" for k, v in bad.items()))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = f"synth_{args.synth_render}" if args.set == "synth" else args.ocr_cache.name
+    name = f"synth_{args.synth_render}" if args.set == "synth" else "truth_lines" if args.truth_lines \
+        else args.ocr_cache.name
     path = RESULTS / f"extract_bench_{args.split}_{name}.json"
     path.write_text(json.dumps(out, indent=2, default=str))
     print(f"\nwrote {path}")

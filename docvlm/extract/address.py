@@ -89,7 +89,7 @@ def find_address(page: PageText, after: int) -> Found | None:
         parts = parts[starts[0]:]
     found = rows_found(page, parts, f"rows {parts[0] + 1}-{parts[-1] + 1} under the merchant{skipped}")
     read = LEADING_REGISTRATION.sub("", found.raw)
-    text = repair_address_numbers(split_glued_address_numbers(read))
+    text = repair_address_text(read)
     if text == read:
         return Found(text, text, found.page, found.bbox_page_px, found.note)
     ops = SequenceMatcher(None, read, text, autojunk=False).get_opcodes()
@@ -129,6 +129,59 @@ def repair_address_numbers(text: str) -> str:
     """A house or lot number whose 0 the recogniser read as the letter O ('NO 29O,' -> 'NO 290,'): only tokens
     of at least two real digits and O's, nothing else (so 'NO', 'LOT' and '47G' stay)."""
     return ADDRESS_NUMBER_WITH_O.sub(lambda m: m.group(1).replace("O", "0").replace("o", "0"), text)
+
+GLUED_STREET_WORD = re.compile(
+    r"\b(jalan|jln|taman|tmn|lorong|persiaran|bandar|kuala)(?=(?!an\b)[a-z0-9]{2,})", re.IGNORECASE)
+"""A street or place word the recogniser glued to the name after it ('JALANAIR', 'JLNJEJAKA', 'KUALALUMPUR'):
+none of these words begins a longer word printed in an address ('jalanan' aside, kept)."""
+
+
+def split_glued_street_words(text: str) -> str:
+    """A space after a street or place word glued to the next word (`GLUED_STREET_WORD`)."""
+    return GLUED_STREET_WORD.sub(r"\1 ", text)
+
+
+MISREAD_STREET_WORDS = (
+    (re.compile(r"(?:(?<=^)|(?<=[\s,]))[1lI|][0oO]T(?=\s+[A-Z]?-?\d)"), "LOT"),
+    (re.compile(r"(?:(?<=^)|(?<=[\s,]))L0T(?=\s+[A-Z]?-?\d)"), "LOT"),
+    (re.compile(r"(?:(?<=^)|(?<=[\s,]))J[A4][I1l|][A4]N(?=[\s,])"), "JALAN"),
+)
+"""Upper-case street words with one letter read as a look-alike digit or stroke ('10T 1851', '1OT 5', 'JAIAN'):
+only before a lot number ('LOT') or as a whole word ('JALAN'), so no other word can match."""
+
+
+ABBREVIATIONS = frozenset({"no", "jln", "tmn", "kg", "bdr", "blk", "lvl", "flr", "sg", "bt", "jl", "st", "rd",
+                           "ave", "dr", "mt", "pt", "sek", "sdn", "bhd", "kpg", "lrg", "psn", "jkt", "ft"})
+"""Address words printed with a period of their own (abbreviations): their period stays a period."""
+
+
+SEPARATOR_PERIOD = re.compile(r"(?<![^\s,])([^\s,.]*[A-Za-z0-9])\.(?= [A-Za-z0-9])")
+"""A period closing an address part that another part follows ('SEKSYEN 9. TAMAN ...')."""
+
+
+SEPARATOR_MIN_CHARS = 3
+"""A part shorter than this before its period is an initial or an abbreviation ('P.', 'NO.'), not a part."""
+
+
+def comma_separators(text: str) -> str:
+    """Address parts are separated by commas: a period between two parts ('BATU 5. 51200') is a comma the
+    print made small (dot-matrix and thermal commas read as periods). Initials, abbreviations (`ABBREVIATIONS`)
+    and the final period stay as read."""
+    def repl(m: re.Match[str]) -> str:
+        word = m.group(1)
+        if len(word) < SEPARATOR_MIN_CHARS or word.lower() in ABBREVIATIONS or "." in word:
+            return m.group(0)
+        return word + ","
+    return SEPARATOR_PERIOD.sub(repl, text)
+
+
+def repair_address_text(read: str) -> str:
+    """The address as printed from the rows as read: glued numbers and street words split, look-alike
+    letters in house numbers and street words repaired, a period between parts read as the comma it is."""
+    text = split_glued_street_words(repair_address_numbers(split_glued_address_numbers(read)))
+    for pattern, word in MISREAD_STREET_WORDS:
+        text = pattern.sub(word, text)
+    return comma_separators(text)
 
 
 ADDRESS_START = re.compile(
