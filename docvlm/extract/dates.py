@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from docvlm.extract.candidates import Found, PageText
 from docvlm.extract.normalize import (
@@ -43,6 +44,36 @@ def find_date(pages: Sequence[PageText], label_field: str, *, day_first: bool, r
     for page, j, d in with_time[:1] or unlabelled[:1]:
         return found_at(page, j, d.start, d.end, resolve_date(d, day_first=day_first),
                       note="first date on the document (no date label)")
+    return find_date_missing_separator(pages, day_first=day_first)
+
+
+MISSING_SEPARATOR = (
+    re.compile(r"(?<![\d.,/:-])(\d{2})(\d{2})([/.-])(\d{4})(?![\d.,/:-])"),
+    re.compile(r"(?<![\d.,/:-])(\d{2}) (\d{2})([/.-])(\d{2}|\d{4})(?![\d.,/:-])"),
+)
+"""A day-month-year date with its first separator dropped by the recogniser ('2703/2018', '05 02-18'): the
+separator it kept is the one printed twice."""
+
+
+def find_date_missing_separator(pages: Sequence[PageText], *, day_first: bool) -> Found | None:
+    """The first date printed with one separator lost (`MISSING_SEPARATOR`), when the document has no other
+    date: the value is the date, `printed` the text with the kept separator restored, `raw` as read."""
+    for page in pages:
+        for j, line in enumerate(page.lines):
+            if PATTERNS_DUE_OR_OTHER.search(line.text):
+                continue
+            for pattern in MISSING_SEPARATOR:
+                m = pattern.search(line.text)
+                if not m:
+                    continue
+                day, month, sep, year = m.groups()
+                printed = f"{day}{sep}{month}{sep}{year}"
+                dates = find_dates(printed)
+                if not dates or dates[0].raw != printed:
+                    continue
+                found = found_at(page, j, m.start(), m.end(), resolve_date(dates[0], day_first=day_first),
+                                 note=f"the only date, read {m.group(0)!r} with a separator lost: {printed!r}")
+                return replace(found, printed=printed)
     return None
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from docvlm.extract.address import (
     ADDRESS_START,
@@ -67,7 +68,7 @@ def find_company(page: PageText) -> tuple[Found | None, int]:
         if _ends_with_suffix(so_far) and not _continues(so_far, "") and not COMPANY_SUFFIXES.match(text.strip()):
             break  # a name that ends with its legal form or trade is complete (unless the next row goes on with one)
         if any(ch.isdigit() for ch in text) or ADDRESS_WORDS.search(text) or REGISTRATION.search(text) \
-                or ADDRESS_STOP.search(text):
+                or ADDRESS_STOP.search(text) or OWNER_LABEL.match(text):
             break
         if row_box(page, r)[1] - row_box(page, parts[-1])[3] > 1.0 * row_height(page, r):
             break
@@ -219,3 +220,54 @@ def find_payment_method(pages: Sequence[PageText]) -> Found | None:
             return found_at(page, i, start, end, raw.upper() if len(raw) <= 4 else raw.title(), note="payment keyword")
     return None
 
+
+
+NAME_SPACING = (
+    (re.compile(r"\b(sdn\.?)(?=bhd\b)", re.IGNORECASE), r"\1 "),
+    (re.compile(r"(?<=[A-Za-z])-(?=\s)|(?<=[A-Za-z])-(?=(?:sdn|bhd|s/b)\b)", re.IGNORECASE), " "),
+    (re.compile(r"(?<=[A-Za-z])_(?=[A-Za-z])"), " "),
+)
+"""Spaces a name prints and the recogniser dropped or filled with a speck: inside the legal form ('SDN.BHD'),
+and a hyphen or underscore read in the gap before a word ('BOOK- CO.', 'INTERNATIONAL-SDN', 'AIK_HUAT').
+Hyphens inside a word ('KL-1') stay. Brackets glued to a word stay glued: OCR reads those gaps right, and
+names print them both ways."""
+
+
+def tidy_company_name(found: Found | None) -> Found | None:
+    """The company name with the spaces of `NAME_SPACING` restored; `raw` keeps what was read and the note
+    says what changed."""
+    if found is None or not isinstance(found.value, str):
+        return found
+    text = found.value
+    for pattern, repl in NAME_SPACING:
+        text = pattern.sub(repl, text)
+    text = " ".join(text.split())
+    if text == found.value:
+        return found
+    return replace(found, value=text, printed=text, note=f"{found.note}; spaced {found.value!r} as {text!r}")
+
+
+OWNER_LABEL = re.compile(r"^\W*(?:dimiliki(?:\s*oleh)?|milik|owned\s*by|operated\s*by|managed\s*by)\s*[:.-]?\s*",
+                         re.IGNORECASE)
+"""A label that names the registered owner of a brand printed above it ('Owned by: ...', 'Dimiliki oleh: ...')."""
+
+
+OWNER_ROWS_BELOW = 3
+"""How many rows under the brand name an owner label is looked for."""
+
+
+def owner_name_below(page: PageText, last: int) -> tuple[Found, int] | None:
+    """The legal name after an owner label (`OWNER_LABEL`) a few rows under the brand: the registered company,
+    and its row. Only a name with its legal form; a registration number after it is cut off."""
+    for r in range(last + 1, min(len(page.rows), last + 1 + OWNER_ROWS_BELOW)):
+        text = row_text(page, r)
+        m = OWNER_LABEL.match(text)
+        if not m:
+            continue
+        rest = text[m.end():]
+        if not LEGAL_FORMS.search(re.split(r"\s\(?[A-Z]{0,3}\d{4,}", rest, maxsplit=1)[0].strip()):
+            return None
+        found = _cut_after_suffix(_block(page, [r], f"row {r + 1}: the name after the owner label {m.group(0).strip()!r}"))
+        name = OWNER_LABEL.sub("", found.raw).strip()
+        return Found(name, name, found.page, found.bbox_page_px, found.note), r
+    return None

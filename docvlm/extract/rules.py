@@ -46,6 +46,8 @@ from docvlm.extract.parties import (
     find_company,
     find_identifier,
     find_payment_method,
+    owner_name_below,
+    tidy_company_name,
 )
 from docvlm.rows import estimate_skew
 
@@ -67,6 +69,10 @@ def extract_rules(pages: Sequence[PageText]) -> RuleResult:
 
     if pages:
         company, last = find_company(pages[0])
+        owner = owner_name_below(pages[0], last) if company is not None and last >= 0 else None
+        if owner is not None:  # a brand on top, its registered owner named under it: the owner is the company
+            company, last = owner
+        company = tidy_company_name(company)
         if company:
             values["vendor_name"] = company
         if last >= -1:
@@ -140,7 +146,7 @@ def extract_sroie_judged(lines: Sequence[Line], width_px: float, height_px: floa
     out: dict[str, tuple[str | None, str | None]] = {}
     for name, key in SROIE_KEYS.items():
         f = v.get(key)
-        printed = None if f is None else (f.printed or f.raw) if name in ("address", "total") else f.raw
+        printed = None if f is None else f.printed or f.raw
         out[name] = (printed, None if f is None else f.status)
     return out
 

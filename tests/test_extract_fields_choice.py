@@ -1,0 +1,63 @@
+"""Which value the company and date fields get, on self-made receipt lines: the registered owner named under a
+brand, the spaces a company name prints that the recogniser dropped or filled with a speck, and a date printed
+with one separator the recogniser lost. Each repair keeps `raw` as read and says so in the note."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from docvlm.datamodel import Line, Word
+from docvlm.extract.rules import build_page, extract_rules, extract_sroie_fields
+
+
+def _rows(*texts: str, x0: float = 100, step: float = 35) -> list[Line]:
+    """One OCR line per row, each word boxed 12 px apart (a normal printed space)."""
+    lines = []
+    for k, text in enumerate(texts):
+        x, words = x0, []
+        for w in text.split():
+            words.append(Word(text=w, bbox_page_px=(x, 10 + k * step, x + 14 * len(w), 40 + k * step)))
+            x += 14 * len(w) + 12
+        lines.append(Line(text=text, bbox_page_px=(x0, 10 + k * step, x - 12, 40 + k * step), words=words))
+    return lines
+
+
+def _values(*texts: str):
+    return extract_rules([build_page(_rows(*texts), 0, 700, 1200)]).values
+
+
+def test_the_owner_named_under_a_brand_is_the_company_and_the_address_follows_it():
+    v = _values("Kopi Senja", "Dimiliki oleh: kopi senja ventures sdn bhd 1234567-X", "No. 8 Jalan Mawar 2",
+                "43000 Kajang, Selangor", "TEL: 03-1234 5678")
+    assert v["vendor_name"].value == "kopi senja ventures sdn bhd"
+    assert "owner label" in v["vendor_name"].note
+    assert v["vendor_address"].value == "No. 8 Jalan Mawar 2 43000 Kajang, Selangor"
+    # an owner label without a legal form names no company: the brand stays
+    v = _values("KOPI SENJA", "Owned by: Ali", "NO. 8 JALAN MAWAR 2", "43000 KAJANG", "TEL: 03-1234 5678")
+    assert v["vendor_name"].value == "KOPI SENJA"
+
+
+def test_a_company_name_gets_the_spaces_a_speck_or_a_glued_legal_form_took():
+    v = _values("KEDAI BUKU- CO. (M) SDN BHD", "(123456-A)", "NO 8, JALAN MAWAR", "43000 KAJANG", "TEL: 03-1234 5678")
+    assert v["vendor_name"].value == "KEDAI BUKU CO. (M) SDN BHD"
+    assert v["vendor_name"].raw == "KEDAI BUKU- CO. (M) SDN BHD"
+    assert "spaced" in v["vendor_name"].note
+    assert _values("MAJU_JAYA TRADING-SDN.BHD.", "(123456-A)", "NO 8, JALAN MAWAR")["vendor_name"].value \
+        == "MAJU JAYA TRADING SDN. BHD."
+    # a hyphen inside a word and brackets glued to a word stay as read
+    assert _values("KL-1 MART(M)SDN BHD", "(123456-A)", "NO 8, JALAN MAWAR")["vendor_name"].value \
+        == "KL-1 MART(M)SDN BHD"
+
+
+def test_a_date_with_one_separator_lost_is_read_when_there_is_no_other_date():
+    lines = _rows("KEDAI MAJU", "NO 8, JALAN MAWAR", "43000 KAJANG", "TAX INVOICE", "0504/2019", "TOTAL 12.00")
+    v = extract_rules([build_page(lines, 0, 700, 1200)]).values
+    assert v["date"].value == date(2019, 4, 5)
+    assert v["date"].raw == "0504/2019" and v["date"].printed == "05/04/2019"
+    assert extract_sroie_fields(lines, 700, 1200)["date"] == "05/04/2019"
+    assert _values("KEDAI MAJU", "NO 8, JALAN MAWAR", "12 04-19 10:22", "TOTAL 12.00")["date"].value == date(2019, 4, 12)
+    # not a date: an impossible day or month, a longer number, a date printed whole elsewhere on the page
+    assert "date" not in _values("KEDAI MAJU", "NO 8, JALAN MAWAR", "4513/2019", "TOTAL 12.00")
+    assert "date" not in _values("KEDAI MAJU", "NO 8, JALAN MAWAR", "INV 120504/2019", "TOTAL 12.00")
+    v = _values("KEDAI MAJU", "NO 8, JALAN MAWAR", "0504/2019", "DATE: 06/04/2019", "TOTAL 12.00")
+    assert v["date"].value == date(2019, 4, 6)
