@@ -61,3 +61,12 @@ def test_a_date_with_one_separator_lost_is_read_when_there_is_no_other_date():
     assert "date" not in _values("KEDAI MAJU", "NO 8, JALAN MAWAR", "INV 120504/2019", "TOTAL 12.00")
     v = _values("KEDAI MAJU", "NO 8, JALAN MAWAR", "0504/2019", "DATE: 06/04/2019", "TOTAL 12.00")
     assert v["date"].value == date(2019, 4, 6)
+
+
+def test_a_mall_printed_above_the_shop_name_is_not_the_merchant():
+    v = _values("SETIA JAYA MALL", "KEDAI KOPI SENJA", "LOT G-12, JALAN MAWAR 2", "43000 KAJANG", "TEL: 03-1234 5678")
+    assert v["vendor_name"].value == "KEDAI KOPI SENJA"
+    # a mall alone on top (the next row is the address) is all there is to take; a shop named after it stays
+    assert _values("SETIA JAYA MALL", "LOT G-12, JALAN MAWAR 2", "43000 KAJANG")["vendor_name"].value == "SETIA JAYA MALL"
+    assert _values("PLAZA MART SDN BHD", "(123456-A)", "LOT G-12, JALAN MAWAR 2")["vendor_name"].value \
+        == "PLAZA MART SDN BHD"

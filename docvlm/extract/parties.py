@@ -13,6 +13,7 @@ from docvlm.extract.address import (
     ADDRESS_START,
     ADDRESS_STOP,
     ADDRESS_WORDS,
+    BUILDING,
     LEADING_REGISTRATION,
     REGISTRATION,
 )
@@ -74,6 +75,9 @@ def find_company(page: PageText) -> tuple[Found | None, int]:
             break
         parts.append(r)
         r += 1
+    if len(parts) >= 2 and BUILDING.search(row_text(page, parts[0])) \
+            and not COMPANY_SUFFIXES.search(row_text(page, parts[0])):
+        parts = parts[1:]  # a mall or building printed above the shop's own name: the shop is the merchant
     if not _ends_with_suffix(" ".join(row_text(page, k) for k in parts)):
         # a name without its legal form, followed closely by one that has it: the second is the company
         # (the first is a brand or slogan printed above it)
