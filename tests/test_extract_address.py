@@ -31,6 +31,7 @@ def test_a_street_or_place_word_glued_to_the_next_word_is_split():
     assert split_glued_street_words("JLNSS2/10, 50450 KUALALUMPUR") == "JLN SS2/10, 50450 KUALA LUMPUR"
     # the word alone, a word that only starts with the same letters, and 'jalanan' stay as read
     assert split_glued_street_words("JALAN BUKIT, JALANAN LAMA, TAMANA") == "JALAN BUKIT, JALANAN LAMA, TAMANA"
+    assert split_glued_street_words("MENARA BANDARAYA") == "MENARA BANDARAYA"  # 'bandar' starts words: not split
 
 
 def test_a_period_between_address_parts_is_a_comma_but_initials_and_abbreviations_keep_theirs():
@@ -54,3 +55,13 @@ def test_the_address_field_gets_the_repaired_text_and_raw_keeps_what_was_read():
     assert f.value == "LOT 7, JALAN MELATI 3, 43000 KAJANG, SELANGOR"
     assert f.raw == "1OT 7, JALANMELATI 3, 43000 KAJANG. SELANGOR"
     assert "read" in f.note and "'LOT" in f.note
+
+
+def test_a_long_state_and_country_row_under_the_postcode_row_ends_the_address():
+    f = _address("KEDAI MAJU SDN BHD", "NO 8, JALAN MAWAR,", "BANDAR BARU, 41050", "KLANG SELANGOR DARUL EHSAN, MALAYSIA",
+                 "TEL: 03-1234 5678")
+    assert f.value == "NO 8, JALAN MAWAR, BANDAR BARU, 41050 KLANG SELANGOR DARUL EHSAN, MALAYSIA"
+    # a long row under the postcode row that is not a state (it holds a number) is not the address
+    f = _address("KEDAI MAJU SDN BHD", "NO 8, JALAN MAWAR,", "BANDAR BARU, 41050", "OPEN DAILY 10 AM TO 10 PM MALAYSIA",
+                 "TEL: 03-1234 5678")
+    assert f.value == "NO 8, JALAN MAWAR, BANDAR BARU, 41050"

@@ -71,7 +71,8 @@ def find_address(page: PageText, after: int) -> Found | None:
         if postcode_seen and _town_then_state(page, r):
             parts += [r, r + 1]  # the town on its own row, then the state: both belong to the address
             break
-        if postcode_seen and (len(text.split()) > 4 or not (
+        state_row = bool(REGION.search(text)) and not any(ch.isdigit() for ch in text)
+        if postcode_seen and (len(text.split()) > STATE_ROW_WORDS and not state_row or not (
                 row_text(page, parts[-1]).rstrip().endswith(",") or REGION.search(text) or BUILDING.search(text))):
             break  # after the postcode row only a state or country (or a row the postcode row leads into)
         parts.append(r)
@@ -97,6 +98,11 @@ def find_address(page: PageText, after: int) -> Found | None:
                if op != "equal"]
     note = f"{found.note}; read " + ", ".join(changed[:3])
     return Found(text, read, found.page, found.bbox_page_px, note, printed=text)
+
+
+STATE_ROW_WORDS = 4
+"""A row under the postcode row longer than this many words ends the address, unless it ends with a state or
+country and holds no digit ('KLANG SELANGOR D. E, MALAYSIA')."""
 
 
 def _town_then_state(page: PageText, r: int) -> bool:
@@ -131,7 +137,7 @@ def repair_address_numbers(text: str) -> str:
     return ADDRESS_NUMBER_WITH_O.sub(lambda m: m.group(1).replace("O", "0").replace("o", "0"), text)
 
 GLUED_STREET_WORD = re.compile(
-    r"\b(jalan|jln|taman|tmn|lorong|persiaran|bandar|kuala)(?=(?!an\b)[a-z0-9]{2,})", re.IGNORECASE)
+    r"\b(jalan|jln|taman|tmn|lorong|persiaran|kuala)(?=(?!an\b)[a-z0-9]{2,})", re.IGNORECASE)
 """A street or place word the recogniser glued to the name after it ('JALANAIR', 'JLNJEJAKA', 'KUALALUMPUR'):
 none of these words begins a longer word printed in an address ('jalanan' aside, kept)."""
 
