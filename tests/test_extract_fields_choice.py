@@ -70,3 +70,17 @@ def test_a_mall_printed_above_the_shop_name_is_not_the_merchant():
     assert _values("SETIA JAYA MALL", "LOT G-12, JALAN MAWAR 2", "43000 KAJANG")["vendor_name"].value == "SETIA JAYA MALL"
     assert _values("PLAZA MART SDN BHD", "(123456-A)", "LOT G-12, JALAN MAWAR 2")["vendor_name"].value \
         == "PLAZA MART SDN BHD"
+
+
+def test_a_date_the_ocr_boxed_as_two_lines_of_one_row_is_read_across_them():
+    lines = _rows("KEDAI MAJU", "NO 8, JALAN MAWAR", "43000 KAJANG", "TOTAL 12.00")
+    y0, y1 = 200.0, 230.0
+    lines += [Line(text="05 Mar", bbox_page_px=(100, y0, 190, y1), words=[Word(text="05", bbox_page_px=(100, y0, 128, y1)),
+                                                                         Word(text="Mar", bbox_page_px=(140, y0, 190, y1))]),
+              Line(text="2019 14:02", bbox_page_px=(205, y0, 350, y1),
+                   words=[Word(text="2019", bbox_page_px=(205, y0, 262, y1)), Word(text="14:02", bbox_page_px=(275, y0, 350, y1))])]
+    v = extract_rules([build_page(lines, 0, 700, 1200)]).values
+    assert v["date"].value == date(2019, 3, 5)
+    assert v["date"].raw == "05 Mar 2019"
+    assert v["date"].bbox_page_px == (100, y0, 350, y1)  # the two lines it was read from
+    assert "across 2 OCR lines" in v["date"].note

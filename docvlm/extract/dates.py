@@ -15,6 +15,7 @@ from docvlm.extract.normalize import (
     resolve_date,
 )
 from docvlm.extract.page import find_labels, find_labels_in, found_at, label_note, value_candidates
+from docvlm.geometry import union_box
 
 
 def find_date(pages: Sequence[PageText], label_field: str, *, day_first: bool, require_label: bool = False) -> Found | None:
@@ -44,7 +45,29 @@ def find_date(pages: Sequence[PageText], label_field: str, *, day_first: bool, r
     for page, j, d in with_time[:1] or unlabelled[:1]:
         return found_at(page, j, d.start, d.end, resolve_date(d, day_first=day_first),
                       note="first date on the document (no date label)")
-    return find_date_missing_separator(pages, day_first=day_first)
+    return _date_across_lines(pages, day_first=day_first) or find_date_missing_separator(pages, day_first=day_first)
+
+
+def _date_across_lines(pages: Sequence[PageText], *, day_first: bool) -> Found | None:
+    """The first date that only reads whole across the lines of one printed row: OCR may box one printed line
+    as two ('05 Mar' | '2018'). The row's lines are joined left to right with a space; the box is theirs."""
+    for page in pages:
+        for row in page.rows:
+            if len(row) < 2:
+                continue
+            starts, text = [], ""
+            for j in row:
+                starts.append(len(text))
+                text += page.lines[j].text + " "
+            for d in find_dates(text):
+                touched = [j for j, at in zip(row, starts, strict=True)
+                           if at < d.end and d.start < at + len(page.lines[j].text)]
+                if len(touched) < 2 or any(PATTERNS_DUE_OR_OTHER.search(page.lines[j].text) for j in row):
+                    continue
+                return Found(resolve_date(d, day_first=day_first), d.raw, page.index,
+                             union_box([page.lines[j].bbox_page_px for j in touched]),
+                             f"a date read across {len(touched)} OCR lines of one printed row (no date label)")
+    return None
 
 
 MISSING_SEPARATOR = (
