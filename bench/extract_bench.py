@@ -44,7 +44,6 @@ def ocr_cached(image_path: Path, cache_dir: Path):
     The cache holds exactly what `docvlm convert IMAGE -o CACHE` writes, so it can be filled by that command
     (several processes, another machine) or by this function, and the rules are iterated on the cached lines.
     """
-    from docvlm.datamodel import DocumentResult
 
     cache = cache_dir / (image_path.name + ".json")
     if cache.exists():
@@ -99,6 +98,11 @@ def status_table(by_status: dict[str, list[int]]) -> dict[str, dict]:
             for k, (r, c) in sorted(by_status.items())}
 
 
+def status_by_field(cells: dict[str, dict[str, list[int]]]) -> dict[str, dict[str, str]]:
+    """field -> status -> 'right/count'."""
+    return {f: {k: f"{r}/{c}" for k, (r, c) in sorted(v.items())} for f, v in cells.items()}
+
+
 def print_status_table(table: dict[str, dict]) -> None:
     print(f"  {'status':<10}{'precision':>10}{'right':>7}{'count':>7}{'share':>7}")
     for k, m in table.items():
@@ -106,11 +110,36 @@ def print_status_table(table: dict[str, dict]) -> None:
         print(f"  {k:<10}{p:>10}{m['right']:>7}{m['count']:>7}{m['share']:>7.2f}")
 
 
-def sroie_judged(lines, width: int, height: int) -> dict[str, tuple[str | None, str | None]]:
+def sroie_judged(lines, width: int, height: int, read_again=None) -> dict[str, tuple[str | None, str | None]]:
     """The four SROIE fields as printed, each with its status."""
     from docvlm.extract.rules import extract_sroie_judged
 
-    return extract_sroie_judged(lines, width, height)
+    return extract_sroie_judged(lines, width, height, read_again=read_again)
+
+
+def photo_reader(image_path: Path, doc):
+    """The judge's second reading (docvlm/extract/reread.py) over the photo the cached OCR was read from: the
+    same rule as `docvlm extract` (only pages OCR read upright, at the size their boxes are in)."""
+    from PIL import Image, ImageOps
+
+    from docvlm.extract.reread import UPRIGHT, CropReader, rapidocr_recognizer
+
+    pages = {p.index: p for p in doc.pages}
+
+    def page_image(index: int):
+        p = pages.get(index)
+        if p is None or p.text_source != "ocr" or \
+                (p.read_orientation is not None and p.read_orientation.orientation not in UPRIGHT):
+            return None
+        with Image.open(image_path) as im:
+            image = ImageOps.exif_transpose(im).convert("RGB")
+        return image if (image.width, image.height) == (round(p.width_px), round(p.height_px)) else None
+
+    return CropReader(page_image, _RECOGNIZER.setdefault("rapidocr", rapidocr_recognizer()))
+
+
+_RECOGNIZER: dict = {}
+"""One recognizer per bench process (the RapidOCR model loads once)."""
 
 
 def sroie_prediction(lines, width: int, height: int) -> dict[str, str | None]:
@@ -141,7 +170,7 @@ def failure_cause(truth: str, pred: str, lines: list) -> str:
 
 
 def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_dir: Path,
-              cached_only: bool = False) -> dict:
+              cached_only: bool = False, reread: bool = True) -> dict:
     images = [p for p in sorted((data / "img").glob("*.jpg")) if p.stem.isdigit() and int(p.stem) in SPLITS[split]]
     images = images[: limit or None]
     if cached_only:  # a cache filled by another engine's `docvlm convert` (still running): never fill it here
@@ -150,11 +179,13 @@ def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_d
         raise SystemExit(f"no SROIE images under {data / 'img'} (give the shared data folder with --data)")
     counts = {f: [0, 0, 0] for f in SROIE_FIELDS}  # tp, pred, true
     by_status: dict[str, list[int]] = {}  # status -> [right, fields]; missing is right when there is no truth
+    field_status: dict[str, dict[str, list[int]]] = {}  # field -> status -> [right, fields]
     failures = []
     started = time.perf_counter()
     from docvlm.extract.choose import choose_schema
 
     chose_receipt = 0
+    reread_cost = [0, 0.0]  # crops recognized again, seconds
     for i, img in enumerate(images):
         doc = ocr_cached(img, cache_dir)
         page = doc.pages[0] if doc.pages else None
@@ -164,13 +195,20 @@ def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_d
             print(f"\r{i + 1}/{len(images)} {img.name}", end="", file=sys.stderr, flush=True)
             continue
         truth = json.loads((data / "key" / (img.stem + ".json")).read_text())
-        judged = sroie_judged(lines, w, h)
+        reader = photo_reader(img, doc) if reread and page is not None else None
+        judged = sroie_judged(lines, w, h, reader)
+        if reader is not None:
+            reread_cost[0] += reader.crops
+            reread_cost[1] += reader.seconds
         pred = {f: v for f, (v, _) in judged.items()}
         for f in SROIE_FIELDS:
             t, p = _norm(truth.get(f)), _norm(pred.get(f))
             counts[f][1] += bool(p)
             counts[f][2] += bool(t)
             status = judged[f][1] or "missing"
+            cell = field_status.setdefault(f, {}).setdefault(status, [0, 0])
+            cell[1] += 1
+            cell[0] += bool(p) and p == t if status != "missing" else not t
             by_status.setdefault(status, [0, 0])
             by_status[status][1] += 1
             by_status[status][0] += bool(p) and p == t if status != "missing" else not t
@@ -187,7 +225,9 @@ def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_d
     overall = prf(*(sum(c[k] for c in counts.values()) for k in range(3)))
     failures.sort(key=lambda x: (x["similarity"], x["field"], x["image"]))  # worst (least similar) first
     return {"images": len(images), "schema_auto_receipt": chose_receipt, "per_field": per_field, "overall": overall,
-            "per_status": status_table(by_status), "failures": failures,
+            "per_status": status_table(by_status), "per_field_status": status_by_field(field_status),
+            "failures": failures, "reread": {"crops": reread_cost[0], "ms_per_receipt":
+                                             round(1000 * reread_cost[1] / max(len(images), 1), 1)},
             "seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -372,11 +412,14 @@ def main() -> int:
     ap.add_argument("--cached-only", action="store_true",
                     help="score only the images already in --ocr-cache, never OCR here (e.g. a cache filled by "
                          "`docvlm convert` of another OCR build)")
+    ap.add_argument("--no-reread", action="store_true",
+                    help="judge without the second reading of a value's crop (docvlm/extract/reread.py): OCR'd "
+                         "company names are then never verified")
     args = ap.parse_args()
     out: dict = {"engine": "ocr"}
     if args.set in ("sroie", "both"):
         res = run_sroie(args.data / "sroie-dev", args.limit, args.ocr_only, args.split, args.ocr_cache,
-                         args.cached_only)
+                         args.cached_only, reread=not args.no_reread)
         if args.ocr_only:
             return 0
         out["sroie"] = res
@@ -390,6 +433,10 @@ def main() -> int:
             print(f"  {fl['image']} {fl['field']:<8} sim={fl['similarity']:.2f} truth={fl['truth']!r} pred={fl['pred']!r}")
         print("per status (precision = right / fields given that status; missing is right when there is no truth):")
         print_status_table(res["per_status"])
+        print("  per field (right/count): " + "; ".join(
+            f"{f} " + ", ".join(f"{k} {v}" for k, v in cells.items()) for f, cells in res["per_field_status"].items()))
+        print(f"  second readings (extract/reread.py): {res['reread']['crops']} crops, "
+              f"{res['reread']['ms_per_receipt']} ms per receipt")
         near = sum(1 for fl in res["failures"] if fl["similarity"] >= 0.9)
         print(f"near misses (similarity >= 0.9): {near}")
         causes: dict[tuple[str, str], int] = {}
