@@ -305,7 +305,7 @@ def _match_items(pred: list[dict], truth: list[dict]) -> list[tuple[dict, dict]]
     return pairs
 
 
-def run_synth(count: int, split: str, render: str, cache_dir: Path) -> dict:
+def run_synth(count: int, split: str, render: str, cache_dir: Path, reread: bool = True) -> dict:
     """Synthetic receipts and invoices (samples/synth_docs.py), generated into `cache_dir` on the fly.
 
     Per rendering (pdf: text layer; photo: OCR of the rasterized, tilted, noisy page): tax, subtotal and total
@@ -326,8 +326,10 @@ def run_synth(count: int, split: str, render: str, cache_dir: Path) -> dict:
     for kind in renders:
         counts = {k: [0, 0, 0] for k in ("tax", "subtotal", "total", "items")}
         by_status: dict[str, list[int]] = {}
+        field_status: dict[str, dict[str, list[int]]] = {}  # field -> status -> [right, fields] (items aside)
         by_kind: dict[str, list[int]] = {}
         misses = []
+        reread_cost = [0, 0.0]  # crops recognized again, seconds
         for seed in seeds:
             doc = make_doc(seed)
             truth = doc.truth()
@@ -340,7 +342,11 @@ def run_synth(count: int, split: str, render: str, cache_dir: Path) -> dict:
                     render_photo(doc, path)
                 read = ocr_cached(path, cache_dir)
             schema = load_schema(doc.kind)
-            fields, _ = fields_from_rules(read, schema)
+            reader = photo_reader(path, read) if kind == "photo" and reread else None
+            fields, _ = fields_from_rules(read, schema, read_again=reader)
+            if reader is not None:
+                reread_cost[0] += reader.crops
+                reread_cost[1] += reader.seconds
             tax_name = "tax" if doc.kind == "receipt" else "tax_total"
             vendor = "merchant_name" if doc.kind == "receipt" else "vendor_name"
             date_name = "date" if doc.kind == "receipt" else "invoice_date"
@@ -379,6 +385,10 @@ def run_synth(count: int, split: str, render: str, cache_dir: Path) -> dict:
                         ok = _amount_eq(f.value, t[part])
                     graded.append((f, ok))
             _ = matched
+            for name, (f, ok) in zip([*scalar, "date", "vendor"], graded[:5], strict=True):
+                cell = field_status.setdefault(name, {}).setdefault(f.status, [0, 0])
+                cell[1] += 1
+                cell[0] += ok if f.status != "missing" else 0
             for f, ok in graded:
                 st = by_status.setdefault(f.status, [0, 0])
                 st[1] += 1
@@ -388,6 +398,9 @@ def run_synth(count: int, split: str, render: str, cache_dir: Path) -> dict:
             kk[1] += 1
         out[kind] = {"f1": {k: prf(*v) for k, v in counts.items()}, "per_status": status_table(by_status),
                      "docs_with_tax_subtotal_total_right": {k: f"{a}/{b}" for k, (a, b) in by_kind.items()},
+                     "per_field_status": status_by_field(field_status),
+                     "reread": {"crops": reread_cost[0],
+                                "ms_per_doc": round(1000 * reread_cost[1] / max(len(seeds), 1), 1)},
                      "misses": misses}
     out["seconds"] = round(time.perf_counter() - started, 2)
     return out
@@ -447,7 +460,7 @@ def main() -> int:
             print(f"  {f:<8} {n:>4}  {c}")
     if args.set == "synth":
         split = args.split if args.split in SYNTH_SPLITS else "dev"
-        res = run_synth(args.synth_count, split, args.synth_render, args.synth_cache)
+        res = run_synth(args.synth_count, split, args.synth_render, args.synth_cache, reread=not args.no_reread)
         out["synth"] = res
         print(f"synthetic receipts and invoices, seeds {res['seeds']} ({res['seconds']} s)")
         for kind in ("pdf", "photo"):
@@ -458,6 +471,9 @@ def main() -> int:
                                           for k, m in r["f1"].items()))
             print(f"   documents with tax, subtotal and total all right: {r['docs_with_tax_subtotal_total_right']}")
             print_status_table(r["per_status"])
+            print("   per field (right/count): " + "; ".join(
+                f"{f} " + ", ".join(f"{k} {v}" for k, v in cells.items()) for f, cells in r["per_field_status"].items()))
+            print(f"   second readings: {r['reread']['crops']} crops, {r['reread']['ms_per_doc']} ms per document")
             for m in r["misses"][: args.worst]:
                 print(f"   miss seed {m['seed']} {m['field']}: truth {m['truth']} pred {m['pred']} ({m['status']})")
     if args.set in ("invoice2data", "both"):
