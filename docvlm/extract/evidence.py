@@ -65,6 +65,9 @@ CASE_LOOKALIKE = re.compile(r"(?<=[a-z])I(?=[a-z]|\b)|(?<=[A-Z])l(?=[A-Z]|\b)")
 """An upper-case I among lower-case letters ('WorId') or a lower-case l among capitals ('WORlD'): the
 recognizer's I/l confusion, which no printed name shows."""
 COMPARE_SPACES = re.compile(r"\s+")
+MIN_REPEAT_CHARS = 6
+"""A name counts as printed twice only when it has at least this many characters (spaces aside): a short word
+recurs on a page by chance."""
 SINGLE_LINE_NAME = "table row"
 """The note items.py gives a name read whole from one line."""
 STREET = re.compile(r"\b(jalan|jln|lorong|taman|tmn|road|rd|street|st|avenue|ave|lot|no|straat|weg|laan|rue|"
@@ -270,22 +273,24 @@ def _value_segments(found: Found, page: PageText) -> list[tuple[str, tuple[float
     return out
 
 
-def _letters_evidence(found: Found, pages: Sequence[PageText], read_again: ReadAgain | None) -> Found:
+def _letters_evidence(found: Found, pages: Sequence[PageText], read_again: ReadAgain | None, *,
+                      printed_twice: bool = True) -> Found:
     """Whether the value's characters are confirmed by a second route (see the module docstring): `letters`
-    evidence, a doubt when a second recognition reads them otherwise, else `read_once`."""
+    evidence, a doubt when a second recognition reads them otherwise, else `read_once`. `printed_twice`: look for
+    the value's raw text on another line first (names; a date is checked on its crop only)."""
     page = next((p for p in pages if p.index == found.page), None)
     if page is None:
         return _ev(found, "read_once", "its letters were read once (its page is not at hand)")
     if page.text_layer:
         return _ev(found, "letters", "read from the PDF's text layer (the printed characters, no recognition)")
-    text = str(found.value)
+    text = found.raw if printed_twice else ""
     box = found.bbox_page_px
     for r, row in enumerate(page.rows):
         for i in row:
             ln = page.lines[i]
             b = ln.bbox_page_px
             apart = b[1] >= box[3] or b[3] <= box[1] or b[0] >= box[2] or b[2] <= box[0]
-            if apart and len(COMPARE_SPACES.sub("", text)) >= 6 and \
+            if apart and len(COMPARE_SPACES.sub("", text)) >= MIN_REPEAT_CHARS and \
                     COMPARE_SPACES.sub("", text).upper() in COMPARE_SPACES.sub("", ln.text).upper():
                 return _ev(found, "letters", f"printed twice: row {r + 1} reads the same ({ln.text!r})")
     segments = _value_segments(found, page) if read_again is not None else []
@@ -360,7 +365,7 @@ def _date_reread(found: Found, pages: Sequence[PageText], read_again: ReadAgain 
     page = next((p for p in pages if p.index == found.page), None)
     if read_again is None or page is None or page.text_layer or not found.confirmed:
         return found
-    checked = _letters_evidence(found, pages, read_again)
+    checked = _letters_evidence(found, pages, read_again, printed_twice=False)
     return found if checked.evidence[-1].kind == "read_once" else checked
 
 
