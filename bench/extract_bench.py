@@ -101,6 +101,11 @@ def status_table(by_status: dict[str, list[int]]) -> dict[str, dict]:
             for k, (r, c) in sorted(by_status.items())}
 
 
+def status_by_field(cells: dict[str, dict[str, list[int]]]) -> dict[str, dict[str, str]]:
+    """field -> status -> 'right/count'."""
+    return {f: {k: f"{r}/{c}" for k, (r, c) in sorted(v.items())} for f, v in cells.items()}
+
+
 def print_status_table(table: dict[str, dict]) -> None:
     print(f"  {'status':<10}{'precision':>10}{'right':>7}{'count':>7}{'share':>7}")
     for k, m in table.items():
@@ -108,11 +113,36 @@ def print_status_table(table: dict[str, dict]) -> None:
         print(f"  {k:<10}{p:>10}{m['right']:>7}{m['count']:>7}{m['share']:>7.2f}")
 
 
-def sroie_judged(lines, width: int, height: int) -> dict[str, tuple[str | None, str | None]]:
+def sroie_judged(lines, width: int, height: int, read_again=None) -> dict[str, tuple[str | None, str | None]]:
     """The four SROIE fields as printed, each with its status."""
     from docvlm.extract.rules import extract_sroie_judged
 
-    return extract_sroie_judged(lines, width, height)
+    return extract_sroie_judged(lines, width, height, read_again=read_again)
+
+
+def photo_reader(image_path: Path, doc):
+    """The judge's second reading (docvlm/extract/reread.py) over the photo the cached OCR was read from: the
+    same rule as `docvlm extract` (only pages OCR read upright, at the size their boxes are in)."""
+    from PIL import Image, ImageOps
+
+    from docvlm.extract.reread import UPRIGHT, CropReader, rapidocr_recognizer
+
+    pages = {p.index: p for p in doc.pages}
+
+    def page_image(index: int):
+        p = pages.get(index)
+        if p is None or p.text_source != "ocr" or \
+                (p.read_orientation is not None and p.read_orientation.orientation not in UPRIGHT):
+            return None
+        with Image.open(image_path) as im:
+            image = ImageOps.exif_transpose(im).convert("RGB")
+        return image if (image.width, image.height) == (round(p.width_px), round(p.height_px)) else None
+
+    return CropReader(page_image, _RECOGNIZER.setdefault("rapidocr", rapidocr_recognizer()))
+
+
+_RECOGNIZER: dict = {}
+"""One recognizer per bench process (the RapidOCR model loads once)."""
 
 
 def sroie_prediction(lines, width: int, height: int) -> dict[str, str | None]:
@@ -222,7 +252,8 @@ def replay_text_repair(page):
 
 
 def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_dir: Path,
-              cached_only: bool = False, use_truth_lines: bool = False, replay_repair: bool = False) -> dict:
+              cached_only: bool = False, use_truth_lines: bool = False, replay_repair: bool = False,
+              reread: bool = True) -> dict:
     images = [p for p in sorted((data / "img").glob("*.jpg")) if p.stem.isdigit() and int(p.stem) in SPLITS[split]]
     images = images[: limit or None]
     if cached_only:  # a cache filled by another engine's `docvlm convert` (still running): never fill it here
@@ -231,12 +262,15 @@ def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_d
         raise SystemExit(f"no SROIE images under {data / 'img'} (give the shared data folder with --data)")
     counts = {f: [0, 0, 0] for f in SROIE_FIELDS}  # tp, pred, true
     by_status: dict[str, list[int]] = {}  # status -> [right, fields]; missing is right when there is no truth
+    field_status: dict[str, dict[str, list[int]]] = {}  # field -> status -> [right, fields]
     failures = []
     started = time.perf_counter()
     from docvlm.extract.choose import choose_schema
 
     chose_receipt = 0
+    reread_cost = [0, 0.0]  # crops recognized again, seconds
     for i, img in enumerate(images):
+        doc = page = None
         if use_truth_lines:
             lines, w, h = truth_lines(img)
         else:
@@ -250,13 +284,20 @@ def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_d
             print(f"\r{i + 1}/{len(images)} {img.name}", end="", file=sys.stderr, flush=True)
             continue
         truth = json.loads((data / "key" / (img.stem + ".json")).read_text())
-        judged = sroie_judged(lines, w, h)
+        reader = photo_reader(img, doc) if reread and page is not None else None
+        judged = sroie_judged(lines, w, h, reader)
+        if reader is not None:
+            reread_cost[0] += reader.crops
+            reread_cost[1] += reader.seconds
         pred = {f: v for f, (v, _) in judged.items()}
         for f in SROIE_FIELDS:
             t, p = _norm(truth.get(f)), _norm(pred.get(f))
             counts[f][1] += bool(p)
             counts[f][2] += bool(t)
             status = judged[f][1] or "missing"
+            cell = field_status.setdefault(f, {}).setdefault(status, [0, 0])
+            cell[1] += 1
+            cell[0] += bool(p) and p == t if status != "missing" else not t
             by_status.setdefault(status, [0, 0])
             by_status[status][1] += 1
             by_status[status][0] += bool(p) and p == t if status != "missing" else not t
@@ -274,7 +315,9 @@ def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_d
     overall = prf(*(sum(c[k] for c in counts.values()) for k in range(3)))
     failures.sort(key=lambda x: (x["similarity"], x["field"], x["image"]))  # worst (least similar) first
     return {"images": len(images), "schema_auto_receipt": chose_receipt, "per_field": per_field, "overall": overall,
-            "per_status": status_table(by_status), "failures": failures,
+            "per_status": status_table(by_status), "per_field_status": status_by_field(field_status),
+            "failures": failures, "reread": {"crops": reread_cost[0], "ms_per_receipt":
+                                             round(1000 * reread_cost[1] / max(len(images), 1), 1)},
             "seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -352,7 +395,7 @@ def _match_items(pred: list[dict], truth: list[dict]) -> list[tuple[dict, dict]]
     return pairs
 
 
-def run_synth(count: int, split: str, render: str, cache_dir: Path) -> dict:
+def run_synth(count: int, split: str, render: str, cache_dir: Path, reread: bool = True) -> dict:
     """Synthetic receipts and invoices (samples/synth_docs.py), generated into `cache_dir` on the fly.
 
     Per rendering (pdf: text layer; photo: OCR of the rasterized, tilted, noisy page): tax, subtotal and total
@@ -373,8 +416,10 @@ def run_synth(count: int, split: str, render: str, cache_dir: Path) -> dict:
     for kind in renders:
         counts = {k: [0, 0, 0] for k in ("tax", "subtotal", "total", "items")}
         by_status: dict[str, list[int]] = {}
+        field_status: dict[str, dict[str, list[int]]] = {}  # field -> status -> [right, fields] (items aside)
         by_kind: dict[str, list[int]] = {}
         misses = []
+        reread_cost = [0, 0.0]  # crops recognized again, seconds
         for seed in seeds:
             doc = make_doc(seed)
             truth = doc.truth()
@@ -387,7 +432,11 @@ def run_synth(count: int, split: str, render: str, cache_dir: Path) -> dict:
                     render_photo(doc, path)
                 read = ocr_cached(path, cache_dir)
             schema = load_schema(doc.kind)
-            fields, _ = fields_from_rules(read, schema)
+            reader = photo_reader(path, read) if kind == "photo" and reread else None
+            fields, _ = fields_from_rules(read, schema, read_again=reader)
+            if reader is not None:
+                reread_cost[0] += reader.crops
+                reread_cost[1] += reader.seconds
             tax_name = "tax" if doc.kind == "receipt" else "tax_total"
             vendor = "merchant_name" if doc.kind == "receipt" else "vendor_name"
             date_name = "date" if doc.kind == "receipt" else "invoice_date"
@@ -426,6 +475,10 @@ def run_synth(count: int, split: str, render: str, cache_dir: Path) -> dict:
                         ok = _amount_eq(f.value, t[part])
                     graded.append((f, ok))
             _ = matched
+            for name, (f, ok) in zip([*scalar, "date", "vendor"], graded[:5], strict=True):
+                cell = field_status.setdefault(name, {}).setdefault(f.status, [0, 0])
+                cell[1] += 1
+                cell[0] += ok if f.status != "missing" else 0
             for f, ok in graded:
                 st = by_status.setdefault(f.status, [0, 0])
                 st[1] += 1
@@ -435,6 +488,9 @@ def run_synth(count: int, split: str, render: str, cache_dir: Path) -> dict:
             kk[1] += 1
         out[kind] = {"f1": {k: prf(*v) for k, v in counts.items()}, "per_status": status_table(by_status),
                      "docs_with_tax_subtotal_total_right": {k: f"{a}/{b}" for k, (a, b) in by_kind.items()},
+                     "per_field_status": status_by_field(field_status),
+                     "reread": {"crops": reread_cost[0],
+                                "ms_per_doc": round(1000 * reread_cost[1] / max(len(seeds), 1), 1)},
                      "misses": misses}
     out["seconds"] = round(time.perf_counter() - started, 2)
     return out
@@ -464,11 +520,14 @@ def main() -> int:
                          "misses from the OCR's")
     ap.add_argument("--replay-text-repair", action="store_true",
                     help="SROIE: run today's text repair (stray OCR accents removed) on cached OCR written before it")
+    ap.add_argument("--no-reread", action="store_true",
+                    help="judge without the second reading of a value's crop (docvlm/extract/reread.py): OCR'd "
+                         "company names are then never verified")
     args = ap.parse_args()
     out: dict = {"engine": "ocr"}
     if args.set in ("sroie", "both"):
         res = run_sroie(args.data / "sroie-dev", args.limit, args.ocr_only, args.split, args.ocr_cache,
-                         args.cached_only, args.truth_lines, args.replay_text_repair)
+                         args.cached_only, args.truth_lines, args.replay_text_repair, reread=not args.no_reread)
         if args.ocr_only:
             return 0
         out["sroie"] = res
@@ -482,6 +541,10 @@ def main() -> int:
             print(f"  {fl['image']} {fl['field']:<8} sim={fl['similarity']:.2f} truth={fl['truth']!r} pred={fl['pred']!r}")
         print("per status (precision = right / fields given that status; missing is right when there is no truth):")
         print_status_table(res["per_status"])
+        print("  per field (right/count): " + "; ".join(
+            f"{f} " + ", ".join(f"{k} {v}" for k, v in cells.items()) for f, cells in res["per_field_status"].items()))
+        print(f"  second readings (extract/reread.py): {res['reread']['crops']} crops, "
+              f"{res['reread']['ms_per_receipt']} ms per receipt")
         near = sum(1 for fl in res["failures"] if fl["similarity"] >= 0.9)
         print(f"near misses (similarity >= 0.9): {near}")
         causes: dict[tuple[str, str], int] = {}
@@ -498,7 +561,7 @@ def main() -> int:
             print(f"  {f:<8} {n:>4}  {c}")
     if args.set == "synth":
         split = args.split if args.split in SYNTH_SPLITS else "dev"
-        res = run_synth(args.synth_count, split, args.synth_render, args.synth_cache)
+        res = run_synth(args.synth_count, split, args.synth_render, args.synth_cache, reread=not args.no_reread)
         out["synth"] = res
         print(f"synthetic receipts and invoices, seeds {res['seeds']} ({res['seconds']} s)")
         for kind in ("pdf", "photo"):
@@ -509,6 +572,9 @@ def main() -> int:
                                           for k, m in r["f1"].items()))
             print(f"   documents with tax, subtotal and total all right: {r['docs_with_tax_subtotal_total_right']}")
             print_status_table(r["per_status"])
+            print("   per field (right/count): " + "; ".join(
+                f"{f} " + ", ".join(f"{k} {v}" for k, v in cells.items()) for f, cells in r["per_field_status"].items()))
+            print(f"   second readings: {r['reread']['crops']} crops, {r['reread']['ms_per_doc']} ms per document")
             for m in r["misses"][: args.worst]:
                 print(f"   miss seed {m['seed']} {m['field']}: truth {m['truth']} pred {m['pred']} ({m['status']})")
     if args.set in ("invoice2data", "both"):

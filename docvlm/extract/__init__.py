@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from datetime import time as dtime
 from decimal import Decimal
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from docvlm import __version__
 from docvlm.datamodel import DocumentResult, ErrorItem, PageResult, document_status
 from docvlm.engines.registry import TEXT_ENGINE, engine_spec
+from docvlm.extract.candidates import ReadAgain
 from docvlm.extract.checks import cross_check
 from docvlm.extract.models import (
     VALUE_CLASSES,
@@ -112,7 +113,7 @@ def extract_document(
         read = convert_document(path, options, task=Task(kind="read"), display_path=shown, engine=engine,
                                 on_page=on_page)
         loaded, choice = _resolve_auto(loaded, read)
-        fields, rule_notes = fields_from_rules(read, loaded)
+        fields, rule_notes = fields_from_rules(read, loaded, read_again=_read_again(path, options, read))
         notes += rule_notes
         doc = read
         errors = _doc_errors(read)
@@ -176,11 +177,22 @@ def _page_source(read: DocumentResult, index: int) -> str | None:
 # --- ocr engine: rules ---------------------------------------------------------------------------------------
 
 
-def fields_from_rules(read: DocumentResult, schema: LoadedSchema) -> tuple[dict[str, Any], list[CheckWarning]]:
+def _read_again(path: str | Path, options: ConvertOptions, read: DocumentResult):
+    """A second recognition of crops of the pages OCR read (extract/reread.py), for the judge: rendered and
+    recognized only when a value needs it."""
+    from docvlm.extract.reread import CropReader, document_pages, rapidocr_recognizer
+
+    return CropReader(document_pages(path, options, read), rapidocr_recognizer(options))
+
+
+def fields_from_rules(read: DocumentResult, schema: LoadedSchema, *, read_again: ReadAgain | None = None
+                      ) -> tuple[dict[str, Any], list[CheckWarning]]:
     """The rules' findings as the schema's value objects, with the status and evidence the rules' judge gave them
-    (extract/evidence.py)."""
-    pages = [build_page(p.lines, p.index, p.width_px, p.height_px) for p in read.pages if p.status != "failure"]
-    found = extract_rules(pages)
+    (extract/evidence.py). `read_again` re-reads a crop of an OCR'd page (extract/reread.py): without it an
+    OCR'd company name is never verified."""
+    pages = [replace(build_page(p.lines, p.index, p.width_px, p.height_px), text_layer=p.text_source == "text_layer")
+             for p in read.pages if p.status != "failure"]
+    found = extract_rules(pages, read_again=read_again)
     sources = {p.index: p.text_source for p in read.pages}
     currency = found.values.get("currency")
     fields: dict[str, Any] = {}

@@ -5,7 +5,9 @@
 - `verified`: independent evidence on the page agrees, beyond "the text is in the box we took it from": the
   arithmetic closes (items sum to the subtotal; subtotal + tax - discount + rounding = total; cash - change =
   total; tax = rate x base within a cent), the same value is found twice by different routes, a labelled date
-  parses and is plausible, a company name sits on the line of its legal form or above its registration number.
+  parses and is plausible, a company name sits on the line of its legal form or above its registration number
+  *and* its letters were read the same by a second route (a second recognition of its crop, the name printed
+  twice, or a text layer): the legal form proves which line is the company's, not that OCR read it right.
 - `found`: read under a clear label, nothing more confirms it.
 - `inferred`: found by position or weak cues (the top rows of a receipt, the first date, a subtotal offered as
   the total).
@@ -15,6 +17,7 @@ Each value carries its `evidence`: what confirmed it (`Evidence.confirms`) and w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -23,12 +26,23 @@ from docvlm.datamodel import Box, Line
 RuleStatus = Literal["verified", "found", "inferred"]
 """How far a value the rules read can be trusted (see the module docstring)."""
 
-EvidenceKind = Literal["arithmetic", "rate", "repeat", "label", "date", "legal_form", "registration", "position",
-                       "doubt"]
-"""arithmetic / rate / repeat / date / legal_form / registration confirm; label, position and doubt do not."""
+EvidenceKind = Literal["arithmetic", "rate", "repeat", "label", "date", "legal_form", "registration", "letters",
+                       "read_once", "position", "doubt"]
+"""arithmetic / rate / repeat / date confirm a value; legal_form / registration confirm it together with letters;
+letters (the characters read the same by a second route) confirms nothing alone; label, read_once (the letters
+were read by one route only), position and doubt do not."""
 
 CONFIRMING: frozenset[str] = frozenset({"arithmetic", "rate", "repeat", "date", "legal_form", "registration"})
-"""Evidence kinds that are independent of the reading itself: any one of them makes a value `verified`."""
+"""Evidence kinds that are independent of the reading itself: one of them makes a value `verified` (those in
+`NEEDS_LETTERS` only with `letters` evidence too)."""
+
+NEEDS_LETTERS: frozenset[str] = frozenset({"legal_form", "registration"})
+"""Evidence that proves which line holds the value, not that its characters were read right: it confirms only
+together with `letters` evidence (a second reading agrees, the text is printed twice, or a text layer)."""
+
+ReadAgain = Callable[[int, Box], "str | None"]
+"""A second recognition of a box (page pixels) of page `index`, by another route than the first reading (see
+extract/reread.py); None when it cannot be read again (no page image at hand)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,11 @@ class Found:
 
     @property
     def confirmed(self) -> bool:
-        return any(e.confirms for e in self.evidence) and not any(e.kind == "doubt" for e in self.evidence)
+        """Some evidence confirms the value (a line's role only with its letters read twice) and none doubts it."""
+        kinds = {e.kind for e in self.evidence}
+        if "doubt" in kinds:
+            return False
+        return bool(kinds & (CONFIRMING - NEEDS_LETTERS)) or bool(kinds & NEEDS_LETTERS) and "letters" in kinds
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,7 @@ class PageText:
     width_px: float
     height_px: float
     skew: float = 0.0  # text slope dy/dx that the rows were built with
+    text_layer: bool = False  # the lines are a PDF's text layer (the printed characters, not a recognition)
 
     def row_of(self, i: int) -> int:
         return next(r for r, row in enumerate(self.rows) if i in row)

@@ -11,6 +11,13 @@ values; it never reads a new value off the page except the tax (one home for the
    price = line amount confirms that item.
 3. Each field: evidence of its family (dates, company, address, labels), then its status: `verified` when
    some evidence confirms it and nothing doubts it, `found` when read under a label, else `inferred`.
+
+A company's legal form or registration number proves which line is the company's, not that OCR read its
+letters right ("URBAN 1DEA SDN BHD"): the name is `verified` only when its letters are confirmed too
+(`_letters_evidence`): a text layer, the name printed twice and read the same, or a second recognition of its
+crop (extract/reread.py) that reads the same; and no doubt about the reading (low word confidence, marks names
+do not print, an accent the page never uses, a digit inside a word, an I/l in the other letters' case). A date
+a second recognition reads otherwise is doubted too.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
-from docvlm.extract.candidates import Evidence, Found, FoundItem, PageText, RuleStatus, TaxLine
+from docvlm.extract.candidates import Evidence, Found, FoundItem, PageText, ReadAgain, RuleStatus, TaxLine
 from docvlm.extract.normalize import find_dates
 
 CENT = Decimal("0.01")
@@ -51,6 +58,16 @@ MISREAD_MARKS = re.compile(r"[_`|~]|\w-\s|\s-\w")
 RARE_ACCENTS = 4
 """A page printing fewer accented letters than this (all values included) is not written in a language with
 accents: an accent in a value there may be OCR's, and it is a doubt (never stripped: the value stays as read)."""
+DIGIT_IN_WORD = re.compile(r"\b(?=\w*\d)(?=(?:\w*?[^\W\d_]){3})(?!\d+(?:st|nd|rd|th)\b)\w+", re.IGNORECASE)
+"""A word of three letters or more with a digit inside ('1DEA', 'W0RLD'): names print such words rarely, OCR
+makes them from I/1, O/0, S/5, B/8 (ordinals like '3RD' excepted)."""
+CASE_LOOKALIKE = re.compile(r"(?<=[a-z])I(?=[a-z]|\b)|(?<=[A-Z])l(?=[A-Z]|\b)")
+"""An upper-case I among lower-case letters ('WorId') or a lower-case l among capitals ('WORlD'): the
+recognizer's I/l confusion, which no printed name shows."""
+COMPARE_SPACES = re.compile(r"\s+")
+MIN_REPEAT_CHARS = 6
+"""A name counts as printed twice only when it has at least this many characters (spaces aside): a short word
+recurs on a page by chance."""
 SINGLE_LINE_NAME = "table row"
 """The note items.py gives a name read whole from one line."""
 STREET = re.compile(r"\b(jalan|jln|lorong|taman|tmn|road|rd|street|st|avenue|ave|lot|no|straat|weg|laan|rue|"
@@ -227,21 +244,89 @@ def _reading_doubt(found: Found, pages: Sequence[PageText]) -> Found:
              >= 0.5 * (w.bbox_page_px[3] - w.bbox_page_px[1])]
     if confs and min(confs) < READ_CONFIDENCE:
         return _ev(found, "doubt", f"OCR read a word of it with confidence {min(confs):.2f}")
+    if not page.text_layer:
+        m = DIGIT_IN_WORD.search(text) or CASE_LOOKALIKE.search(text)
+        if m:
+            what = "a digit inside a word" if any(ch.isdigit() for ch in m.group(0)) else "an I/l in the other case"
+            return _ev(found, "doubt", f"{m.group(0)!r} has {what}, as OCR misreads letters")
     return found
 
 
-def _company_evidence(found: Found, pages: Sequence[PageText]) -> Found:
+def _same_letters(a: str, b: str) -> bool:
+    """Two readings agree: the same characters, case and spacing aside (accents and punctuation count)."""
+    return COMPARE_SPACES.sub("", unicodedata.normalize("NFKC", a)).upper() == \
+        COMPARE_SPACES.sub("", unicodedata.normalize("NFKC", b)).upper()
+
+
+def _value_segments(found: Found, page: PageText) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """The value's words, line by line: each line's words whose centre lies in the value's box, their text and
+    the box around them (what a second reading crops)."""
+    x0, y0, x1, y1 = found.bbox_page_px
+    out = []
+    for ln in page.lines:
+        words = [(w.text, w.bbox_page_px) for w in ln.words] or [(ln.text, ln.bbox_page_px)]
+        inside = [(t, b) for t, b in words if x0 <= (b[0] + b[2]) / 2 <= x1 and y0 <= (b[1] + b[3]) / 2 <= y1]
+        if inside:
+            boxes = [b for _, b in inside]
+            out.append((" ".join(t for t, _ in inside), (min(b[0] for b in boxes), min(b[1] for b in boxes),
+                                                         max(b[2] for b in boxes), max(b[3] for b in boxes))))
+    return out
+
+
+def _letters_evidence(found: Found, pages: Sequence[PageText], read_again: ReadAgain | None, *,
+                      printed_twice: bool = True) -> Found:
+    """Whether the value's characters are confirmed by a second route (see the module docstring): `letters`
+    evidence, a doubt when a second recognition reads them otherwise, else `read_once`. `printed_twice`: look for
+    the value's raw text on another line first (names; a date is checked on its crop only)."""
+    page = next((p for p in pages if p.index == found.page), None)
+    if page is None:
+        return _ev(found, "read_once", "its letters were read once (its page is not at hand)")
+    if page.text_layer:
+        return _ev(found, "letters", "read from the PDF's text layer (the printed characters, no recognition)")
+    text = found.raw if printed_twice else ""
+    box = found.bbox_page_px
+    for r, row in enumerate(page.rows):
+        for i in row:
+            ln = page.lines[i]
+            b = ln.bbox_page_px
+            apart = b[1] >= box[3] or b[3] <= box[1] or b[0] >= box[2] or b[2] <= box[0]
+            if apart and len(COMPARE_SPACES.sub("", text)) >= MIN_REPEAT_CHARS and \
+                    COMPARE_SPACES.sub("", text).upper() in COMPARE_SPACES.sub("", ln.text).upper():
+                return _ev(found, "letters", f"printed twice: row {r + 1} reads the same ({ln.text!r})")
+    segments = _value_segments(found, page) if read_again is not None else []
+    agreed = 0
+    for seg, seg_box in segments:
+        again = read_again(found.page, seg_box)  # type: ignore[misc]
+        if again is None:
+            break
+        if not _same_letters(seg, again):
+            return _ev(found, "doubt", f"a second recognition of its crop reads {again!r}, not {seg!r}")
+        agreed += 1
+    if segments and agreed == len(segments):
+        return _ev(found, "letters", "a second recognition of its crop at another scale reads the same")
+    return _ev(found, "read_once", "its letters were read once (no second reading: no page image at hand)")
+
+
+def _company_evidence(found: Found, pages: Sequence[PageText], read_again: ReadAgain | None = None) -> Found:
+    """Which line is the company's (its legal form, its registration number below it), then whether its letters
+    were read right (no reading doubt, and confirmed by a second route: `_letters_evidence`)."""
     found = _reading_doubt(found, pages)
     text = str(found.value)
+    role = None
     if LEGAL_FORM.search(text):
-        return _ev(found, "legal_form", f"ends in its legal form ({LEGAL_FORM.search(text).group(1)})")  # type: ignore[union-attr]
+        role = Evidence("legal_form", f"ends in its legal form ({LEGAL_FORM.search(text).group(1)})")  # type: ignore[union-attr]
     page = next((p for p in pages if p.index == found.page), None)
-    if page is not None:
+    if role is None and page is not None:
         below = [ln for ln in page.lines if found.bbox_page_px[3] - 2 <= ln.bbox_page_px[1]
                  <= found.bbox_page_px[3] + 1.5 * (ln.bbox_page_px[3] - ln.bbox_page_px[1])]
         if any(REGISTRATION_LINE.search(ln.text) for ln in below):
-            return _ev(found, "registration", "printed right above its registration number")
-    return _ev(found, "position", "the top name of the page, no legal form or registration beside it")
+            role = Evidence("registration", "printed right above its registration number")
+    if role is None:
+        return _ev(found, "position", "the top name of the page, no legal form or registration beside it")
+    found = found.with_evidence(role)
+    if any(e.kind == "doubt" for e in found.evidence):
+        return found  # already doubted: no second reading spent on it
+    return _letters_evidence(found, pages, read_again)
 
 
 def _address_evidence(found: Found) -> Found:
@@ -273,17 +358,32 @@ def judged(found: Found) -> Found:
     return replace(found, status=status, note=note)
 
 
+def _date_reread(found: Found, pages: Sequence[PageText], read_again: ReadAgain | None) -> Found:
+    """A date confirmed only by being plausible (a misread digit still parses): a second recognition of its crop
+    that reads other characters is a doubt; letters confirmed by a second route are noted. Not needed, and not
+    spent, on a date that is not verified anyway."""
+    page = next((p for p in pages if p.index == found.page), None)
+    if read_again is None or page is None or page.text_layer or not found.confirmed:
+        return found
+    checked = _letters_evidence(found, pages, read_again, printed_twice=False)
+    return found if checked.evidence[-1].kind == "read_once" else checked
+
+
 def judge_fields(values: dict[str, Found], items: list[FoundItem], pages: Sequence[PageText], *,
-                 today: date | None = None) -> tuple[dict[str, Found], list[FoundItem]]:
-    """Family evidence for every value, then every value's status and note (see the module docstring)."""
+                 today: date | None = None, read_again: ReadAgain | None = None
+                 ) -> tuple[dict[str, Found], list[FoundItem]]:
+    """Family evidence for every value, then every value's status and note (see the module docstring).
+
+    `read_again` recognizes a value's crop a second time (extract/reread.py); without it an OCR'd company name
+    is never `verified` (its letters are read once)."""
     today = today or date.today()
     distinct_dates = len({d.raw for p in pages for ln in p.lines for d in find_dates(ln.text)})
     out: dict[str, Found] = {}
     for key, f in values.items():
         if key in ("date", "due_date"):
-            f = _date_evidence(f, today, distinct_dates)
+            f = _date_reread(_date_evidence(f, today, distinct_dates), pages, read_again)
         elif key == "vendor_name":
-            f = _company_evidence(f, pages)
+            f = _company_evidence(f, pages, read_again)
         elif key == "vendor_address":
             f = _address_evidence(f)
         elif key == "currency":

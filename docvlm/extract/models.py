@@ -36,8 +36,9 @@ class FieldBase(BaseModel):
         description="How far the value can be trusted. verified: independent evidence on the page agrees, beyond "
         "the text being in its box (the arithmetic closes: items sum to the subtotal, subtotal + tax - discount + "
         "rounding = total, cash - change = total, tax = rate x base within a cent; the same value found twice by "
-        "different routes; a labelled date that parses and is plausible; a company name on the line of its legal "
-        "form or above its registration number). found: read under a clear label, nothing more confirms it. "
+        "different routes; a labelled date that parses and is plausible, and no second reading of it disagrees; a "
+        "company name on the line of its legal form or above its registration number whose letters a second route "
+        "reads the same: a second recognition of its crop, the name printed twice, or a text layer). found: read under a clear label, nothing more confirms it. "
         "inferred: found by position or weak cues (the top rows, the first date, a subtotal offered as the total). "
         "unverified (VLM engines): the model's value is not printed at its box. missing: not on the document. "
         "invalid: present but not a valid value of its type. The note holds the evidence.",

@@ -30,7 +30,7 @@ from docvlm.extract.amounts import (
     find_tax_lines,
     find_total,
 )
-from docvlm.extract.candidates import Found, FoundItem, PageText, RuleResult
+from docvlm.extract.candidates import Found, FoundItem, PageText, ReadAgain, RuleResult
 from docvlm.extract.dates import find_date, find_time
 from docvlm.extract.evidence import close_totals, judge_fields, settle_tax
 from docvlm.extract.items import find_line_items
@@ -58,8 +58,11 @@ __all__ = [  # re-exported: callers and tests import these from here
 ]
 
 
-def extract_rules(pages: Sequence[PageText]) -> RuleResult:
-    """Run every rule over a document's pages (fields from any page; line items of every page concatenated)."""
+def extract_rules(pages: Sequence[PageText], *, read_again: ReadAgain | None = None) -> RuleResult:
+    """Run every rule over a document's pages (fields from any page; line items of every page concatenated).
+
+    `read_again`: a second recognition of a crop (extract/reread.py), which the judge needs to verify an OCR'd
+    company name's letters (without it such a name is at most inferred)."""
     text = all_lines_text(pages)
     dec_comma = decimal_comma_hint(text)
     dates = [d for p in pages for ln in p.lines for d in find_dates(ln.text)]
@@ -131,7 +134,7 @@ def extract_rules(pages: Sequence[PageText]) -> RuleResult:
         values["currency"] = Found(currency, currency, total.page if total else 0,
                                    total.bbox_page_px if total else (0.0, 0.0, 1.0, 1.0),
                                    "currency mark on the page")
-    values, items = judge_fields(values, items, pages)
+    values, items = judge_fields(values, items, pages, read_again=read_again)
     return RuleResult(values=values, line_items=items, notes=notes, tax_lines=tax_lines)
 
 
@@ -139,10 +142,11 @@ SROIE_KEYS = {"company": "vendor_name", "address": "vendor_address", "date": "da
 """The four SROIE fields and the rule keys that answer them."""
 
 
-def extract_sroie_judged(lines: Sequence[Line], width_px: float, height_px: float
-                         ) -> dict[str, tuple[str | None, str | None]]:
-    """The four SROIE fields as printed, each with its status (verified / found / inferred; None when missing)."""
-    v = extract_rules([build_page(lines, 0, width_px, height_px)]).values
+def extract_sroie_judged(lines: Sequence[Line], width_px: float, height_px: float, *,
+                         read_again: ReadAgain | None = None) -> dict[str, tuple[str | None, str | None]]:
+    """The four SROIE fields as printed, each with its status (verified / found / inferred; None when missing);
+    `read_again` as in `extract_rules`."""
+    v = extract_rules([build_page(lines, 0, width_px, height_px)], read_again=read_again).values
     out: dict[str, tuple[str | None, str | None]] = {}
     for name, key in SROIE_KEYS.items():
         f = v.get(key)
