@@ -179,6 +179,17 @@ def pct(values: list[float], q: float) -> float:
     return percentile(values, q) if values else float("nan")
 
 
+def default_readable(row: dict, min_text_px: float = 16.0) -> bool:
+    """Whether the family default keeps the page's small text at the floor by docvlm's own estimate (on the
+    floor's yardstick): such a page must never get more tokens than the default."""
+    from docvlm.plan import ESTIMATE_PER_LINE_BOX, default_scale
+
+    if not row["estimate"]:
+        return False
+    line = row["estimate"] / ESTIMATE_PER_LINE_BOX.get(row["source"], 1.0)
+    return line * default_scale(*row["size"], FAMILY) >= min_text_px
+
+
 def summarize(rows: list[dict]) -> dict:
     groups: dict[str, list[dict]] = {}
     for r in rows:
@@ -200,6 +211,9 @@ def summarize(rows: list[dict]) -> dict:
                                                 "n": len(det),
                                                 "ms_median": statistics.median(r["detector_ms"] for r in rs
                                                                                if "detector_ms" in r)}
+        entry["over_default_when_readable"] = sum(1 for r in rs if default_readable(r) and
+                                                  r["policies"]["docvlm"]["tokens"] > r["policies"]["default"]["tokens"])
+        entry["default_readable_by_estimate"] = sum(1 for r in rs if default_readable(r)) / len(rs)
         entry["estimate_cpu_ms"] = {"median": statistics.median(r["estimate_cpu_ms"] for r in rs),
                                     "p90": pct([r["estimate_cpu_ms"] for r in rs], 90)}
         for p in POLICIES:
@@ -348,6 +362,8 @@ def print_summary(table: dict, min_text_px: float) -> None:
             cells.append(f"{s['tokens_per_page']:>6.0f} {s['mean_ratio_vs_default']:>5.2f}/{s['total_ratio_vs_default']:.2f}"
                          f" {ok:>4}")
         print(f"{g:<20}{e['pages']:>6}{e['estimate_cpu_ms']['median']:>7.1f}{ratio:>23}  " + "".join(f"{c:>24}" for c in cells))
+        print(f"{'':<20}default readable by the estimate: {100 * e['default_readable_by_estimate']:.0f}% of pages; "
+              f"of them, planned over the default's tokens: {e['over_default_when_readable']}")
         if "detector_over_font_size" in e:
             d = e["detector_over_font_size"]
             print(f"{'':<20}detector on the rendered pages / PDF font sizes: median {d['median']:.2f} "
