@@ -126,6 +126,7 @@ def page_row(dataset: str, path: Path, page, min_text_px: float) -> dict:
     else:
         heights = annotated_heights(dataset, path)
     row["annotation"] = percentile(heights, 5.0) if heights else None
+    row["heights"] = [round(h, 2) for h in heights] if page.kind != "pdf" else []
     src = size.source
     plans = {
         "docvlm": plan_page(row["size"], FAMILY, text_line_px=size.line_px, line_height_px=size.tall_px,
@@ -141,7 +142,7 @@ def page_row(dataset: str, path: Path, page, min_text_px: float) -> dict:
     pol: dict = {}
     for name, plan in plans.items():
         pol[name] = {"tokens": plan.visual_tokens, "scale": plan_scale(plan), "tiles": len(plan.tiles),
-                     "rule": plan.scale_rule}
+                     "rule": plan.scale_rule, "decided_scale": plan.scale}
     for name, longest in (("default", None), ("fixed-1288", FIXED_LONGEST)):
         tokens, scale = fixed_tokens(*row["size"], longest)
         pol[name] = {"tokens": tokens, "scale": scale, "tiles": 1}
@@ -178,6 +179,17 @@ def pct(values: list[float], q: float) -> float:
     return percentile(values, q) if values else float("nan")
 
 
+def default_readable(row: dict, min_text_px: float = 16.0) -> bool:
+    """Whether the family default keeps the page's small text at the floor by docvlm's own estimate (on the
+    floor's yardstick): such a page must never get more tokens than the default."""
+    from docvlm.plan import ESTIMATE_PER_LINE_BOX, default_scale
+
+    if not row["estimate"]:
+        return False
+    line = row["estimate"] / ESTIMATE_PER_LINE_BOX.get(row["source"], 1.0)
+    return line * default_scale(*row["size"], FAMILY) >= min_text_px
+
+
 def summarize(rows: list[dict]) -> dict:
     groups: dict[str, list[dict]] = {}
     for r in rows:
@@ -199,6 +211,9 @@ def summarize(rows: list[dict]) -> dict:
                                                 "n": len(det),
                                                 "ms_median": statistics.median(r["detector_ms"] for r in rs
                                                                                if "detector_ms" in r)}
+        entry["over_default_when_readable"] = sum(1 for r in rs if default_readable(r) and
+                                                  r["policies"]["docvlm"]["tokens"] > r["policies"]["default"]["tokens"])
+        entry["default_readable_by_estimate"] = sum(1 for r in rs if default_readable(r)) / len(rs)
         entry["estimate_cpu_ms"] = {"median": statistics.median(r["estimate_cpu_ms"] for r in rs),
                                     "p90": pct([r["estimate_cpu_ms"] for r in rs], 90)}
         for p in POLICIES:
@@ -211,6 +226,7 @@ def summarize(rows: list[dict]) -> dict:
             entry[p] = {
                 "tokens_per_page": sum(toks) / len(toks),
                 "mean_ratio_vs_default": sum(vs_default) / len(vs_default),
+                "total_ratio_vs_default": sum(toks) / sum(r["policies"]["default"]["tokens"] for r in rs),
                 "mean_ratio_vs_fixed1288": sum(vs_fixed) / len(vs_fixed),
                 "tiles_per_page": sum(r["policies"][p]["tiles"] for r in rs) / len(rs),
                 "pages_95pct_lines_ok": (sum(1 for v in scored if v >= 0.95) / len(scored)) if scored else None,
@@ -220,12 +236,119 @@ def summarize(rows: list[dict]) -> dict:
     return table
 
 
+BOUND_PERCENTILES = (5.0, 10.0, 25.0, 50.0)
+"""The honest bounds: the plan given a percentile of the page's own annotated line heights (what a perfect
+measurement of that statistic would give a planner that does not know the page's exact 95%-line) times the
+smallest uniform factor that keeps 95% of the pages readable."""
+FACTOR_GRID = [round(0.80 + 0.005 * i, 3) for i in range(161)]
+
+
+def oracle_line(heights: list[float]) -> float:
+    """The line that 95% of a page's lines reach (the oracle plans its text to the floor)."""
+    ordered = sorted(heights)
+    return ordered[len(ordered) - math.ceil(0.95 * len(ordered))]
+
+
+def _plan_tokens(row: dict, line: float | None, min_text_px: float) -> tuple[int, bool]:
+    """(tokens, readable) of the plan of the page of `row` for a small text of `line` page px (text-layer
+    yardstick, no correction), readable = 95% of its annotated lines at the floor."""
+    from docvlm.plan import plan_page
+
+    plan = plan_page(row["size"], FAMILY, text_line_px=line, min_text_px=min_text_px, max_visual_tokens=GPU_BUDGET,
+                     text_height_source="text_layer" if line else "default")
+    s = plan_scale(plan)
+    hs = row["heights"]
+    return plan.visual_tokens, sum(1 for h in hs if h * s >= min_text_px - 1e-9) / len(hs) >= 0.95
+
+
+def _with_factor(rs: list[dict], lines: list[float | None], min_text_px: float, goal: float = 0.95) -> dict:
+    """The smallest factor k on FACTOR_GRID (plan for line / k) that keeps `goal` of the pages readable."""
+    defaults = [r["policies"]["default"]["tokens"] for r in rs]
+    for k in FACTOR_GRID:
+        got = [_plan_tokens(r, (v / k) if v else None, min_text_px) for r, v in zip(rs, lines, strict=True)]
+        ok = sum(1 for _, good in got if good) / len(got)
+        if ok >= goal:
+            return {"factor": k, "pages_95pct_lines_ok": ok,
+                    "mean_ratio_vs_default": sum(t / d for (t, _), d in zip(got, defaults, strict=True)) / len(rs),
+                    "total_ratio_vs_default": sum(t for t, _ in got) / sum(defaults)}
+    return {"factor": None}
+
+
+def bounds(rows: list[dict], min_text_px: float) -> dict:
+    """Per annotated image dataset: what a planner could reach with better estimates, and where docvlm's tokens
+    above the oracle go.
+
+    - `oracle-drop5`: the oracle that also lets the 5% of pages it spends most on fall to the smallest plan (the
+      absolute floor under the 95%-of-pages rule; no planner that does not know the truth gets there);
+    - `estimate-best-factor`: docvlm's own raster estimate with the smallest uniform factor for 95% of pages
+      (what plan.ESTIMATE_PER_LINE_BOX is fitted to on dev);
+    - `ann-pN`: the N-th percentile of the page's annotated line heights with its smallest uniform factor;
+    - `loss`: docvlm's mean token ratio minus the oracle's, split into the estimate's error (the plan for the
+      raw estimate, no factor, against the oracle's), the safety factor (docvlm against the raw estimate's plan)
+      and the oracle's own rounding to the 28-px grid (its tokens against its exact scale's area / 28^2).
+    """
+    out: dict = {}
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if "policies" in r and r.get("heights") and r["dataset"].startswith(("sroie", "funsd")):
+            groups.setdefault(r["dataset"], []).append(r)
+    for g, rs in groups.items():
+        entry: dict = {}
+        defaults = [r["policies"]["default"]["tokens"] for r in rs]
+        oracle = [r["policies"]["oracle"]["tokens"] for r in rs]
+        ratios = sorted(((o / d, i) for i, (o, d) in enumerate(zip(oracle, defaults, strict=True))), reverse=True)
+        dropped = {i for _, i in ratios[: int(0.05 * len(rs))]}
+        low = [(_plan_tokens(r, 1e9, min_text_px)[0] if i in dropped else o) for i, (r, o) in enumerate(zip(rs, oracle, strict=True))]
+        entry["oracle-drop5"] = {"mean_ratio_vs_default": sum(t / d for t, d in zip(low, defaults, strict=True)) / len(rs),
+                                 "total_ratio_vs_default": sum(low) / sum(defaults), "dropped": len(dropped)}
+        entry["estimate-best-factor"] = _with_factor(rs, [r["estimate"] for r in rs], min_text_px)
+        for q in BOUND_PERCENTILES:
+            entry[f"ann-p{q:g}"] = _with_factor(rs, [pct(r["heights"], q) for r in rs], min_text_px)
+        raw = [_plan_tokens(r, r["estimate"], min_text_px)[0] for r in rs]
+        mine = [r["policies"]["docvlm"]["tokens"] for r in rs]
+        exact = []
+        for r in rs:
+            w, h = r["size"]
+            s = r["policies"]["oracle"]["decided_scale"]  # the policy's scale before the 28-px grid
+            exact.append(w * h * s * s / F**2)
+        n = len(rs)
+        entry["loss"] = {
+            "estimate_error": sum((a - o) / d for a, o, d in zip(raw, oracle, defaults, strict=True)) / n,
+            "safety_factor": sum((m - a) / d for m, a, d in zip(mine, raw, defaults, strict=True)) / n,
+            "oracle_grid_rounding": sum((o - e) / d for o, e, d in zip(oracle, exact, defaults, strict=True)) / n,
+            "pages_over_oracle": sum(1 for m, o in zip(mine, oracle, strict=True) if m > o) / n,
+            "pages_upscale_capped": sum(1 for r in rs if r["policies"]["docvlm"]["rule"] == "upscale-capped") / n,
+            "pages_longest_side_floor": sum(1 for r in rs if r["policies"]["docvlm"]["rule"] == "longest-side") / n,
+        }
+        out[g] = entry
+    return out
+
+
+def print_bounds(table: dict) -> None:
+    print("\nbounds: mean / total token ratio vs default at >= 95% of pages readable (uniform factor in brackets)")
+    for g, e in table.items():
+        cells = []
+        for name in ["oracle-drop5", "estimate-best-factor"] + [f"ann-p{q:g}" for q in BOUND_PERCENTILES]:
+            v = e[name]
+            if v.get("mean_ratio_vs_default") is None:
+                cells.append(f"{name} -")
+                continue
+            k = f" [x{v['factor']:g}]" if v.get("factor") else ""
+            cells.append(f"{name} {v['mean_ratio_vs_default']:.3f}/{v['total_ratio_vs_default']:.3f}{k}")
+        print(f"{g:<12}" + "; ".join(cells))
+        lo = e["loss"]
+        print(f"{'':<12}docvlm over the oracle (mean ratio): estimate error {lo['estimate_error']:+.3f}, safety factor "
+              f"{lo['safety_factor']:+.3f}; oracle's own 28-px rounding {lo['oracle_grid_rounding']:+.3f}; pages over "
+              f"the oracle {100 * lo['pages_over_oracle']:.0f}%, upscale-capped {100 * lo['pages_upscale_capped']:.0f}%, "
+              f"at the longest-side floor {100 * lo['pages_longest_side_floor']:.0f}%")
+
+
 def print_summary(table: dict, min_text_px: float) -> None:
     print(f"\nestimate = small-text line height (page px); annotation = 5th percentile of annotated heights; "
           f"floor {min_text_px:g} px")
     print(f"{'dataset':<20}{'pages':>6}{'cpu ms':>7}{'est/ann med [p5,p95]':>23}  "
           + "".join(f"{p:>24}" for p in POLICIES))
-    print(f"{'':<58}" + "".join(f"{'tok/pg x_def ok95':>24}" for _ in POLICIES))
+    print(f"{'':<58}" + "".join(f"{'tok/pg mean/tot ok95':>24}" for _ in POLICIES))
     for g, e in table.items():
         r = e["estimate_over_annotation"]
         ratio = f"{r['median']:.2f} [{r['p5']:.2f},{r['p95']:.2f}]" if r["n"] else "-"
@@ -236,8 +359,11 @@ def print_summary(table: dict, min_text_px: float) -> None:
                 continue
             s = e[p]
             ok = "-" if s["pages_95pct_lines_ok"] is None else f"{100 * s['pages_95pct_lines_ok']:.0f}%"
-            cells.append(f"{s['tokens_per_page']:>8.0f} {s['mean_ratio_vs_default']:>5.2f} {ok:>5}")
+            cells.append(f"{s['tokens_per_page']:>6.0f} {s['mean_ratio_vs_default']:>5.2f}/{s['total_ratio_vs_default']:.2f}"
+                         f" {ok:>4}")
         print(f"{g:<20}{e['pages']:>6}{e['estimate_cpu_ms']['median']:>7.1f}{ratio:>23}  " + "".join(f"{c:>24}" for c in cells))
+        print(f"{'':<20}default readable by the estimate: {100 * e['default_readable_by_estimate']:.0f}% of pages; "
+              f"of them, planned over the default's tokens: {e['over_default_when_readable']}")
         if "detector_over_font_size" in e:
             d = e["detector_over_font_size"]
             print(f"{'':<20}detector on the rendered pages / PDF font sizes: median {d['median']:.2f} "
@@ -328,6 +454,8 @@ def main() -> None:
     rows = run_pages(args.data, args.split, args.limit, args.max_pages, args.min_text_px, args.pdf_limit)
     table = summarize(rows)
     print_summary(table, args.min_text_px)
+    bound_table = bounds(rows, args.min_text_px)
+    print_bounds(bound_table)
     scales = [float(s) for s in args.scales.split(",") if s.strip()]
     inv = scale_invariance(rows, args.data, scales, args.scale_limit, args.min_text_px) if scales else []
     if inv:
@@ -338,7 +466,7 @@ def main() -> None:
     out = ROOT / "bench" / "results" / f"plan_bench-{time.strftime('%Y%m%d-%H%M%S')}{'-' + args.tag if args.tag else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "load_at_start": load,
-                               "seconds": time.time() - started, "summary": table, "invariance": inv, "rows": rows},
+                               "seconds": time.time() - started, "summary": table, "bounds": bound_table, "invariance": inv, "rows": rows},
                               indent=1, default=str))
     print(f"load at start {load:.2f}; {time.time() - started:.0f} s; wrote {out}")
 

@@ -22,6 +22,7 @@ from docvlm.plan import (
     budget_from_device,
     choose_scale,
     default_scale,
+    encode_size_for_crop,
     family_smart_resize,
     plan_for_page,
     plan_page,
@@ -297,3 +298,21 @@ def test_plan_cli_table_and_bad_input(tmp_path):
     r = CliRunner().invoke(main, ["plan", str(img), str(bad)])
     assert r.exit_code == 1
     assert "native" in r.output and "bad.pdf" in r.output and "total: 1 page(s)" in r.output
+
+
+@settings(max_examples=150, deadline=None)
+@given(w=st.integers(40, 6000), h=st.integers(40, 6000), scale=st.floats(0.05, 3.0), fam=st.sampled_from(FAMS))
+def test_encoded_height_rounds_up_and_width_to_the_nearest_cell(w, h, scale, fam):
+    """The floor is a line height: the encoded height never falls under the scale (unless the family's
+    max_pixels shrinks the crop), while the width lands on the nearest cell, never a whole cell wider."""
+    if max(w, h) / min(w, h) > 100:
+        return
+    f = FAMILIES[fam].factor
+    ew, eh = encode_size_for_crop(w, h, scale, fam)
+    assert ew % f == 0 and eh % f == 0
+    spec = FAMILIES[fam]
+    hs, ws = h * scale, w * scale
+    if max(hs, f) * max(ws - f / 2, f) < spec.min_pixels or (hs + f) * (ws + f / 2) > spec.max_pixels:
+        return  # near min_pixels or max_pixels smart_resize rescales the crop: not a rounding question
+    assert h * scale - 1e-6 <= eh < h * scale + f
+    assert abs(ew - w * scale) <= f / 2 + 1e-6 or ew == f

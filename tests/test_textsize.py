@@ -168,3 +168,39 @@ def test_samples_receipt_dashed_rules(samples_dir):
     """The receipt sample: DejaVu Sans Mono 24 px with '-----' rules; the rules must not set the estimate."""
     size = detect_text_size(Image.open(samples_dir / "receipt_long.jpg"))
     assert size.line_px is not None and 15 <= size.line_px <= 30, size
+
+
+def speckle_band(img: Image.Image, seed: int = 0, share: float = 0.3) -> Image.Image:
+    """A scanner's edge shadow: a band of random dark speckle, dense at the left edge, fading to the right."""
+    rng = np.random.default_rng(seed)
+    a = np.asarray(img.convert("L")).copy()
+    band = int(a.shape[1] * share)
+    mask = rng.random((a.shape[0], band)) < np.linspace(0.35, 0.0, band)[None, :]
+    a[:, :band][mask] = rng.integers(0, 120, int(mask.sum()))
+    return Image.fromarray(a).convert("RGB")
+
+
+def test_speckle_beside_the_text_does_not_set_the_small_text():
+    """Speckle closed horizontally makes wide components of about line height; a text line must hold glyphs
+    nearly its height (textsize.MIN_LINE_GLYPHS), so the speckle neither sets the small text nor moves it far."""
+    page = receipt(24, width=900)
+    clean = detect_text_size(page)
+    noisy = detect_text_size(speckle_band(page))
+    assert noisy.line_px is not None and clean.line_px is not None
+    assert noisy.line_px >= 0.85 * clean.line_px, (noisy, clean)
+    assert noisy.line_px >= 0.7 * line_ink(24, False), noisy
+
+
+def test_lines_without_solid_glyphs_are_kept(monkeypatch):
+    """Where no line holds glyphs nearly its height (print of separate dots at the work size), the glyph test
+    is not applied: the page keeps the lines it would have without it rather than reading as blank."""
+    import docvlm.textsize as textsize
+
+    img = dot_matrix(receipt(24, caps=True), pitch=3)
+    monkeypatch.setattr(textsize, "MIN_LINE_GLYPHS", 0)
+    unfiltered = detect_text_size(img)
+    monkeypatch.setattr(textsize, "MIN_LINE_GLYPHS", 2)
+    monkeypatch.setattr(textsize, "LINE_GLYPH_SHARE", 2.0)  # no glyph is twice its line: nothing supported
+    fallback = detect_text_size(img)
+    assert unfiltered.line_px is not None
+    assert fallback.line_px == unfiltered.line_px and fallback.lines == unfiltered.lines
