@@ -252,9 +252,6 @@ def _open(job: PrepJob) -> SourceDocument:
 
 def prepare_job(job: PrepJob) -> PreparedPage:
     """Run in a preparer: open the job's document (kept open for its next pages), prepare the page."""
-    starts = _STATE.get("starts")
-    if starts is not None:  # unbuffered: there even when this process dies mid-page (the crash is charged here)
-        starts.put((os.getpid(), job.job_id))
     t = time.process_time()
     try:
         doc = _open(job)
@@ -274,6 +271,14 @@ def prepare_job(job: PrepJob) -> PreparedPage:
         page.release()
     out.seconds["open"] = opened
     return out
+
+
+def _run_job(target: Any, job: PrepJob) -> PreparedPage:
+    """What a preparer runs: note which page it starts, then `target(job)` (`prepare_job`)."""
+    starts = _STATE.get("starts")
+    if starts is not None:  # unbuffered: there even when this process dies mid-page (the crash is charged here)
+        starts.put((os.getpid(), job.job_id))
+    return target(job)
 
 
 # --- the pool, in the main process --------------------------------------------------------------------------
@@ -316,6 +321,7 @@ class PrepPool:
         self._pool: _Pool | None = None
         self._starts: Any = None
         self._running: dict[int, int] = {}  # pid -> job id it started last
+        self._procs: dict[int, Any] = {}  # pid -> the pool's Process, for its exit code
         self._suspects: dict[int, set[int] | None] = {}  # broken generation -> job ids its dead preparers ran
         self._tickets: dict[int, PrepTicket] = {}  # running
         self.pid = os.getpid()
@@ -352,7 +358,11 @@ class PrepPool:
         with _sigint_ignored():  # preparers start inside submit(); they inherit SIG_IGN from birth
             for _ in range(2):
                 try:
-                    return self._ensure().submit(self.target, job)
+                    pool = self._ensure()
+                    future = pool.submit(_run_job, self.target, job)
+                    # the pool forgets its processes once broken: keep them, to read who died and how
+                    self._procs.update(getattr(pool, "_processes", None) or {})
+                    return future
                 except BrokenProcessPool:  # broke since the last look: replace it, submit to the new one
                     self._replace()
             raise BrokenProcessPool("page preparation pool cannot start")
@@ -391,7 +401,8 @@ class PrepPool:
         pool = self._pool
         if pool is None:
             return
-        procs = dict(getattr(pool, "_processes", None) or {})
+        procs = {**self._procs, **(getattr(pool, "_processes", None) or {})}
+        self._procs = {}
         pool.shutdown(wait=False, cancel_futures=True)
         for proc in procs.values():
             with contextlib.suppress(Exception):
