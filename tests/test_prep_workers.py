@@ -266,3 +266,19 @@ def test_sigkill_of_the_parent_ends_its_preparers(tmp_path):
     cmd = [sys.executable, "-c", DRIVER.format(root=str(ROOT), pids=str(pid_dir))]
     left = kill_driver_and_check_children(cmd, env, pid_dir, workers=2)
     assert not left, names(left)
+
+
+def test_a_ray_gpu_actor_asks_for_its_gpus_share_of_the_cpus():
+    """A GPU actor of a planning engine asks for the CPUs that come with its GPU (its preparers run on them),
+    on the GPU node with the fewest CPUs per GPU, so it can be placed anywhere; dead and CPU-only nodes do not
+    count."""
+    from docvlm.executors.ray import cpus_per_gpu_actor
+
+    nodes = [{"Alive": True, "Resources": {"CPU": 64.0, "GPU": 4.0}},
+             {"Alive": True, "Resources": {"CPU": 24.0, "GPU": 2.0}},
+             {"Alive": False, "Resources": {"CPU": 2.0, "GPU": 2.0}},
+             {"Alive": True, "Resources": {"CPU": 8.0}}]
+    assert cpus_per_gpu_actor(nodes, 1.0) == 12.0
+    assert cpus_per_gpu_actor(nodes, 0.5) == 6.0
+    assert cpus_per_gpu_actor(nodes[3:], 1.0) is None and cpus_per_gpu_actor(None, 1.0) is None
+    assert cpus_per_gpu_actor([{"Alive": True, "Resources": {"CPU": 1.0, "GPU": 8.0}}], 1.0) == 1.0

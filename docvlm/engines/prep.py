@@ -66,9 +66,13 @@ MAX_PREP_CRASHES = 2
 OPEN_DOCUMENTS_PER_WORKER = 4
 """Documents a preparer keeps open (pages of one document mostly go to the same few preparers in a row)."""
 PNG_COMPRESS_LEVEL = 1
-"""Document pages are mostly white: level 1 is 3-5x faster than the default 6 for a few % more bytes."""
-WEBP_METHOD = 0
-"""Lossless WebP effort 0 (fastest): bench/tile_format_bench.py measured it as fast as PNG level 1, and smaller."""
+"""Document pages are mostly white: level 1 is 2.4x faster than the default 6 for 1-9% more bytes
+(bench/tile_format_bench.py). PNG level 1 is the default tile format: the cheapest lossless encoding, the
+feed's scarce resource is CPU, and every server decodes PNG."""
+WEBP_METHOD = 4
+"""`--tile-format webp`: lossless WebP, method 4 (bench/tile_format_bench.py, SROIE dev tiles and PDF pages:
+0.55x and 0.45x the bytes of PNG level 1 for 5.5-5.8x its encode CPU; method 0 saved only 0.66x / 0.94x for
+2.4-3x). Worth it where the link to the server, not the CPU, is the limit; the server must decode WebP."""
 
 
 def choose_prep_workers(setting: int | str, cores: int | None = None) -> int:
@@ -129,7 +133,7 @@ class EncodedImage:
 
 
 def encode_tile(image: Image.Image, fmt: TileFormat) -> EncodedImage:
-    """The tile encoded losslessly, pixels untouched (never resized): PNG level 1 or lossless WebP method 0."""
+    """The tile encoded losslessly, pixels untouched (never resized): PNG level 1 or lossless WebP method 4."""
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
     buf = io.BytesIO()
