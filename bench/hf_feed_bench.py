@@ -66,6 +66,8 @@ def run(paths: list[Path], batch_size: int, seconds: float, feed: bool, prep_wor
             pass
         engine._generate_loop().stats = GenerateStats()
     started = time.perf_counter()
+    cpu0 = time.process_time()
+    prep0 = preparer_cpu_s(engine)
     pages = 0
     if feed:
         for _, result in stream_documents([(p, p, p.name) for p in paths], options, engine=engine):
@@ -78,11 +80,30 @@ def run(paths: list[Path], batch_size: int, seconds: float, feed: bool, prep_wor
                 batch = list(doc.pages())
                 pages += len(_run_batch(engine, batch, Task(), p.name, None, options))
     wall = time.perf_counter() - started
+    main_cpu, prep_cpu = time.process_time() - cpu0, preparer_cpu_s(engine) - prep0
     engine.close_prep_pool()
     st: GenerateStats = engine.stats
     return {"pages": pages, "seconds": wall, "pages_per_s": pages / wall, "generate_calls": st.calls,
             "tiles": st.tiles, "busy_share": st.busy_share, "padding_share": st.padding_share,
-            "busy_over_wall": st.busy_s / wall}
+            "busy_over_wall": st.busy_s / wall, "main_cpu_ms_per_page": 1000 * main_cpu / max(1, pages),
+            "prep_cpu_ms_per_page": 1000 * prep_cpu / max(1, pages)}
+
+
+def preparer_cpu_s(engine) -> float:  # noqa: ANN001
+    """CPU seconds used so far by the engine's preparing processes (psutil)."""
+    pool = getattr(engine, "_prep_pool", None)
+    if pool is None:
+        return 0.0
+    import psutil
+
+    total = 0.0
+    for pid in list(getattr(pool, "_procs", {})):
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+    return total
 
 
 def main() -> None:
@@ -106,7 +127,8 @@ def main() -> None:
         report[name] = r
         print(f"{name:<24} {r['pages_per_s']:5.2f} pages/s  generate busy {100 * r['busy_share']:5.1f}% of its span "
               f"({100 * r['busy_over_wall']:.1f}% of wall)  {r['generate_calls']} calls for {r['tiles']} tiles  "
-              f"padding {100 * r['padding_share']:.1f}%")
+              f"padding {100 * r['padding_share']:.1f}%  CPU ms/page main {r['main_cpu_ms_per_page']:.0f} preparers "
+              f"{r['prep_cpu_ms_per_page']:.0f}")
     report["load_at_end"] = os.getloadavg()
     dst = ROOT / "bench" / "results" / f"hf_feed_bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     dst.parent.mkdir(parents=True, exist_ok=True)
