@@ -235,8 +235,10 @@ def stream_documents(
     Pages are prepared (open, estimate, plan, cut, encode) across documents, and their tiles submitted at once,
     while the engine generates: a page is finished (parsed, laid out) as soon as its tiles are back. Preparation
     runs in the engine's pool of preparing processes (`engine.prep_pool()`, sized from the cores:
-    docvlm.engines.prep), or one page at a time in this thread (`engine.start_pages`) where it has none. At most `engine.in_flight_target()` tiles wait for the model, so
-    memory stays bounded however many documents there are. Results come back in input order.
+    docvlm.engines.prep), or one page at a time in this thread (`engine.start_pages`) where it has none. At most
+    `engine.in_flight_target()` tiles wait for the model (a page with a preparer counts as one), and at most two
+    pages per preparer are submitted, so memory stays bounded however many documents there are. Results come
+    back in input order.
 
     Args:
         items: (tag, path, display path) per document; the tag is handed back with its result.
