@@ -421,7 +421,7 @@ def _start_page(engine: Engine, f: _Flight, task: Task, options: ConvertOptions,
         f.exhausted = True
         return
     started = time.perf_counter()
-    if prep.pool is not None:
+    if prep.pool is not None and prep.pool.ready():  # until its preparers have started, this thread prepares
         from docvlm.engines.prep import PrepJob
 
         spec = _started(engine, f, page, prep.spec)

@@ -70,12 +70,19 @@ def comparable(result) -> str:  # noqa: ANN001
 
 
 def run_feed(engine, options, paths):  # noqa: ANN001, ANN201
+    """The feed's results; with a pool, its preparers started first, and every page prepared by them."""
+    pool = engine.prep_pool()
+    if pool is not None:
+        assert pool.wait_ready(HANG_LIMIT_S)  # else the first pages are prepared in the feed's thread
     out: list = []
     worker = threading.Thread(target=lambda: out.extend(
         stream_documents([(p.name, p, p.name) for p in paths], options, engine=engine)), daemon=True)
     worker.start()
     worker.join(HANG_LIMIT_S)
     assert not worker.is_alive(), "the feed hung"
+    if pool is not None:
+        pages = sum(max(1, len(r.pages)) for _, r in out if r.pages)
+        assert pool.prepared == pages, (pool.prepared, pages)
     engine.close_prep_pool()
     return out
 
@@ -149,6 +156,23 @@ def test_a_killed_preparer_fails_its_page_with_a_clear_error_and_the_rest_go_on(
     (err,) = pages[1].errors
     assert err.code == "crash" and "four.pdf (page 2)" in err.message
     assert f"died {MAX_PREP_CRASHES} times" in err.message and "--prep-workers 0" in err.message
+
+
+def test_the_feed_prepares_in_its_thread_until_the_preparers_have_started(tmp_path):
+    """A pool still starting (its preparers import their libraries) costs no time: the first pages are prepared
+    in the feed's thread, the same way, and the preparers take over once they have all answered."""
+    paths = receipts(tmp_path, 6)
+    options = make_options(engine="hf", family="qwen2.5", batch_size=2, max_visual_tokens=16384, prep_workers=2)
+    engine = SleepyGpu(options, seconds=0.0)
+    pool = engine.prep_pool()
+    assert pool is not None and not pool.ready()  # just started: nothing has answered yet
+    first = list(stream_documents([(p.name, p, p.name) for p in paths[:3]], options, engine=engine))
+    assert all(r.status == "success" for _, r in first)
+    assert pool.wait_ready(HANG_LIMIT_S)
+    before = pool.prepared
+    rest = list(stream_documents([(p.name, p, p.name) for p in paths[3:]], options, engine=engine))
+    engine.close_prep_pool()
+    assert all(r.status == "success" for _, r in rest) and pool.prepared - before == 3
 
 
 def test_pool_charges_only_the_page_whose_preparer_died(tmp_path):

@@ -14,6 +14,9 @@ second process only takes CPU from the first (bench/feed_bench.py, --prep-worker
 process of `--workers N` or a Ray actor counts the cores it was given (`docvlm.threads.inference_threads`), so N
 workers never start N x cores preparers.
 
+Start: the preparers start with the pool (`PrepPool.warm`); until all have answered, the feed prepares pages in
+its own thread as without a pool, so a short run pays nothing for their start (a few seconds of imports each).
+
 Failure: a page that fails to prepare is that page's failure (same message in a worker as in the thread). A
 worker that dies (killed, out of memory) breaks its pool: the pool is replaced, the pages the dead worker was
 preparing are charged one attempt and the pages beside them are prepared again uncharged; a page charged
@@ -277,6 +280,10 @@ def prepare_job(job: PrepJob) -> PreparedPage:
     return out
 
 
+def _noop() -> None:
+    """A preparer's first job (`PrepPool.warm`): nothing, once its initializer has run."""
+
+
 def _run_job(target: Any, job: PrepJob) -> PreparedPage:
     """What a preparer runs: note which page it starts, then `target(job)` (`prepare_job`)."""
     starts = _STATE.get("starts")
@@ -328,7 +335,30 @@ class PrepPool:
         self._procs: dict[int, Any] = {}  # pid -> the pool's Process, for its exit code
         self._suspects: dict[int, set[int] | None] = {}  # broken generation -> job ids its dead preparers ran
         self._tickets: dict[int, PrepTicket] = {}  # running
+        self._warming: list[Future[None]] = []
+        self.prepared = 0  # pages whose preparation came back (prepared or failed)
         self.pid = os.getpid()
+
+    def warm(self) -> None:
+        """Start the preparers now (a no-op job each): they import their libraries while the feed prepares its
+        first pages itself (`ready`), so the pool's start costs the run no time."""
+        with _sigint_ignored():
+            pool = self._ensure()
+            self._warming = [pool.submit(_noop) for _ in range(self.workers)]
+            self._procs.update(getattr(pool, "_processes", None) or {})
+
+    def ready(self) -> bool:
+        """True once every preparer started by `warm` has answered (at once for a pool never warmed)."""
+        if self._warming and all(f.done() for f in self._warming):
+            self._warming = []
+        return not self._warming
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until `ready` (benches and tests: the pool's start is not what they measure)."""
+        from concurrent.futures import wait
+
+        wait(self._warming, timeout=timeout)
+        return self.ready()
 
     @property
     def window(self) -> int:
@@ -398,6 +428,7 @@ class PrepPool:
                 code="engine", page=ticket.job.index,
                 message=f"{where}: page preparation failed: {type(exc).__name__}: {exc}"))
         self._tickets.pop(ticket.job.job_id, None)
+        self.prepared += 1
         return ticket.result
 
     def _replace(self) -> None:

@@ -377,6 +377,7 @@ class VlmEngine(ABC):
         from docvlm.engines.prep import PrepPool
 
         self._prep_pool = PrepPool(workers)
+        self._prep_pool.warm()
         return self._prep_pool
 
     def close_prep_pool(self) -> None:
