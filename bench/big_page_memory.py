@@ -18,8 +18,9 @@ from pathlib import Path
 
 SIZE = 20_000
 LINE_PX = 200
-"""Text lines of about this many pixels: the plan reduces the page (a page of 16-px text would need the whole
-page at full size in its tiles, whatever the decoder does)."""
+"""Text lines of about this many pixels: big enough for the estimate to see them on its 0.5-MP copy, so the
+plan reduces the page (a page of 16-px text would need the whole page at full size in its tiles, whatever the
+decoder does)."""
 
 
 def make(path: Path) -> None:
