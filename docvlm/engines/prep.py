@@ -55,11 +55,14 @@ if TYPE_CHECKING:
 TileFormat = Literal["png", "webp"]
 
 AUTO_MIN_CORES = 3
-"""`--prep-workers auto` starts a pool only with at least this many cores: on 2 cores one preparing process
-beside the main one measured no faster than preparing in the feed's thread (bench/feed_bench.py, see the
-closing note), and a pool costs a process start and a pickled copy of every tile."""
+"""`--prep-workers auto` starts a pool only with at least this many cores. On 2 cores, 1 or 2 preparers were no
+faster than preparing in the feed's thread (bench/feed_bench.py, 4 runs: pages/s within the noise, the same CPU
+per page; bench/hf_feed_bench.py: generate 90% busy with preparers, 94-98% without), and a pool costs process
+starts and a pickled copy of every tile. From 3 cores the thread is the limit: it prepares at most 1000 / (CPU
+ms per page) pages/s, about 4-6, on any number of cores."""
 MAIN_PROCESS_CORES = 1
-"""Cores `auto` leaves to the main process: HTTP requests (base64, JSON), parsing, layout and writing."""
+"""Cores `auto` leaves to the main process: HTTP requests (base64, JSON), parsing, layout and writing (10-23 ms
+of CPU per page with preparers on the feed benches, against 120-250 ms per page of preparation)."""
 MAX_AUTO_PREP_WORKERS = 32
 """`auto` never starts more preparers than this (each holds a document open and a page's tiles)."""
 PREP_WINDOW_PER_WORKER = 2
