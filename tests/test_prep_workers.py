@@ -216,7 +216,7 @@ def test_auto_chooses_from_the_cores(cores, expected):
 def test_auto_counts_the_cores_of_this_worker_process(monkeypatch):
     """A `--workers N` pool worker or a Ray actor is given its share of the cores in OMP_NUM_THREADS
     (docvlm.threads): auto counts that share, so N workers never start N x cores preparers."""
-    options = make_options(engine="hf", family="qwen2.5")
+    options = make_options(engine="hf", family="qwen2.5", prep_workers="auto")
     engine = SleepyGpu(options, seconds=0.0)
     monkeypatch.setenv("OMP_NUM_THREADS", "8")
     assert engine.prep_workers() == 7
