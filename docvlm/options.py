@@ -62,7 +62,7 @@ class ConvertOptions(BaseSettings):
     max_visual_tokens: int | None = Field(default=None, ge=4, description="Per-request visual-token budget.")
     prep_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
         default="auto", description="VLM engines: processes preparing pages (estimate, plan, render, cut, encode) "
-        "beside the feed; auto = one per core less one, none under 3 cores (docvlm.engines.prep).",
+        "beside the feed; auto = one per core less one, at least 2, none on 1 core (docvlm.engines.prep).",
     )
     # openai engine
     tile_format: Literal["png", "webp"] = Field(

@@ -307,7 +307,7 @@ def _feed(items: Iterable[tuple[object, str | Path, str]], options: ConvertOptio
 
 class _Prep:
     """Where the feed's pages are prepared: the engine's pool of preparing processes (docvlm.engines.prep), or
-    this thread (`engine.start_pages`) when it has none (under 3 cores, --prep-workers 0, a non-VLM engine)."""
+    this thread (`engine.start_pages`) when it has none (one core, --prep-workers 0, a non-VLM engine)."""
 
     def __init__(self, engine: Engine, task: Task) -> None:
         self.engine = engine

@@ -86,7 +86,7 @@ def engine_options(func: F) -> F:
         click.option("--concurrency", type=int, help="Requests in flight (openai engine)."),
         click.option("--prep-workers", type=PREP_WORKERS, metavar="N|auto",
                      help="VLM engines: processes preparing pages beside the requests [default: auto = one per "
-                          "core less one; 0 under 3 cores]."),
+                          "core less one, at least 2; 0 on one core]."),
         click.option("--tile-format", type=click.Choice(["png", "webp"]),
                      help="openai engine: lossless PNG tiles (any server) or lossless WebP (smaller) [png]."),
         click.option("--timeout", type=float, metavar="SECONDS", help="Per-request timeout (openai engine)."),

@@ -9,8 +9,8 @@ The main process keeps what cannot move (the requests, parsing, layout, writing)
 `SourcePage` of each page (geometry, and the rendering the layout stage asks for now and then).
 
 How many workers: `choose_prep_workers` ("auto" by default): one per core this process may use, less one core
-left to the main process, and none (preparation in the feed's own thread) below `AUTO_MIN_CORES`, where a
-second process only takes CPU from the first (bench/feed_bench.py, --prep-workers 0 against 1 on 2 cores). A
+left to the main process, at least two (on 2 cores, 2 preparers beat the feed's own thread, which the GIL holds
+to about one core: see `AUTO_MIN_CORES`), and none (preparation in the feed's own thread) on one core. A
 process of `--workers N` or a Ray actor counts the cores it was given (`docvlm.threads.inference_threads`), so N
 workers never start N x cores preparers.
 
@@ -54,12 +54,15 @@ if TYPE_CHECKING:
 
 TileFormat = Literal["png", "webp"]
 
-AUTO_MIN_CORES = 3
-"""`--prep-workers auto` starts a pool only with at least this many cores. On 2 cores, 1 or 2 preparers were no
-faster than preparing in the feed's thread (bench/feed_bench.py, 4 runs: pages/s within the noise, the same CPU
-per page; bench/hf_feed_bench.py: generate 90% busy with preparers, 94-98% without), and a pool costs process
-starts and a pickled copy of every tile. From 3 cores the thread is the limit: it prepares at most 1000 / (CPU
-ms per page) pages/s, about 4-6, on any number of cores."""
+AUTO_MIN_CORES = 2
+"""`--prep-workers auto` starts a pool from this many cores on, with at least `AUTO_MIN_WORKERS` preparers. One
+core: preparing in the feed's thread (a preparer would only take the core from the main process). Measured on 2
+cores (bench/feed_bench.py, load 1.5-4.6, two runs): 2 preparers reached 1.04-1.35x the minimal client against
+0.82-1.41x for the feed's thread (receipts 1.08/1.34 vs 0.82/1.00, text-layer PDF pages 1.04/1.35 vs 0.84/0.88),
+and bench/hf_feed_bench.py 12.4 against 9.1 pages/s; the thread is held to about one core by the GIL. Under
+heavy load (6-15 on 2 cores) the settings were within the noise of each other."""
+AUTO_MIN_WORKERS = 2
+"""A pool has at least this many preparers: one preparer uses one core, which the feed's thread already does."""
 MAIN_PROCESS_CORES = 1
 """Cores `auto` leaves to the main process: HTTP requests (base64, JSON), parsing, layout and writing (10-23 ms
 of CPU per page with preparers on the feed benches, against 120-250 ms per page of preparation)."""
@@ -84,7 +87,7 @@ WEBP_METHOD = 4
 def choose_prep_workers(setting: int | str, cores: int | None = None) -> int:
     """Preparing processes for `--prep-workers`: a number as given, or for "auto" one per core of `cores`
     (default: the cores this process may use, `docvlm.threads.inference_threads`) less `MAIN_PROCESS_CORES`,
-    and 0 (prepare in the feed's thread) below `AUTO_MIN_CORES`.
+    at least `AUTO_MIN_WORKERS`, and 0 (prepare in the feed's thread) below `AUTO_MIN_CORES` (one core).
 
     Raises:
         UsageError: a setting that is neither "auto" nor a number >= 0.
@@ -103,7 +106,7 @@ def choose_prep_workers(setting: int | str, cores: int | None = None) -> int:
         cores = inference_threads()
     if cores < AUTO_MIN_CORES:
         return 0
-    return min(MAX_AUTO_PREP_WORKERS, cores - MAIN_PROCESS_CORES)
+    return min(MAX_AUTO_PREP_WORKERS, max(AUTO_MIN_WORKERS, cores - MAIN_PROCESS_CORES))
 
 
 # --- what travels ------------------------------------------------------------------------------------------
