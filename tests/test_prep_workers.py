@@ -306,3 +306,24 @@ def test_a_ray_gpu_actor_asks_for_its_gpus_share_of_the_cpus():
     assert cpus_per_gpu_actor(nodes, 0.5) == 6.0
     assert cpus_per_gpu_actor(nodes[3:], 1.0) is None and cpus_per_gpu_actor(None, 1.0) is None
     assert cpus_per_gpu_actor([{"Alive": True, "Resources": {"CPU": 1.0, "GPU": 8.0}}], 1.0) == 1.0
+
+
+def test_workers_with_their_own_preparers_finish_and_exit(tmp_path):
+    """`--workers 2 --prep-workers 2`: each document process has a pool of preparers (nested spawn). A pool
+    worker exits through multiprocessing's exit handler, which joins its children: the preparers are stopped
+    first (a hang here before the fix, with 'SemLock ... FileNotFoundError' from a preparer still starting)."""
+    import subprocess
+
+    from tests.test_orphans import ROOT
+
+    receipts(tmp_path / "in" if (tmp_path / "in").mkdir() is None else tmp_path, 4)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCVLM_")} | {"PYTHONWARNINGS": "ignore"}
+    with FakeOpenAIServer(Script(latency=0.1, detect_marks=False)) as server:
+        proc = subprocess.run(
+            [sys.executable, "-m", "docvlm", "convert", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+             "--engine", "openai", "--base-url", server.url, "--model", MODEL, "--workers", "2",
+             "--prep-workers", "2", "--concurrency", "4"],
+            capture_output=True, text=True, cwd=ROOT, env=env, timeout=HANG_LIMIT_S,
+        )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list((tmp_path / "out").rglob("r*.json"))) == 4

@@ -31,6 +31,7 @@ import contextlib
 import io
 import itertools
 import multiprocessing as mp
+import multiprocessing.util as mp_util
 import os
 import signal
 import time
@@ -70,6 +71,8 @@ MAX_AUTO_PREP_WORKERS = 32
 """`auto` never starts more preparers than this (each holds a document open and a page's tiles)."""
 PREP_WINDOW_PER_WORKER = 2
 """Pages submitted per preparer at a time: one being prepared, one queued, so no preparer waits for the feed."""
+FINALIZE_PRIORITY = 10
+"""multiprocessing exit priority of a pool's stop: above the queues' semaphore clean-up (0), so it runs first."""
 MAX_PREP_CRASHES = 2
 """A page whose preparing process died this many times fails (it is not tried again)."""
 OPEN_DOCUMENTS_PER_WORKER = 4
@@ -342,6 +345,7 @@ class PrepPool:
         self._suspects: dict[int, set[int] | None] = {}  # broken generation -> job ids its dead preparers ran
         self._tickets: dict[int, PrepTicket] = {}  # running
         self._warming: list[Future[None]] = []
+        self._finalizer: Any = None
         self.prepared = 0  # pages whose preparation came back (prepared or failed)
         self.pid = os.getpid()
 
@@ -386,6 +390,10 @@ class PrepPool:
             self._running = {}
             self._pool = _Pool(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
                                initargs=(os.getpid(), process_identity(os.getpid()), self._starts))
+            # stopped before this process's multiprocessing exit handler unlinks the queues' semaphores and
+            # joins its children: a `--workers N` pool worker exits through that handler, not through
+            # concurrent.futures' own one, and would wait forever for preparers nobody told to stop
+            self._finalizer = mp_util.Finalize(self, _stop_pool, args=(self._pool,), exitpriority=FINALIZE_PRIORITY)
         return self._pool
 
     def submit(self, job: PrepJob) -> PrepTicket:
@@ -455,6 +463,7 @@ class PrepPool:
         self._suspects[self._generation] = suspects or None  # None: cannot tell, every page is charged
         with contextlib.suppress(Exception):
             self._starts.close()
+        self._dispose_finalizer()
         self._pool = None
         self._generation += 1
 
@@ -478,16 +487,27 @@ class PrepPool:
         """Stop the preparers now (nothing they hold is the user's: prepared pages not taken are dropped)."""
         pool, self._pool = self._pool, None
         self._tickets.clear()
-        if pool is None:
-            return
-        procs = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in procs:
-            with contextlib.suppress(Exception):
-                proc.terminate()
-        for proc in procs:
-            with contextlib.suppress(Exception):
-                proc.join(timeout=5)
+        self._warming = []
+        self._dispose_finalizer()
+        if pool is not None:
+            _stop_pool(pool)
+
+    def _dispose_finalizer(self) -> None:
+        finalizer, self._finalizer = self._finalizer, None
+        if finalizer is not None:
+            finalizer.cancel()
+
+
+def _stop_pool(pool: _Pool) -> None:
+    """Cancel what has not started, end the preparers (SIGTERM) and wait for them (at most 5 s each)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.join(timeout=5)
 
 
 @contextlib.contextmanager
