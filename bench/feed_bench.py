@@ -16,6 +16,11 @@ For each input, in the same run and one after the other:
   for images), encode PNG, send one request; a pool of `--concurrency` threads.
 - with `--before PATH`: the same docvlm run with the code at PATH (e.g. /work/main) in a subprocess, pages/s.
 
+docvlm runs once per `--prep-workers` setting (e.g. `0,1,auto`: pages prepared in the feed's thread, by one
+preparing process, by the engine's choice). With preparers, their CPU is measured apart (psutil, per process)
+from the main process's: main ms/page bounds one process's pages/s on any number of cores (1000 / main ms), and
+preparer ms/page says how many cores feed that (the ceiling printed for 4, 8 and 16 cores).
+
 CPU ms per page and stage (thread CPU time, summed over the threads that did the stage): decode/render,
 estimate, plan, cut, encode, request (HTTP client side), parse, layout, write; median and p90 over pages.
 
@@ -48,7 +53,11 @@ else:
 
 MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 MINIMAL_LONGEST_PX = 1288
-STAGES = ("render", "estimate", "plan", "cut", "encode", "request", "parse", "layout", "write")
+STAGES = ("render", "estimate", "plan", "cut", "encode", "request", "parse", "layout", "write",
+          "prep-open", "prep-plan", "prep-cut", "prep-encode")
+"""prep-*: CPU in a preparing process (docvlm.engines.prep.PreparedPage.seconds; prep-plan = text layer,
+estimate and plan)."""
+CEILING_CORES = (2, 4, 8, 16)
 
 
 # --- inputs -------------------------------------------------------------------------------------------------
@@ -187,21 +196,81 @@ def instrument(clock: StageClock) -> None:
     oa.OpenAIEngine._attempt = clock.wrap("request", oa.OpenAIEngine._attempt)
     grounding.page_lines_from_outputs = clock.wrap("parse", grounding.page_lines_from_outputs)
     pipeline.apply_page_layout = clock.wrap("layout", pipeline.apply_page_layout)
+    try:
+        import docvlm.engines.prep as prep
+    except ImportError:  # code before the preparers
+        return
+    poll = prep.PrepPool.poll
+
+    def timed_poll(self, ticket):  # noqa: ANN001, ANN202
+        had = ticket.result is not None
+        out = poll(self, ticket)
+        if out is not None and not had:
+            with clock.lock:
+                for stage, sec in out.seconds.items():
+                    clock.per_call[f"prep-{stage}"].append(sec)
+        return out
+
+    prep.PrepPool.poll = timed_poll
 
 
-def run_docvlm(paths: list[Path], url: str, concurrency: int, out_dir: Path, clock: StageClock | None) -> dict:
+_ENGINES: dict[tuple, object] = {}
+
+
+def make_engine(url: str, concurrency: int, prep_workers: str, tile_format: str):  # noqa: ANN201
+    """One engine per setting, kept for the warm run and the timed run (its preparers start once)."""
     from docvlm.engines.openai import OpenAIEngine
     from docvlm.options import make_options
 
-    options = make_options(engine="openai", base_url=url, model=MODEL, concurrency=concurrency, timeout=120,
-                           retries=0)
-    engine = OpenAIEngine(options)
+    key = (url, concurrency, prep_workers, tile_format)
+    if key not in _ENGINES:
+        extra = {}
+        if "prep_workers" in __import__("docvlm.options", fromlist=["x"]).ConvertOptions.model_fields:
+            extra = {"prep_workers": prep_workers if prep_workers == "auto" else int(prep_workers),
+                     "tile_format": tile_format}
+        options = make_options(engine="openai", base_url=url, model=MODEL, concurrency=concurrency, timeout=120,
+                               retries=0, **extra)
+        _ENGINES[key] = OpenAIEngine(options)
+    return _ENGINES[key]
+
+
+def close_engines() -> None:
+    for engine in _ENGINES.values():
+        close = getattr(engine, "close_prep_pool", None)
+        if close is not None:
+            close()
+    _ENGINES.clear()
+
+
+def preparer_cpu_s(engine) -> tuple[float, int]:  # noqa: ANN001
+    """CPU seconds used so far by the engine's preparing processes (psutil), and how many there are."""
+    pool = getattr(engine, "_prep_pool", None)
+    if pool is None:
+        return 0.0, 0
+    import psutil
+
+    total, n = 0.0, 0
+    for pid in list(getattr(pool, "_procs", {})):
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+        n += 1
+    return total, n
+
+
+def run_docvlm(paths: list[Path], url: str, concurrency: int, out_dir: Path, clock: StageClock | None,
+               prep_workers: str = "0", tile_format: str = "png") -> dict:
+    engine = make_engine(url, concurrency, prep_workers, tile_format)
+    options = engine.options
     server_call(url, "/reset", "POST")
     pages = 0
     failed = 0
     write = clock.wrap("write", _write) if clock else _write
     started = time.perf_counter()
     cpu0 = time.process_time()
+    prep0, _ = preparer_cpu_s(engine)
     try:
         from docvlm.pipeline import stream_documents
 
@@ -215,9 +284,23 @@ def run_docvlm(paths: list[Path], url: str, concurrency: int, out_dir: Path, clo
         failed += sum(1 for pg in result.pages if pg.status == "failure")
         write(result, out_dir / (Path(p).stem + ".json"))
     wall = time.perf_counter() - started
+    prep1, preparers = preparer_cpu_s(engine)
     stats = server_call(url, "/stats")
     return {"pages": pages, "failed": failed, "seconds": wall, "pages_per_s": pages / wall,
-            "cpu_s": time.process_time() - cpu0, "max_in_flight": stats["max_in_flight"], "requests": stats["count"]}
+            "cpu_s": time.process_time() - cpu0, "prep_cpu_s": prep1 - prep0, "preparers": preparers,
+            "max_in_flight": stats["max_in_flight"], "requests": stats["count"]}
+
+
+def ceiling(row: dict) -> dict:
+    """Pages/s one docvlm process could reach on N cores, from its CPU per page: the main process on one core
+    (its threads share the GIL), the preparers on the other N - 1 (or the main process does all on one)."""
+    pages = max(1, row["pages"])
+    main_ms = 1000 * row["cpu_s"] / pages
+    prep_ms = 1000 * row.get("prep_cpu_s", 0.0) / pages
+    out = {"main_ms_per_page": main_ms, "prep_ms_per_page": prep_ms}
+    for n in CEILING_CORES:
+        out[f"{n}_cores"] = (1000 / main_ms if not prep_ms else min(1000 / main_ms, (n - 1) * 1000 / prep_ms))
+    return out
 
 
 def _write(result, path: Path) -> None:  # noqa: ANN001
@@ -307,7 +390,7 @@ def before_run(code: Path, paths: list[Path], url: str, concurrency: int) -> dic
     """The docvlm run with the code at `code` (another checkout), in a subprocess."""
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--url", url, "--concurrency",
-               str(concurrency), "--out", out, *map(str, paths)]
+               str(concurrency), "--out", out, "--prep-workers", "0", *map(str, paths)]
         env = {**os.environ, "PYTHONPATH": str(code), "FEED_BENCH_ROOT": str(code)}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
         if proc.returncode != 0:
@@ -324,6 +407,10 @@ def main() -> None:
     ap.add_argument("--text-pdfs", type=int, default=12)
     ap.add_argument("--scanned", type=int, default=24)
     ap.add_argument("--before", type=Path, help="Also time docvlm from this checkout (e.g. /work/main).")
+    ap.add_argument("--prep-workers", default="0,1,auto",
+                    help="docvlm runs, one per comma-separated --prep-workers setting (0: in the feed's thread).")
+    ap.add_argument("--tile-format", choices=("png", "webp"), default="png")
+    ap.add_argument("--sets", default="receipts,text-layer PDF,scanned PDF", help="Comma-separated input sets.")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -332,7 +419,7 @@ def main() -> None:
     if args.child:
         clock = StageClock()
         instrument(clock)
-        row = run_docvlm(args.paths, args.url, args.concurrency, args.out, clock)
+        row = run_docvlm(args.paths, args.url, args.concurrency, args.out, clock, args.prep_workers.split(",")[0])
         row["stages"] = stage_table(clock, row["pages"])
         print(json.dumps(row))
         return
@@ -344,33 +431,53 @@ def main() -> None:
             sets = inputs(args.data, Path(tmp), args.receipts, args.text_pdfs, args.scanned)
             clock = StageClock()
             instrument(clock)
+            settings = args.prep_workers.split(",")
+            wanted = args.sets.split(",")
             for name, paths in sets.items():
-                out = Path(tmp) / name.replace(" ", "-")
-                out.mkdir()
-                # warm: the engine's imports and the estimator's first call are not the feed's cost
-                run_docvlm(paths[:1], url, args.concurrency, out, None)
-                clock.per_call.clear()
-                row = {"docvlm": run_docvlm(paths, url, args.concurrency, out, clock),
-                       "minimal": run_minimal(paths, url, args.concurrency)}
-                row["stages_cpu_ms_per_call"] = stage_table(clock, row["docvlm"]["pages"])
+                if name not in wanted:
+                    continue
+                row: dict = {"docvlm": {}, "stages_cpu_ms_per_call": {}, "ratio": {}, "ceiling": {}}
+                minimal_runs = []
+                for setting in settings:
+                    out = Path(tmp) / f"{name.replace(' ', '-')}-{setting}"
+                    out.mkdir()
+                    # warm: the engine's imports, its preparers' start and the estimator's first call are not
+                    # the feed's cost
+                    run_docvlm(paths[:2], url, args.concurrency, out, None, setting, args.tile_format)
+                    clock.per_call.clear()
+                    row["docvlm"][setting] = run_docvlm(paths, url, args.concurrency, out, clock, setting,
+                                                        args.tile_format)
+                    row["stages_cpu_ms_per_call"][setting] = stage_table(clock, row["docvlm"][setting]["pages"])
+                    row["ceiling"][setting] = ceiling(row["docvlm"][setting])
+                    minimal_runs.append(run_minimal(paths, url, args.concurrency))  # interleaved: same load
+                    row["ratio"][setting] = row["docvlm"][setting]["pages_per_s"] / minimal_runs[-1]["pages_per_s"]
+                row["minimal"] = minimal_runs
                 if args.before:
                     row["before"] = before_run(args.before, paths, url, args.concurrency)
-                row["ratio"] = row["docvlm"]["pages_per_s"] / row["minimal"]["pages_per_s"]
                 report["sets"][name] = row
-                print(f"\n{name}: {row['docvlm']['pages']} pages")
-                for who in ("docvlm", "minimal", "before"):
-                    r = row.get(who)
-                    if r and "pages_per_s" in r:
-                        print(f"  {who:<8} {r['pages_per_s']:6.2f} pages/s  max in flight {r['max_in_flight']:>3}  "
-                              f"CPU {1000 * r['cpu_s'] / max(1, r['pages']):6.0f} ms/page  failed {r['failed']}")
-                    elif r:
-                        print(f"  {who:<8} error: {r.get('error', '')[:200]}")
-                print(f"  docvlm / minimal = {row['ratio']:.2f}")
-                print("  stage CPU ms per call median / p90 (calls; ms per page): " + stage_line(
-                    row["stages_cpu_ms_per_call"]))
-                if "stages" in row.get("before", {}):
-                    print("  before:  " + stage_line(row["before"]["stages"]))
+                n_pages = row["docvlm"][settings[0]]["pages"]
+                print(f"\n{name}: {n_pages} pages")
+                for setting in settings:
+                    r, m = row["docvlm"][setting], minimal_runs[settings.index(setting)]
+                    c = row["ceiling"][setting]
+                    print(f"  docvlm --prep-workers {setting:<4} {r['pages_per_s']:6.2f} pages/s (preparers "
+                          f"{r['preparers']}) vs minimal {m['pages_per_s']:6.2f} = {row['ratio'][setting]:.2f}x  "
+                          f"max in flight {r['max_in_flight']:>3}  failed {r['failed']}")
+                    print(f"      CPU ms/page: main {c['main_ms_per_page']:.0f}, preparers {c['prep_ms_per_page']:.0f}"
+                          f", minimal {1000 * m['cpu_s'] / max(1, m['pages']):.0f}; ceiling pages/s "
+                          + ", ".join(f"{n} cores {c[f'{n}_cores']:.1f}" for n in CEILING_CORES))
+                    print("      stage CPU ms per call median / p90 (calls; ms per page): " + stage_line(
+                        row["stages_cpu_ms_per_call"][setting]))
+                r = row.get("before")
+                if r and "pages_per_s" in r:
+                    print(f"  before   {r['pages_per_s']:6.2f} pages/s  CPU {1000 * r['cpu_s'] / max(1, r['pages']):.0f}"
+                          " ms/page")
+                    if "stages" in r:
+                        print("  before:  " + stage_line(r["stages"]))
+                elif r:
+                    print(f"  before   error: {r.get('error', '')[:200]}")
     finally:
+        close_engines()
         proc.kill()
     report["load_at_end"] = os.getloadavg()
     dst = ROOT / "bench" / "results" / f"feed_bench-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,7 +60,15 @@ class ConvertOptions(BaseSettings):
         description="Readability floor: small-text line height in encoded pixels (--min-text-px).",
     )
     max_visual_tokens: int | None = Field(default=None, ge=4, description="Per-request visual-token budget.")
+    prep_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        default="auto", description="VLM engines: processes preparing pages (estimate, plan, render, cut, encode) "
+        "beside the feed; auto = one per core less one, at least 2, none on 1 core (docvlm.engines.prep).",
+    )
     # openai engine
+    tile_format: Literal["png", "webp"] = Field(
+        default="png", description="openai engine: tiles sent as lossless PNG (every server) or lossless WebP "
+        "(smaller; the server must decode WebP). Pixels are the same: not part of the output.",
+    )
     base_url: str | None = None
     api_key_env: str | None = None
     concurrency: int = Field(default=4, ge=1)

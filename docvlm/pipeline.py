@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -231,10 +232,13 @@ def stream_documents(
 ) -> Iterator[tuple[object, DocumentResult]]:
     """Convert documents through a planning engine (VlmEngine) so the model never waits for this process.
 
-    Pages are prepared (open, estimate, plan, cut, encode) one at a time, across documents, and their tiles
-    submitted at once (`engine.start_pages`), while the engine generates: a page is finished (parsed, laid
-    out) as soon as its tiles are back. At most `engine.in_flight_target()` tiles wait for the model, so
-    memory stays bounded however many documents there are. Results come back in input order.
+    Pages are prepared (open, estimate, plan, cut, encode) across documents, and their tiles submitted at once,
+    while the engine generates: a page is finished (parsed, laid out) as soon as its tiles are back. Preparation
+    runs in the engine's pool of preparing processes (`engine.prep_pool()`, sized from the cores:
+    docvlm.engines.prep), or one page at a time in this thread (`engine.start_pages`) where it has none. At most
+    `engine.in_flight_target()` tiles wait for the model (a page with a preparer counts as one), and at most two
+    pages per preparer are submitted, so memory stays bounded however many documents there are. Results come
+    back in input order.
 
     Args:
         items: (tag, path, display path) per document; the tag is handed back with its result.
@@ -257,42 +261,129 @@ def _feed(items: Iterable[tuple[object, str | Path, str]], options: ConvertOptio
           on_page: Callable[[object, PageResult], None] | None,
           flights: collections.deque[_Flight]) -> Iterator[tuple[object, DocumentResult]]:
     target = max(1, engine.in_flight_target())  # type: ignore[attr-defined]
+    prep = _Prep(engine, task)
     source = iter(items)
     more = True
-    while True:
-        # finish what is back, oldest document first (results leave in input order)
-        while flights:
-            f = flights[0]
-            while f.pending and f.pending[0][1].done():
-                _finish_page(engine, f, task, options, on_page)
-            if f.result is not None or (f.exhausted and not f.pending):
-                if f.result is None:
-                    f.result = _close_flight(f, engine, task, options)
-                flights.popleft()
-                yield f.tag, f.result
-                continue
-            break
-        waiting = sum(1 for f in flights for _, p, _ in f.pending for fut in p.futures if not fut.done())
-        if waiting < target:
-            f = flights[-1] if flights and flights[-1].result is None and not flights[-1].exhausted else None
-            if f is None and more:
-                try:
-                    tag, path, shown = next(source)
-                except StopIteration:
-                    more = False
+    try:
+        while True:
+            prep.pump(flights)  # pages a preparer has finished: their tiles go to the engine now
+            # finish what is back, oldest document first (results leave in input order)
+            while flights:
+                f = flights[0]
+                while f.pending and f.pending[0][1].done():
+                    _finish_page(engine, f, task, options, on_page)
+                if f.result is not None or (f.exhausted and not f.pending):
+                    if f.result is None:
+                        f.result = _close_flight(f, engine, task, options)
+                    flights.popleft()
+                    yield f.tag, f.result
                     continue
-                flights.append(_open_flight(tag, path, shown, options, engine))
-                continue
-            if f is not None:
-                _start_page(engine, f, task, options)
-                continue
-        if not flights:
+                break
+            waiting = sum(1 for f in flights for _, p, _ in f.pending for fut in p.futures if not fut.done())
+            waiting += prep.outstanding()  # a page with a preparer counts as one tile until its tiles are known
+            if waiting < target and prep.has_room():
+                f = flights[-1] if flights and flights[-1].result is None and not flights[-1].exhausted else None
+                if f is None and more:
+                    try:
+                        tag, path, shown = next(source)
+                    except StopIteration:
+                        more = False
+                        continue
+                    flights.append(_open_flight(tag, path, shown, options, engine))
+                    continue
+                if f is not None:
+                    _start_page(engine, f, task, options, prep)
+                    continue
+            if not flights:
+                return
+            oldest = flights[0]
+            if oldest.pending or prep.outstanding():
+                prep.wait(oldest, timeout=0.5)
+            elif flights[-1].result is None and not flights[-1].exhausted:
+                _start_page(engine, flights[-1], task, options, prep)  # never idle while a page is left
+    finally:
+        prep.cancel()
+
+
+class _Prep:
+    """Where the feed's pages are prepared: the engine's pool of preparing processes (docvlm.engines.prep), or
+    this thread (`engine.start_pages`) when it has none (one core, --prep-workers 0, a non-VLM engine)."""
+
+    def __init__(self, engine: Engine, task: Task) -> None:
+        self.engine = engine
+        self.task = task
+        self.pool = engine.prep_pool() if hasattr(engine, "prep_pool") else None
+        self._spec = None
+
+    def spec(self):  # -> docvlm.engines.prep.PrepSpec
+        if self._spec is None:
+            self._spec = self.engine.prep_spec(self.task)  # type: ignore[attr-defined]
+        return self._spec
+
+    def outstanding(self) -> int:
+        return 0 if self.pool is None else self.pool.outstanding()
+
+    def has_room(self) -> bool:
+        return self.pool is None or self.pool.outstanding() < self.pool.window
+
+    def pump(self, flights: collections.deque[_Flight]) -> None:
+        if self.pool is None or not self.pool.outstanding():
             return
-        oldest = flights[0]
+        for f in flights:
+            for page, pending, _ in f.pending:
+                if isinstance(pending, _Preparing) and pending.inner is None:
+                    ready = self.pool.poll(pending.ticket)
+                    if ready is not None:
+                        pending.inner = _started(self.engine, f, page,
+                                                 lambda p=page, r=ready: self.engine.start_prepared(  # type: ignore[attr-defined]
+                                                     [p], [r], self.task))
+
+    def wait(self, oldest: _Flight, timeout: float) -> None:
+        """Until a preparer finishes a page or the oldest page's next tile is back (at most `timeout`)."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        futures = [] if self.pool is None else self.pool.futures()
         if oldest.pending:
-            oldest.pending[0][1].wait(timeout=0.5)
-        elif flights[-1].result is None and not flights[-1].exhausted:
-            _start_page(engine, flights[-1], task, options)  # never idle while a page is left
+            futures += [fut for fut in oldest.pending[0][1].futures if not fut.done()]
+        if futures:
+            wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
+        elif oldest.pending:
+            oldest.pending[0][1].wait(timeout=timeout)
+
+    def cancel(self) -> None:
+        if self.pool is not None:
+            self.pool.cancel_all()
+
+
+@dataclass
+class _Preparing:
+    """A page with a preparer: its tiles are submitted once the prepared page is back (`_Prep.pump`)."""
+
+    ticket: object  # docvlm.engines.prep.PrepTicket
+    inner: object | None = None  # PendingPages or _Failed once started
+
+    @property
+    def futures(self) -> tuple:
+        return tuple(self.inner.futures) if self.inner is not None else ()  # type: ignore[attr-defined]
+
+    def done(self) -> bool:
+        return self.inner is not None and self.inner.done()  # type: ignore[attr-defined]
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self.inner is not None:
+            self.inner.wait(timeout)  # type: ignore[attr-defined]
+
+
+def _started(engine: Engine, f: _Flight, page: SourcePage, start: Callable[[], object]) -> object:
+    """`start()` (the page's tiles submitted), or the page's failure when it raised."""
+    try:
+        return start()
+    except EngineError as exc:
+        if exc.code == "model_load":
+            raise
+        return _Failed([failed_page(page, f.shown, exc)])
+    except Exception as exc:  # noqa: BLE001 - recorded on the page with its type
+        return _Failed([failed_page(page, f.shown, EngineError(f"{type(exc).__name__}: {exc}"))])
 
 
 def _open_flight(tag: object, path: str | Path, shown: str, options: ConvertOptions, engine: Engine) -> _Flight:
@@ -311,8 +402,9 @@ def _open_flight(tag: object, path: str | Path, shown: str, options: ConvertOpti
     return f
 
 
-def _start_page(engine: Engine, f: _Flight, task: Task, options: ConvertOptions) -> None:
-    """Prepare the flight's next page and submit its tiles; mark the flight exhausted after its last page."""
+def _start_page(engine: Engine, f: _Flight, task: Task, options: ConvertOptions, prep: _Prep) -> None:
+    """Prepare the flight's next page and submit its tiles, or hand it to a preparer (`prep.pool`); mark the
+    flight exhausted after its last page."""
     assert f.page_iter is not None
     if options.doc_timeout and time.perf_counter() - f.started > options.doc_timeout:
         f.errors.append(ErrorItem(code="timeout", message=f"{f.shown}: stopped after {options.doc_timeout:g} s "
@@ -329,14 +421,17 @@ def _start_page(engine: Engine, f: _Flight, task: Task, options: ConvertOptions)
         f.exhausted = True
         return
     started = time.perf_counter()
-    try:
-        pending = engine.start_pages([page], task)  # type: ignore[attr-defined]
-    except EngineError as exc:
-        if exc.code == "model_load":
-            raise
-        pending = _Failed([failed_page(page, f.shown, exc)])
-    except Exception as exc:  # noqa: BLE001 - recorded on the page with its type
-        pending = _Failed([failed_page(page, f.shown, EngineError(f"{type(exc).__name__}: {exc}"))])
+    if prep.pool is not None and prep.pool.ready():  # until its preparers have started, this thread prepares
+        from docvlm.engines.prep import PrepJob
+
+        spec = _started(engine, f, page, prep.spec)
+        if isinstance(spec, _Failed):
+            f.pending.append((page, spec, started))
+            return
+        job = PrepJob(path=os.path.abspath(f.path), shown=f.shown, index=page.index, spec=spec)  # type: ignore[arg-type]
+        f.pending.append((page, _Preparing(prep.pool.submit(job)), started))
+        return
+    pending = _started(engine, f, page, lambda: engine.start_pages([page], task))  # type: ignore[attr-defined]
     f.pending.append((page, pending, started))
 
 
@@ -357,6 +452,8 @@ class _Failed:
 def _finish_page(engine: Engine, f: _Flight, task: Task, options: ConvertOptions,
                  on_page: Callable[[object, PageResult], None] | None) -> None:
     page, pending, started = f.pending.popleft()
+    if isinstance(pending, _Preparing):
+        pending = pending.inner
     if isinstance(pending, _Failed):
         results = pending.results
     else:

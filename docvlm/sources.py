@@ -948,6 +948,16 @@ def _exif_transpose(frame, orientation: int):  # PIL.Image.Image -> PIL.Image.Im
 
 def _orientation(img) -> int:  # img: PIL.Image.Image at the wanted frame
     try:
+        if img.format == "PNG":  # Pillow's getexif() decodes a whole PNG to look for an eXIf chunk after IDAT
+            from PIL import Image
+
+            data = img.info.get("exif")  # an eXIf chunk before the pixels (where the PNG spec puts it)
+            if not data:
+                return 1
+            exif = Image.Exif()
+            exif.load(data)
+            value = exif.get(_EXIF_ORIENTATION, 1)
+            return int(value) if int(value) in range(1, 9) else 1
         value = img.getexif().get(_EXIF_ORIENTATION, 1)
         return int(value) if int(value) in range(1, 9) else 1
     except Exception:  # noqa: BLE001 - a broken EXIF block does not make the image unreadable
@@ -976,6 +986,17 @@ def _pixel_cap(cap: int, path: str, page: int | None = None) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = before
 
 
+LARGE_IMAGE_PIXELS = 16_000_000
+"""From this size on, an image other than a JPEG is reduced strip by strip for the estimate and the tiles
+(`ImagePage._reduced_decode`): decoded once in its own mode (a 1-bit or gray scan stays one byte a pixel) and
+never copied or converted to RGB at full size. A 20000x20000 1-bit PNG: 0.4 GB, not 3 GB
+(bench/big_page_memory.py). Below it, the full rendering is decoded and kept for the tiles and the layout."""
+REDUCE_STRIP_ROWS = 512
+"""Rows converted and reduced at a time (a 20000-px-wide strip is 10 MB in gray, 30 MB in RGB)."""
+_STRIP_MODES = {"1": "L", "L": "L", "RGB": "RGB"}
+"""Stored modes the strip reduction reads (others, with alpha or a palette, take the full rendering) -> the mode
+each strip is reduced in."""
+
 PREVIEW_MAX_SHARE = 0.7
 """A reduced preview is made only when it is under 70% of the page's own size per side (a smaller saving is
 not worth a second decode: the full image is decoded for the tiles anyway)."""
@@ -995,8 +1016,12 @@ class ImagePage(SourcePage):
 
     def _preview(self, area: int) -> Image.Image | None:
         """A JPEG decoded reduced in the decoder (Pillow's draft mode: 1/2, 1/4 or 1/8 scale, never under
-        `area` pixels), in gray; None for other formats (their full decode is the one the tiles need)."""
-        return self._preview_decode(area, "L")
+        `area` pixels), a large image of another format reduced strip by strip (`_reduced_decode`), in gray;
+        None otherwise (their full decode is the one the tiles need)."""
+        found = self._preview_decode(area, "L")
+        if found is None and self.pixel_count >= LARGE_IMAGE_PIXELS:
+            found = self._reduced_decode(math.sqrt(area / self.pixel_count), "L")
+        return found
 
     def _preview_decode(self, area: float, mode: str) -> Image.Image | None:
         from PIL import Image
@@ -1023,22 +1048,43 @@ class ImagePage(SourcePage):
             orientation = _orientation(img)
         return _exif_transpose(frame, orientation)
 
-    def _render_at(self, scale: float) -> Image.Image | None:
-        """A JPEG decoded reduced in the decoder when the tiles need at most half its size; else None."""
-        if scale > 0.5:
-            return None
-        return self._preview_decode(scale * scale * self.width_px * self.height_px, "RGB")
+    def _reduced_decode(self, scale: float, mode: str) -> Image.Image | None:
+        """A large image (`LARGE_IMAGE_PIXELS`) other than a JPEG at 1/k of its size (k = the whole reduction
+        `scale` allows, at least 2; so at `scale` or a little more), in `mode`: decoded once in its stored
+        mode, then converted and box-reduced `REDUCE_STRIP_ROWS` rows at a time. Its largest allocation is the
+        decoded frame itself. None where it does not apply (small, a JPEG, k < 2, a mode with alpha)."""
+        from PIL import Image
 
-    def _render(self) -> Image.Image:
+        src = self._doc.image
+        if (self.pixel_count < LARGE_IMAGE_PIXELS or src.format == "JPEG" or scale <= 0
+                or not getattr(src, "filename", None)):
+            return None
+        k = math.floor(1.0 / scale + 1e-9)
+        if k < 2:
+            return None
+        frame, orientation = self._decode_frame()
+        work = _STRIP_MODES.get(frame.mode)
+        if work is None:
+            return None
+        w, h = frame.size
+        out = Image.new(work, (math.ceil(w / k), math.ceil(h / k)), "white")
+        rows = max(k, REDUCE_STRIP_ROWS // k * k)  # whole blocks of k rows per strip
+        for y in range(0, h, rows):
+            strip = frame.crop((0, y, w, min(h, y + rows)))
+            out.paste(strip.convert(work).reduce(k), (0, y // k))
+        del frame
+        return _exif_transpose(out if out.mode == mode else out.convert(mode), orientation)
+
+    def _decode_frame(self) -> tuple[Image.Image, int]:
+        """The page's frame decoded from the file opened again (nothing decoded stays with the document), in its
+        stored mode and orientation, with its EXIF orientation. Raises CorruptInputError when it is damaged."""
         from PIL import Image
 
         self.check_size()
-        with _pixel_cap(self.max_page_pixels, self.path, self.index):
-            img = self._doc.image
+        with _pixel_cap(self.max_page_pixels, self.path, self.index), Image.open(self._doc.image.filename) as img:
             try:
                 img.seek(self.index)
-                frame = img.copy()
-                frame.load()
+                img.load()
             except (OSError, ValueError, EOFError, SyntaxError) as exc:
                 raise CorruptInputError(
                     f"image data is truncated or damaged ({exc}); re-save or re-scan it",
@@ -1046,6 +1092,46 @@ class ImagePage(SourcePage):
                     page=self.index,
                 ) from None
             orientation = _orientation(img)
+        stored = (self.height_px, self.width_px) if self.rotation in (90, 270) else (self.width_px, self.height_px)
+        if img.size != stored:
+            raise CorruptInputError(
+                f"decoded image is {img.size[0]}x{img.size[1]}, its header said {self.width_px}x"
+                f"{self.height_px}; the file is damaged",
+                path=self.path,
+                page=self.index,
+            )
+        return img, orientation
+
+    def _render_at(self, scale: float) -> Image.Image | None:
+        """A JPEG decoded reduced in the decoder when the tiles need at most half its size, a large image of
+        another format reduced strip by strip (`_reduced_decode`); else None."""
+        if scale > 0.5:
+            return None
+        found = self._preview_decode(scale * scale * self.width_px * self.height_px, "RGB")
+        if found is None and self.pixel_count >= LARGE_IMAGE_PIXELS:
+            found = self._reduced_decode(scale, "RGB")
+        return found
+
+    def _render(self) -> Image.Image:
+        from PIL import Image
+
+        self.check_size()
+        if getattr(self._doc.image, "filename", None):
+            frame, orientation = self._decode_frame()  # decoded once, from the file: no copy kept elsewhere
+        else:
+            with _pixel_cap(self.max_page_pixels, self.path, self.index):
+                img = self._doc.image
+                try:
+                    img.seek(self.index)
+                    frame = img.copy()
+                    frame.load()
+                except (OSError, ValueError, EOFError, SyntaxError) as exc:
+                    raise CorruptInputError(
+                        f"image data is truncated or damaged ({exc}); re-save or re-scan it",
+                        path=self.path,
+                        page=self.index,
+                    ) from None
+                orientation = _orientation(img)
         frame = _exif_transpose(frame, orientation)
         if frame.mode in ("RGBA", "LA", "PA") or (frame.mode == "P" and "transparency" in frame.info):
             rgba = frame.convert("RGBA")

@@ -11,6 +11,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 SHARED_DATA = Path(os.environ.get("DOCVLM_TEST_DATA", ROOT.parent / "shared" / "data"))
 
+# Pages are prepared in the feed's thread unless a test asks for preparers (tests/test_prep_workers.py does):
+# `--prep-workers auto` would start one process per core for every engine a test makes on a many-core machine.
+os.environ.setdefault("DOCVLM_PREP_WORKERS", "0")
+
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:

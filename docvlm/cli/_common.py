@@ -47,6 +47,26 @@ def source_options(func: F) -> F:
     return func
 
 
+class _PrepWorkers(click.ParamType):
+    """--prep-workers: auto or a number >= 0."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if isinstance(value, int) or value == "auto":
+            return value
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r}: use auto or a number >= 0", param, ctx)
+        if n < 0:
+            self.fail(f"{n}: use auto or a number >= 0 (0: prepare pages in the feed's thread)", param, ctx)
+        return n
+
+
+PREP_WORKERS = _PrepWorkers()
+
+
 def engine_options(func: F) -> F:
     """--engine and everything that configures an engine."""
     for opt in reversed([
@@ -64,6 +84,11 @@ def engine_options(func: F) -> F:
         click.option("--base-url", help="OpenAI-compatible server URL (openai engine)."),
         click.option("--api-key-env", metavar="VAR", help="Env var holding the API key (openai engine)."),
         click.option("--concurrency", type=int, help="Requests in flight (openai engine)."),
+        click.option("--prep-workers", type=PREP_WORKERS, metavar="N|auto",
+                     help="VLM engines: processes preparing pages beside the requests [default: auto = one per "
+                          "core less one, at least 2; 0 on one core]."),
+        click.option("--tile-format", type=click.Choice(["png", "webp"]),
+                     help="openai engine: lossless PNG tiles (any server) or lossless WebP (smaller) [png]."),
         click.option("--timeout", type=float, metavar="SECONDS", help="Per-request timeout (openai engine)."),
         click.option("--retries", type=int, help="Retries on 429/5xx/connection errors (openai engine)."),
         click.option("--text-layer", type=click.Choice(["auto", "ignore"]),

@@ -1,6 +1,7 @@
 """The `openai` engine: planned tiles sent to an OpenAI-compatible server (vLLM, SGLang, Ollama, LM Studio).
 
-Each tile goes out as a PNG data URL at exactly its planned encoded size, so the server's own resize
+Each tile goes out as a lossless PNG (or, with `--tile-format webp`, lossless WebP) data URL at exactly its
+planned encoded size, so the server's own resize
 (smart_resize with the same factor) changes nothing and the model's coordinate frame stays known. After the
 server returns text, everything (guard, parser, geometry, extraction) is the shared VLM code path.
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 import base64
 import email.utils
 import http.client
-import io
 import json
 import os
 import random
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from docvlm.datamodel import EngineInfo
+from docvlm.engines.prep import EncodedImage, TileFormat, encode_tile
 from docvlm.engines.vlm import TileRequest, TileResponse, VlmEngine
 from docvlm.errors import UsageError
 from docvlm.families import FAMILY_NAMES
@@ -46,8 +47,6 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 20.0
 RETRY_AFTER_CAP_S = 60.0
 """A server asking for a longer pause than this is waited for only this long, so a batch never stalls."""
-PNG_COMPRESS_LEVEL = 1
-"""Document pages are mostly white: level 1 is 3-5x faster than the default 6 for a few % more bytes."""
 ERROR_BODY_CHARS = 300
 
 
@@ -62,11 +61,14 @@ def guess_family(model: str) -> Family | None:
 
 def encode_png_data_url(image) -> str:
     """The image as a PNG base64 data URL, pixels untouched (never resized)."""
-    if image.mode not in ("RGB", "L"):
-        image = image.convert("RGB")
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return encode_data_url(image, "png")
+
+
+def encode_data_url(image, fmt: TileFormat = "png") -> str:
+    """The tile as a base64 data URL in `fmt` (--tile-format), pixels untouched (never resized). A tile a
+    preparer encoded already (`EncodedImage`) is sent as it is."""
+    encoded = image if isinstance(image, EncodedImage) else encode_tile(image, fmt)
+    return f"data:{encoded.mime};base64," + base64.b64encode(encoded.data).decode("ascii")
 
 
 def build_payload(request: TileRequest, model: str, image_url: str) -> dict:
@@ -158,6 +160,7 @@ class OpenAIEngine(VlmEngine):
         self._path = (parts.path.rstrip("/") or "") + "/chat/completions"
         self.endpoint = self.base_url + "/chat/completions"
         self.concurrency = options.concurrency
+        self.tile_format: TileFormat = options.tile_format
         self.timeout_s = options.timeout
         self.retries = options.retries
         self.backoff_base_s = backoff_base_s
@@ -202,6 +205,10 @@ class OpenAIEngine(VlmEngine):
         pool = self._executor()
         return [pool.submit(self.generate_one, r) for r in requests]
 
+    def tile_encoding(self) -> TileFormat | None:
+        """Tiles go out as --tile-format bytes: a preparer encodes them (off this process's request threads)."""
+        return self.tile_format
+
     def in_flight_target(self) -> int:
         """Tiles the feed keeps submitted: twice --concurrency, so a request leaves as soon as one returns."""
         return 2 * self.concurrency
@@ -216,7 +223,9 @@ class OpenAIEngine(VlmEngine):
     def generate_one(self, request: TileRequest) -> TileResponse:
         """One tile: encode, POST, retry on transient failures, never raise."""
         try:
-            body = json.dumps(build_payload(request, self.model, encode_png_data_url(request.image))).encode()
+            url = (encode_png_data_url(request.image) if self.tile_format == "png"
+                   else encode_data_url(request.image, self.tile_format))
+            body = json.dumps(build_payload(request, self.model, url)).encode()
         except Exception as exc:  # noqa: BLE001 - an unencodable tile is that tile's error
             return _error(f"cannot encode the tile image: {type(exc).__name__}: {exc}")
         attempts = self.retries + 1

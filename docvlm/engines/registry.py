@@ -62,7 +62,8 @@ class EngineSpec:
         return getattr(importlib.import_module(module), cls)
 
 
-_VLM_OPTIONS = ("model", "family", "max_new_tokens", "batch_size", "min_text_px", "max_visual_tokens")
+_VLM_OPTIONS = ("model", "family", "max_new_tokens", "batch_size", "min_text_px", "max_visual_tokens",
+                "prep_workers")
 
 ENGINES: dict[str, EngineSpec] = {
     spec.name: spec
@@ -74,7 +75,8 @@ ENGINES: dict[str, EngineSpec] = {
         EngineSpec("openai", "docvlm.engines.openai:OpenAIEngine", "vLLM/SGLang/Ollama server", plans=True,
                    answers_queries=True,
                    pages_per_call=_requests_in_flight,
-                   options=(*_VLM_OPTIONS, "base_url", "api_key_env", "concurrency", "timeout", "retries")),
+                   options=(*_VLM_OPTIONS, "base_url", "api_key_env", "concurrency", "timeout", "retries",
+                            "tile_format")),
         EngineSpec("scripted", "docvlm.engines.scripted:ScriptedEngine", "deterministic test engine", plans=False,
                    answers_queries=True,
                    pages_per_call=_tiles_per_call, options=_VLM_OPTIONS),

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from docvlm.datamodel import EncodingPlan, EngineInfo, Family, Line, StopReason
     from docvlm.engines.base import Task
+    from docvlm.engines.prep import EncodedImage, PreparedPage, PrepPool, PrepSpec, TileFormat
     from docvlm.families.base import ModelFamily
     from docvlm.options import ConvertOptions
     from docvlm.sources import SourcePage
@@ -45,7 +46,8 @@ REPEAT_MAX_UNIT_CHARS = 400
 class TileRequest:
     """One generation request: a tile image already at its planned encoded size, and its prompt."""
 
-    image: Image.Image  # exactly TilePlan.encoded_size; engines must not resize it
+    image: Image.Image | EncodedImage  # exactly TilePlan.encoded_size; engines must not resize it. Encoded
+    # (docvlm.engines.prep.EncodedImage) when a preparer encoded it for an engine that sends bytes
     prompt: str  # the user text of the chat turn (the image comes first in the turn)
     system: str | None = None
     max_new_tokens: int = 1024
@@ -335,32 +337,83 @@ class VlmEngine(ABC):
         return self.finish_pages(self.start_pages(pages, task))
 
     def start_pages(self, pages: Sequence[SourcePage], task: Task) -> PendingPages:
-        """Prepare the pages (estimate, plan, cut, encode) and submit their tiles; return at once.
+        """Prepare the pages (estimate, plan, cut) in this thread and submit their tiles; return at once.
 
         The tiles are generated while the caller prepares more pages (`submit`); `finish_pages` waits for them.
         """
+        from docvlm.engines.prep import prepare_page
+
+        spec = self.prep_spec(task, encode=False)
+        return self.start_prepared(pages, [prepare_page(page, spec) for page in pages], task)
+
+    def prep_spec(self, task: Task, *, encode: bool = True) -> PrepSpec:
+        """How this engine's pages are prepared (picklable, for a preparing process): family, options, budget,
+        and the tile encoding when the engine sends bytes and `encode` (a preparer encodes; this thread leaves
+        it to the request threads)."""
+        from docvlm.engines.prep import PrepSpec
+
+        return PrepSpec(options=self.options, family=self.resolve_family(), task_kind=task.kind,
+                        device_memory_bytes=self.device_memory_bytes(), policy=self.family_policy(),
+                        encode=self.tile_encoding() if encode else None)
+
+    def tile_encoding(self) -> TileFormat | None:
+        """The format this engine sends tiles in, for a preparer to encode them (None: it takes the images)."""
+        return None
+
+    def prep_workers(self) -> int:
+        """Preparing processes for this process (`--prep-workers`, auto: from the cores; see docvlm.engines.prep)."""
+        from docvlm.engines.prep import choose_prep_workers
+
+        return choose_prep_workers(getattr(self.options, "prep_workers", 0))
+
+    def prep_pool(self) -> PrepPool | None:
+        """This process's pool of preparers (made on first use), or None when pages are prepared in the thread."""
+        pool = getattr(self, "_prep_pool", None)
+        if pool is not None and pool.pid == os.getpid():
+            return pool
+        workers = self.prep_workers()
+        if workers <= 0:
+            return None
+        from docvlm.engines.prep import PrepPool
+
+        self._prep_pool = PrepPool(workers)
+        self._prep_pool.warm()
+        return self._prep_pool
+
+    def close_prep_pool(self) -> None:
+        pool = getattr(self, "_prep_pool", None)
+        if pool is not None and pool.pid == os.getpid():
+            pool.close()
+        self._prep_pool = None
+
+    def start_prepared(self, pages: Sequence[SourcePage], prepared: Sequence[PreparedPage],
+                       task: Task) -> PendingPages:
+        """Submit the tiles of pages prepared already (in this thread or by a preparer); return at once."""
         from docvlm.families import get_family
-        from docvlm.plan import plan_for_page, render_tiles
         from docvlm.prompts import render_prompt
 
         family = self.resolve_family()
         align = task.kind == "read" and not get_family(family).grounds_documents
         variables = {k: v for k, v in (("query", task.query), ("schema_json", task.fields_schema)) if v is not None}
         prompt = render_prompt(task.kind, family, **variables)
-        memory = self.device_memory_bytes()
         max_new = self.options.max_new_tokens
 
         works: list[_PageWork] = []
         jobs: list[_Job] = []
-        for slot, page in enumerate(pages):
+        for slot, (page, ready) in enumerate(zip(pages, prepared, strict=True)):
             work = _PageWork(page=page, where=f"{page.path} (page {page.index + 1})", prompt_id=prompt.ref)
             works.append(work)
+            if page.text_size is None and ready.text_size is not None:
+                page.text_size = ready.text_size  # kept with the page: nobody estimates it again
+            work.plan = ready.plan
+            if ready.failure is not None:
+                work.failure = ready.failure
+                continue
             try:
-                work.plan = plan_for_page(page, self.options, family, task.kind, device_memory_bytes=memory,
-                                          policy=self.family_policy())
+                assert work.plan is not None
                 if align:
                     work.reference = self.reference_lines(page.render())
-                for tile, image in zip(work.plan.tiles, render_tiles(page, work.plan.tiles), strict=True):
+                for tile, image in zip(work.plan.tiles, ready.tiles, strict=True):
                     request = TileRequest(image=image, prompt=prompt.user, system=prompt.system,
                                           max_new_tokens=max_new)
                     jobs.append(_Job(page_slot=slot, tile_index=tile.index, request=request))
@@ -372,8 +425,9 @@ class VlmEngine(ABC):
                     code="engine", message=f"{work.where}: cannot plan/render: {type(exc).__name__}: {exc}",
                     page=page.index,
                 )
-        futures = self.submit([j.request for j in jobs]) if jobs else []
-        return PendingPages(works=works, jobs=jobs, futures=futures, task=task)
+        ready_jobs = [j for j in jobs if works[j.page_slot].failure is None]
+        futures = self.submit([j.request for j in ready_jobs]) if ready_jobs else []
+        return PendingPages(works=works, jobs=ready_jobs, futures=futures, task=task)
 
     def finish_pages(self, pending: PendingPages) -> list[PageResult]:
         """Wait for the pages' tiles, retry runaways once, parse and map: one PageResult per page, in order."""

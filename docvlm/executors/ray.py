@@ -22,6 +22,7 @@ This module is imported only when `--ray` is given; `ray` itself only inside `Ra
 from __future__ import annotations
 
 import collections
+import math
 import os
 import signal
 import socket
@@ -222,8 +223,13 @@ class RayExecutor:
         self.ships_inputs = self._decide_shipping(ray)
         size = self._pool_size(ray, len(items))
         self.pool_size = size
-        threads = max(1, int(self.cpus_per_worker))
-        actor_class = ray.remote(num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker or None,
+        cpus = self.cpus_per_worker
+        if self.gpus_per_worker > 0 and _plans(spec):
+            # a GPU actor of a planning engine prepares its pages on the CPUs that come with its GPU share
+            # (its preparers: docvlm.engines.prep, auto from these threads), not on one CPU
+            cpus = cpus_per_gpu_actor(_bounded(ray.nodes, HEALTH_RPC_TIMEOUT_S), self.gpus_per_worker) or cpus
+        threads = max(1, int(cpus))
+        actor_class = ray.remote(num_cpus=cpus, num_gpus=self.gpus_per_worker or None,
                                  max_restarts=0, max_task_retries=0)(_Actor)
         slots.extend(_Slot(actor_class.remote(spec, threads)) for _ in range(size))
         todo = collections.deque(items)
@@ -399,6 +405,25 @@ class RayExecutor:
         else:
             fits = int(resources.get("CPU", 0.0) // self.cpus_per_worker)
         return max(1, min(self.workers or fits or 1, documents))
+
+
+def _plans(spec: WorkerSpec) -> bool:
+    from docvlm.engines.registry import engine_spec
+
+    return engine_spec(spec.options.engine).plans
+
+
+def cpus_per_gpu_actor(nodes: Sequence[dict] | None, gpus_per_worker: float) -> float | None:
+    """CPUs a GPU actor asks for: its GPUs' share of a node's CPUs, on the live GPU node with the fewest CPUs
+    per GPU (so it can be placed on any of them), at least 1; None when no live node has a GPU."""
+    shares = []
+    for node in nodes or ():
+        res = node.get("Resources", {}) if node.get("Alive") else {}
+        if res.get("GPU", 0.0) > 0:
+            shares.append(res.get("CPU", 0.0) / res["GPU"])
+    if not shares:
+        return None
+    return float(max(1, math.floor(min(shares) * gpus_per_worker)))
 
 
 def _bounded(call: Any, timeout: float) -> Any:
