@@ -307,7 +307,7 @@ def run_sroie(data: Path, limit: int | None, ocr_only: bool, split: str, cache_d
                 sim = SequenceMatcher(None, t, p).ratio()
                 failures.append({"image": img.name, "field": f, "truth": t, "pred": p, "similarity": round(sim, 3),
                                  "cause": failure_cause(t, p, lines),
-                                 "class": miss_class(t, p, lines)})
+                                 "class": miss_class(t, p, lines), "status": status})
     if ocr_only:
         print(file=sys.stderr)
         return {}
