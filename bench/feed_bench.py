@@ -243,21 +243,9 @@ def close_engines() -> None:
 
 
 def preparer_cpu_s(engine) -> tuple[float, int]:  # noqa: ANN001
-    """CPU seconds used so far by the engine's preparing processes (psutil), and how many there are."""
+    """CPU seconds used so far by the engine's preparing processes, and how many there are."""
     pool = getattr(engine, "_prep_pool", None)
-    if pool is None:
-        return 0.0, 0
-    import psutil
-
-    total, n = 0.0, 0
-    for pid in list(getattr(pool, "_procs", {})):
-        try:
-            t = psutil.Process(pid).cpu_times()
-        except psutil.Error:
-            continue
-        total += t.user + t.system
-        n += 1
-    return total, n
+    return (0.0, 0) if pool is None else pool.cpu_seconds()
 
 
 def run_docvlm(paths: list[Path], url: str, concurrency: int, out_dir: Path, clock: StageClock | None,

@@ -90,20 +90,9 @@ def run(paths: list[Path], batch_size: int, seconds: float, feed: bool, prep_wor
 
 
 def preparer_cpu_s(engine) -> float:  # noqa: ANN001
-    """CPU seconds used so far by the engine's preparing processes (psutil)."""
+    """CPU seconds used so far by the engine's preparing processes."""
     pool = getattr(engine, "_prep_pool", None)
-    if pool is None:
-        return 0.0
-    import psutil
-
-    total = 0.0
-    for pid in list(getattr(pool, "_procs", {})):
-        try:
-            t = psutil.Process(pid).cpu_times()
-        except psutil.Error:
-            continue
-        total += t.user + t.system
-    return total
+    return 0.0 if pool is None else pool.cpu_seconds()[0]
 
 
 def main() -> None:

@@ -946,6 +946,17 @@ def _exif_transpose(frame, orientation: int):  # PIL.Image.Image -> PIL.Image.Im
     return frame if method is None else frame.transpose(method)
 
 
+def _load_frame(img, path: str, index: int) -> None:  # img: PIL.Image.Image
+    """Decode frame `index` of an opened image in place; a damaged one raises CorruptInputError naming the page."""
+    try:
+        img.seek(index)
+        img.load()
+    except (OSError, ValueError, EOFError, SyntaxError) as exc:
+        raise CorruptInputError(
+            f"image data is truncated or damaged ({exc}); re-save or re-scan it", path=path, page=index
+        ) from None
+
+
 def _orientation(img) -> int:  # img: PIL.Image.Image at the wanted frame
     try:
         if img.format == "PNG":  # Pillow's getexif() decodes a whole PNG to look for an eXIf chunk after IDAT
@@ -1082,15 +1093,7 @@ class ImagePage(SourcePage):
 
         self.check_size()
         with _pixel_cap(self.max_page_pixels, self.path, self.index), Image.open(self._doc.image.filename) as img:
-            try:
-                img.seek(self.index)
-                img.load()
-            except (OSError, ValueError, EOFError, SyntaxError) as exc:
-                raise CorruptInputError(
-                    f"image data is truncated or damaged ({exc}); re-save or re-scan it",
-                    path=self.path,
-                    page=self.index,
-                ) from None
+            _load_frame(img, self.path, self.index)
             orientation = _orientation(img)
         stored = (self.height_px, self.width_px) if self.rotation in (90, 270) else (self.width_px, self.height_px)
         if img.size != stored:
@@ -1121,16 +1124,8 @@ class ImagePage(SourcePage):
         else:
             with _pixel_cap(self.max_page_pixels, self.path, self.index):
                 img = self._doc.image
-                try:
-                    img.seek(self.index)
-                    frame = img.copy()
-                    frame.load()
-                except (OSError, ValueError, EOFError, SyntaxError) as exc:
-                    raise CorruptInputError(
-                        f"image data is truncated or damaged ({exc}); re-save or re-scan it",
-                        path=self.path,
-                        page=self.index,
-                    ) from None
+                _load_frame(img, self.path, self.index)
+                frame = img.copy()
                 orientation = _orientation(img)
         frame = _exif_transpose(frame, orientation)
         if frame.mode in ("RGBA", "LA", "PA") or (frame.mode == "P" and "transparency" in frame.info):

@@ -117,3 +117,18 @@ def make_receipt_pdf(path: Path, rows: list[tuple[str, str] | str], *, width: fl
     doc.save(str(path))
     doc.close()
     return path
+
+
+def receipt_lines(*texts: str, x0: float = 100, step: float = 35) -> list:
+    """One OCR line per row, each word boxed 12 px apart (a normal printed space): receipt lines as a recogniser
+    returns them, for the field rules."""
+    from docvlm.datamodel import Line, Word
+
+    lines = []
+    for k, text in enumerate(texts):
+        x, words = x0, []
+        for w in text.split():
+            words.append(Word(text=w, bbox_page_px=(x, 10 + k * step, x + 14 * len(w), 40 + k * step)))
+            x += 14 * len(w) + 12
+        lines.append(Line(text=text, bbox_page_px=(x0, 10 + k * step, x - 12, 40 + k * step), words=words))
+    return lines

@@ -5,25 +5,13 @@ period between address parts read for the comma it is). Every repair leaves `raw
 
 from __future__ import annotations
 
-from docvlm.datamodel import Line, Word
 from docvlm.extract.address import comma_separators, repair_address_text, split_glued_street_words
 from docvlm.extract.rules import build_page, extract_rules
-
-
-def _rows(*texts: str, x0: float = 100, step: float = 35) -> list[Line]:
-    """One OCR line per row, each word boxed 12 px apart (a normal printed space)."""
-    lines = []
-    for k, text in enumerate(texts):
-        x, words = x0, []
-        for w in text.split():
-            words.append(Word(text=w, bbox_page_px=(x, 10 + k * step, x + 14 * len(w), 40 + k * step)))
-            x += 14 * len(w) + 12
-        lines.append(Line(text=text, bbox_page_px=(x0, 10 + k * step, x - 12, 40 + k * step), words=words))
-    return lines
+from tests.extract_docs import receipt_lines
 
 
 def _address(*texts: str):
-    return extract_rules([build_page(_rows(*texts), 0, 700, 900)]).values["vendor_address"]
+    return extract_rules([build_page(receipt_lines(*texts), 0, 700, 900)]).values["vendor_address"]
 
 
 def test_a_street_or_place_word_glued_to_the_next_word_is_split():

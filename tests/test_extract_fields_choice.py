@@ -8,22 +8,11 @@ from datetime import date
 
 from docvlm.datamodel import Line, Word
 from docvlm.extract.rules import build_page, extract_rules, extract_sroie_fields
-
-
-def _rows(*texts: str, x0: float = 100, step: float = 35) -> list[Line]:
-    """One OCR line per row, each word boxed 12 px apart (a normal printed space)."""
-    lines = []
-    for k, text in enumerate(texts):
-        x, words = x0, []
-        for w in text.split():
-            words.append(Word(text=w, bbox_page_px=(x, 10 + k * step, x + 14 * len(w), 40 + k * step)))
-            x += 14 * len(w) + 12
-        lines.append(Line(text=text, bbox_page_px=(x0, 10 + k * step, x - 12, 40 + k * step), words=words))
-    return lines
+from tests.extract_docs import receipt_lines
 
 
 def _values(*texts: str):
-    return extract_rules([build_page(_rows(*texts), 0, 700, 1200)]).values
+    return extract_rules([build_page(receipt_lines(*texts), 0, 700, 1200)]).values
 
 
 def test_the_owner_named_under_a_brand_is_the_company_and_the_address_follows_it():
@@ -50,7 +39,7 @@ def test_a_company_name_gets_the_spaces_a_speck_or_a_glued_legal_form_took():
 
 
 def test_a_date_with_one_separator_lost_is_read_when_there_is_no_other_date():
-    lines = _rows("KEDAI MAJU", "NO 8, JALAN MAWAR", "43000 KAJANG", "TAX INVOICE", "0504/2019", "TOTAL 12.00")
+    lines = receipt_lines("KEDAI MAJU", "NO 8, JALAN MAWAR", "43000 KAJANG", "TAX INVOICE", "0504/2019", "TOTAL 12.00")
     v = extract_rules([build_page(lines, 0, 700, 1200)]).values
     assert v["date"].value == date(2019, 4, 5)
     assert v["date"].raw == "0504/2019" and v["date"].printed == "05/04/2019"
@@ -73,7 +62,7 @@ def test_a_mall_printed_above_the_shop_name_is_not_the_merchant():
 
 
 def test_a_date_the_ocr_boxed_as_two_lines_of_one_row_is_read_across_them():
-    lines = _rows("KEDAI MAJU", "NO 8, JALAN MAWAR", "43000 KAJANG", "TOTAL 12.00")
+    lines = receipt_lines("KEDAI MAJU", "NO 8, JALAN MAWAR", "43000 KAJANG", "TOTAL 12.00")
     y0, y1 = 200.0, 230.0
     lines += [Line(text="05 Mar", bbox_page_px=(100, y0, 190, y1), words=[Word(text="05", bbox_page_px=(100, y0, 128, y1)),
                                                                          Word(text="Mar", bbox_page_px=(140, y0, 190, y1))]),

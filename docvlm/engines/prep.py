@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from docvlm.datamodel import ErrorItem
 from docvlm.errors import DocvlmError, UsageError
+from docvlm.executors.lifeline import sigint_ignored
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -352,7 +353,7 @@ class PrepPool:
     def warm(self) -> None:
         """Start the preparers now (a no-op job each): they import their libraries while the feed prepares its
         first pages itself (`ready`), so the pool's start costs the run no time."""
-        with _sigint_ignored():
+        with sigint_ignored():
             pool = self._ensure()
             self._warming = [pool.submit(_noop) for _ in range(self.workers)]
             self._procs.update(getattr(pool, "_processes", None) or {})
@@ -403,7 +404,7 @@ class PrepPool:
         return ticket
 
     def _submit(self, job: PrepJob) -> Future[PreparedPage]:
-        with _sigint_ignored():  # preparers start inside submit(); they inherit SIG_IGN from birth
+        with sigint_ignored():  # preparers start inside submit(); they inherit SIG_IGN from birth
             for _ in range(2):
                 try:
                     pool = self._ensure()
@@ -477,6 +478,21 @@ class PrepPool:
         except (OSError, EOFError, ValueError):
             return
 
+    def cpu_seconds(self) -> tuple[float, int]:
+        """CPU seconds used so far by the live preparers (psutil, the test extra), and how many there are: the
+        benches' figure of what preparing costs beside the main process."""
+        import psutil
+
+        total, live = 0.0, 0
+        for pid in list(self._procs):
+            try:
+                t = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            total += t.user + t.system
+            live += 1
+        return total, live
+
     def cancel_all(self) -> None:
         """Forget the pages submitted and not taken (a feed stopped early): what runs ends unread."""
         for ticket in self._tickets.values():
@@ -508,17 +524,3 @@ def _stop_pool(pool: _Pool) -> None:
     for proc in procs:
         with contextlib.suppress(Exception):
             proc.join(timeout=5)
-
-
-@contextlib.contextmanager
-def _sigint_ignored():  # noqa: ANN202
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 WATCH_SECONDS = 1.0
 """How often a worker checks that its driver lives (it ends within about this long after the driver died)."""
@@ -174,8 +175,22 @@ def reap(driver_pid: int, identity: str) -> None:
             time.sleep(0.1)
 
 
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while worker processes start, so a Ctrl-C never hits one before its initializer runs
+    (which would print a traceback); the main process handles Ctrl-C once the workers are up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 __all__ = ["ORPHAN_EXIT_CODE", "WATCH_SECONDS", "descendants", "die_with_parent", "process_identity", "reap",
-           "start_reaper", "stop_reaper"]
+           "sigint_ignored", "start_reaper", "stop_reaper"]
 
 
 if __name__ == "__main__":  # the reaper process: python -m docvlm.executors.lifeline DRIVER_PID IDENTITY

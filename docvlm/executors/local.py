@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 import multiprocessing as mp
 import os
 import signal
-import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import ProcessPoolExecutor as _Pool
@@ -15,7 +13,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 from docvlm.executors import MAX_CRASHES, PageEvent, WorkDone, WorkerSpec, WorkItem, crash_message
-from docvlm.executors.lifeline import die_with_parent, process_identity
+from docvlm.executors.lifeline import die_with_parent, process_identity, sigint_ignored
 from docvlm.executors.worker import DocumentWorker
 from docvlm.threads import available_cores, choose_inference_threads
 
@@ -108,7 +106,7 @@ def _submit(pool: _Pool, queue: collections.deque[WorkItem], pending: dict[Futur
             window: int) -> None:
     """Submit from `queue` until `window` documents are pending: the driver's memory does not grow with the
     number of documents (a broken pool refuses new work: the rest waits in `queue` for the next pool)."""
-    with _sigint_ignored():  # workers are spawned inside submit(); they inherit SIG_IGN from birth
+    with sigint_ignored():  # workers are spawned inside submit(); they inherit SIG_IGN from birth
         while queue and len(pending) < window:
             item = queue.popleft()
             try:
@@ -141,20 +139,6 @@ def _worker_run(item: WorkItem) -> WorkDone:
         events.put((key, page.index, page.status))
 
     return _WORKER["worker"].run_one(item, page_done)
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Ignore SIGINT while worker processes start, so a Ctrl-C never hits one before its initializer runs
-    (which would print a traceback); the main process handles Ctrl-C once the workers are up."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _drain(events: Any, on_page: PageEvent) -> None:
