@@ -109,8 +109,8 @@ def test_losing_one_node_shrinks_the_pool_and_requeues_uncharged(monkeypatch: py
 
     executor = ray_exec.RayExecutor("10.0.0.1:6379", cpus_per_worker=1.0)
     items = [WorkItem(f"d{i}", f"d{i}.pdf", f"/x/d{i}.pdf") for i in range(4)]
-    busy = ray_exec._Slot("actor-busy", collections.deque([("r0", items[0])]), finished=3)
-    stuck = ray_exec._Slot("actor-stuck", collections.deque([("r1", items[1]), ("r2", items[2])]))
+    busy = ray_exec._Slot("actor-busy", collections.deque([("r0", [items[0]])]), finished=3)
+    stuck = ray_exec._Slot("actor-stuck", collections.deque([("r1", [items[1]]), ("r2", [items[2]])]))
     slots = [busy, stuck]
     slot_of = {"r0": busy, "r1": stuck, "r2": stuck}
     todo = collections.deque([items[3]])

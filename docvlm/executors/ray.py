@@ -8,8 +8,9 @@ without saying which document); (2) the driver writes each result as it arrives,
 no dataset planning before the first document starts. The properties Ray Data would give are kept: each actor
 is the shared callable class (`DocumentWorker`: `__init__` loads the engine, a call maps a batch), the pool
 is sized from the cluster's resources (or `--ray-workers`), GPU actors ask for `--ray-gpus-per-worker`, and at
-most `in_flight` documents per actor are submitted, so the driver's memory stays flat however many
-documents the batch has.
+most `in_flight` calls per actor are submitted, so the driver's memory stays flat however many documents the
+batch has. A conversion by a planning engine sends `STREAM_DOCS_PER_CALL` documents per call, which the actor
+streams through its feed (docvlm.pipeline.stream_documents) so its model batches pages of several documents.
 
 Inputs travel as bytes through the object store unless the workers can read the driver's paths: `ray_inputs`
 "shared" says they can (a shared file system), "ship" says they cannot, and "auto" ships unless the cluster
@@ -40,6 +41,11 @@ from docvlm.executors.worker import DocumentWorker
 if TYPE_CHECKING:
     from docvlm.options import ConvertOptions
 
+STREAM_DOCS_PER_CALL = 8
+"""Documents in one actor call when the kind streams (a conversion by a planning engine: DocumentWorker.streams):
+the actor's feed prepares the next documents' pages while the model works on earlier ones and fills its batches
+with tiles of several documents (one call per one-page receipt would leave a GPU batch one page wide). A call
+whose actor dies is run again one document per call, so the document that killed it is still the one charged."""
 RAY_MISSING = "--ray needs Ray, which is not installed: pip install -e '.[ray]' (or pip install 'docvlm[ray]')"
 CONNECT_TIMEOUT_S = 5.0
 """A head that does not answer a TCP connect in this time is reported unreachable (before Ray's own, much
@@ -75,7 +81,7 @@ class _Actor:
         self.worker = DocumentWorker(spec, threads=threads)
 
     def map(self, items: list[WorkItem]) -> list[WorkDone]:
-        return self.worker(items)
+        return list(self.worker.run_stream(items))  # one document at a time unless the kind streams
 
     def pid(self) -> int:
         return os.getpid()
@@ -86,7 +92,7 @@ class _Slot:
     """One place in the pool: its current actor and the calls submitted to it, oldest first."""
 
     actor: Any
-    queue: collections.deque[tuple[Any, WorkItem]] = field(default_factory=collections.deque)
+    queue: collections.deque[tuple[Any, list[WorkItem]]] = field(default_factory=collections.deque)
     finished: int = 0  # calls its current actor returned (0: maybe never placed, e.g. its node is gone)
 
 
@@ -105,20 +111,24 @@ class RayExecutor:
         gpus_per_worker: GPUs each actor asks for (`--engine hf` on GPU nodes).
         inputs: "auto", "ship" or "shared" (see the module docstring).
         cpus_per_worker: CPUs each actor asks for; also its inference threads.
-        in_flight: documents submitted to each actor at a time (one running, the next one ready).
+        in_flight: calls submitted to each actor at a time (one running, the next one ready).
+        docs_per_call: documents in one call; default `STREAM_DOCS_PER_CALL` when the kind streams, else 1.
         local_cpus: CPUs of a `local` Ray (default: this machine's cores).
         object_store_bytes: object store of a `local` Ray.
     """
 
     def __init__(self, address: str, *, workers: int | None = None, gpus_per_worker: float = 0.0,
                  inputs: str = "auto", cpus_per_worker: float = 1.0, in_flight: int = 2,
-                 local_cpus: int | None = None, object_store_bytes: int | None = LOCAL_OBJECT_STORE_BYTES) -> None:
+                 local_cpus: int | None = None, object_store_bytes: int | None = LOCAL_OBJECT_STORE_BYTES,
+                 docs_per_call: int | None = None) -> None:
         self.address = address.strip()
         self.workers = workers
         self.gpus_per_worker = gpus_per_worker
         self.inputs = inputs
         self.cpus_per_worker = cpus_per_worker
         self.in_flight = max(1, in_flight)
+        self.docs_per_call = docs_per_call
+        self._solo: set[str] = set()  # documents of a call whose actor died: run again one per call
         self.local_cpus = local_cpus
         self._reachable = False  # set when from_options has probed the head
         self.object_store_bytes = object_store_bytes
@@ -233,6 +243,7 @@ class RayExecutor:
                                  max_restarts=0, max_task_retries=0)(_Actor)
         slots.extend(_Slot(actor_class.remote(spec, threads)) for _ in range(size))
         todo = collections.deque(items)
+        group = max(1, self.docs_per_call or (STREAM_DOCS_PER_CALL if _streams(spec) else 1))
         attempts: dict[str, int] = {}
         deaths_in_a_row = 0
         slot_of: dict[Any, _Slot] = {}
@@ -245,21 +256,30 @@ class RayExecutor:
                     self._check_cluster(ray, slots, slot_of, todo)
                 except ClusterLost as exc:
                     self._lost = str(exc)
-                    pending = next(iter(slot_of.values())).queue[0][1] if slot_of else (todo[0] if todo else None)
+                    pending = next(iter(slot_of.values())).queue[0][1][0] if slot_of else (todo[0] if todo else None)
                     yield WorkDone(pending.key if pending else items[0].key, fatal=str(exc))
                     return
-            # keep every actor busy, never more than `in_flight` documents each; near the end only idle actors
+            # keep every actor busy, never more than `in_flight` calls each; near the end only idle actors
             # get one, so the last documents do not wait behind a busy actor while another one idles
-            limit = self.in_flight if len(todo) >= len(slots) * self.in_flight else 1
+            limit = self.in_flight if len(todo) >= len(slots) * self.in_flight * group else 1
             for slot in slots:
                 while todo and len(slot.queue) < limit:
-                    item = todo.popleft()
-                    sent = self._with_data(item, spec)
-                    if isinstance(sent, WorkDone):
-                        yield sent
+                    calls, sent = [], []
+                    size = min(group, math.ceil(len(todo) / len(slots)))  # the last documents spread over the actors
+                    while todo and len(calls) < size and not (calls and todo[0].key in self._solo):
+                        item = todo.popleft()
+                        shipped = self._with_data(item, spec)
+                        if isinstance(shipped, WorkDone):
+                            yield shipped
+                            continue
+                        calls.append(item)
+                        sent.append(shipped)
+                        if item.key in self._solo:
+                            break
+                    if not calls:
                         continue
-                    ref = slot.actor.map.remote([sent])
-                    slot.queue.append((ref, item))
+                    ref = slot.actor.map.remote(sent)
+                    slot.queue.append((ref, calls))
                     slot_of[ref] = slot
             if not slot_of:
                 continue
@@ -269,7 +289,7 @@ class RayExecutor:
                 if slot is None:  # its actor died and the call was settled with the others
                     continue
                 try:
-                    done = ray.get(ref)[0]
+                    dones = ray.get(ref)
                 except died as exc:
                     deaths_in_a_row += 1
                     settled = yield from self._settle_dead_actor(ray, slot, slot_of, todo, attempts, on_page,
@@ -277,20 +297,25 @@ class RayExecutor:
                     if settled:
                         deaths_in_a_row = 0
                     if _died_at_start(exc) or deaths_in_a_row > 2 * len(slots) + 2 * MAX_CRASHES:
-                        yield WorkDone(slot.queue[0][1].key if slot.queue else items[0].key,
+                        yield WorkDone(slot.queue[0][1][0].key if slot.queue else items[0].key,
                                        fatal=_actors_cannot_start(exc))
                         return
                     slot.actor = actor_class.remote(spec, threads)
                     slot.finished = 0
                     continue
                 except RayTaskError as exc:  # a bug in the worker code itself: that document failed
-                    item = _pop(slot, ref, slot_of)
-                    yield WorkDone(item.key, crash=f"{item.path}: {type(exc.cause).__name__}: {exc.cause}")
+                    called = _pop(slot, ref, slot_of)
+                    if len(called) > 1:  # which of them: each runs again alone
+                        self._solo.update(item.key for item in called)
+                        todo.extendleft(reversed(called))
+                        continue
+                    yield WorkDone(called[0].key, crash=f"{called[0].path}: {type(exc.cause).__name__}: {exc.cause}")
                     continue
                 _pop(slot, ref, slot_of)
                 slot.finished += 1
                 deaths_in_a_row = 0
-                yield from _finished(done, on_page)
+                for done in dones:
+                    yield from _finished(done, on_page)
 
     def _check_cluster(self, ray: Any, slots: list[_Slot], slot_of: dict[Any, _Slot],
                        todo: collections.deque) -> None:
@@ -335,36 +360,43 @@ class RayExecutor:
                 slot_of.pop(ref, None)
             _kill(ray, slot.actor)
             slots.remove(slot)
-            todo.extendleft(reversed([item for _, item in calls]))  # never ran: not charged
+            todo.extendleft(reversed([item for _, called in calls for item in called]))  # never ran: not charged
 
     def _settle_dead_actor(self, ray: Any, slot: _Slot, slot_of: dict[Any, _Slot], todo: collections.deque,
                            attempts: dict[str, int], on_page: PageEvent, died: tuple,
                            timeout_error: type) -> Iterator[WorkDone]:
         """The actor of `slot` died: yield what it finished before dying, charge the call it was running (its
-        oldest failed one), put the others back in front of the queue uncharged. Returns True when a result
-        was saved."""
+        oldest failed one), put the others back in front of the queue uncharged. A call of several documents is
+        not charged: its documents run again one per call, so the one that kills an actor is found. Returns
+        True when a result was saved."""
         calls = list(slot.queue)
         slot.queue.clear()
         for ref, _ in calls:
             slot_of.pop(ref, None)
         _kill(ray, slot.actor)
         charged: WorkItem | None = None
+        running_seen = False
         rerun: list[WorkItem] = []
         saved = False
-        for ref, item in calls:
+        for ref, called in calls:
             try:
-                done = ray.get(ref, timeout=10)[0]
+                dones = ray.get(ref, timeout=10)
             except died:
-                if charged is None:
-                    charged = item
+                if not running_seen and len(called) == 1:
+                    charged = called[0]
+                elif not running_seen:
+                    self._solo.update(item.key for item in called)
+                    rerun.extend(called)
                 else:
-                    rerun.append(item)
+                    rerun.extend(called)
+                running_seen = True
                 continue
             except timeout_error:
-                rerun.append(item)
+                rerun.extend(called)
                 continue
             saved = True
-            yield from _finished(done, on_page)
+            for done in dones:
+                yield from _finished(done, on_page)
         if charged is not None:
             attempts[charged.key] = attempts.get(charged.key, 0) + 1
             if attempts[charged.key] >= MAX_CRASHES:
@@ -413,6 +445,14 @@ def _plans(spec: WorkerSpec) -> bool:
     return engine_spec(spec.options.engine).plans
 
 
+def _streams(spec: WorkerSpec) -> bool:
+    """Whether an actor's worker streams a call's documents through the feed (DocumentWorker.streams: a
+    conversion by a planning engine); then a call carries several documents."""
+    from docvlm.batch import ConvertKind
+
+    return isinstance(spec.kind, ConvertKind) and _plans(spec)
+
+
 def cpus_per_gpu_actor(nodes: Sequence[dict] | None, gpus_per_worker: float) -> float | None:
     """CPUs a GPU actor asks for: its GPUs' share of a node's CPUs, on the live GPU node with the fewest CPUs
     per GPU (so it can be placed on any of them), at least 1; None when no live node has a GPU."""
@@ -451,12 +491,12 @@ def _finished(done: WorkDone, on_page: PageEvent) -> Iterator[WorkDone]:
     yield done
 
 
-def _pop(slot: _Slot, ref: Any, slot_of: dict[Any, _Slot]) -> WorkItem:
+def _pop(slot: _Slot, ref: Any, slot_of: dict[Any, _Slot]) -> list[WorkItem]:
     slot_of.pop(ref, None)
-    for i, (r, item) in enumerate(slot.queue):
+    for i, (r, called) in enumerate(slot.queue):
         if r == ref:
             del slot.queue[i]
-            return item
+            return called
     raise KeyError(ref)  # pragma: no cover - every ref in slot_of is in its slot's queue
 
 

@@ -59,7 +59,7 @@ class DocumentWorker:
                    on_page: Callable[[str, PageResult], None] | None = None) -> Iterator[WorkDone]:
         """The results of `items` in order; with a planning engine the next documents' pages are prepared
         while the model works on earlier ones (requests from several documents in flight at once)."""
-        if not self.streams() or any(item.data is not None for item in items):
+        if not self.streams():
             for item in items:
                 yield self.run_one(item, on_page)
             return
@@ -67,17 +67,19 @@ class DocumentWorker:
 
         hook = None if on_page is None else (lambda tag, page: on_page(tag.key, page))  # type: ignore[attr-defined]
         started = time.perf_counter()
-        try:
-            for item, result in stream_documents(((i, i.abspath, i.path) for i in items), self.spec.options,
-                                                 engine=self.engine, on_page=hook):
-                now = time.perf_counter()
-                yield WorkDone(item.key, result=result, seconds=now - started)  # type: ignore[attr-defined]
-                started = now
-        except EngineError as exc:
-            if exc.code != "model_load":
-                raise
-            self.fatal = str(exc)
-            yield WorkDone(items[0].key, fatal=self.fatal)
+        with tempfile.TemporaryDirectory(prefix="docvlm-") as tmp:  # shipped inputs (a Ray cluster) live here
+            local = _local_paths(items, tmp)
+            try:
+                for item, result in stream_documents(((i, local[i.key], i.path) for i in items), self.spec.options,
+                                                     engine=self.engine, on_page=hook):
+                    now = time.perf_counter()
+                    yield WorkDone(item.key, result=result, seconds=now - started)  # type: ignore[attr-defined]
+                    started = now
+            except EngineError as exc:
+                if exc.code != "model_load":
+                    raise
+                self.fatal = str(exc)
+                yield WorkDone(items[0].key, fatal=self.fatal)
 
     def run_one(self, item: WorkItem, on_page: Callable[[str, PageResult], None] | None = None) -> WorkDone:
         """The result of one document; never raises for a bad file."""
@@ -112,6 +114,21 @@ class DocumentWorker:
             wrapped = InputError(f"unexpected {type(exc).__name__}: {exc}", path=item.path)
             result = kind.failed(item.path, options, wrapped)
         return WorkDone(item.key, result=result)
+
+
+def _local_paths(items: Sequence[WorkItem], tmp: str) -> dict[str, str]:
+    """Where a worker reads each item: the driver's path (absolute: a worker's working directory need not be the
+    driver's), or its shipped bytes written to a file of the same name in a folder of its own under `tmp`."""
+    paths = {}
+    for number, item in enumerate(items):
+        if item.data is None:
+            paths[item.key] = item.abspath
+            continue
+        local = Path(tmp) / str(number) / (Path(item.path).name or "input")
+        local.parent.mkdir()
+        local.write_bytes(item.data)
+        paths[item.key] = str(local)
+    return paths
 
 
 __all__ = ["DocumentWorker"]
