@@ -143,10 +143,11 @@ def test_a_call_whose_actor_dies_runs_again_one_document_per_call_and_only_the_p
             assert [key] in fake.calls  # its neighbours were rerun alone, uncharged, and succeeded
 
 
-def test_one_actor_keeps_several_one_page_documents_in_flight_on_a_real_ray(tmp_path: Path) -> None:
+@pytest.mark.parametrize("inputs", ["auto", "ship"])
+def test_one_actor_keeps_several_one_page_documents_in_flight_on_a_real_ray(tmp_path: Path, inputs: str) -> None:
     """`--ray local --ray-workers 1 --engine openai` on 12 one-page receipts: the actor streams its call's
     documents, so the server sees requests of several documents at once (one document per call: never more
-    than one), and every receipt converts."""
+    than one), and every receipt converts; the same with the inputs sent as bytes (`--ray-inputs ship`)."""
     import subprocess
     import sys
 
@@ -160,13 +161,14 @@ def test_one_actor_keeps_several_one_page_documents_in_flight_on_a_real_ray(tmp_
         res = subprocess.run(
             [sys.executable, "-m", "docvlm", "convert", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
              "--engine", "openai", "--base-url", server.url, "--model", MODEL, "--concurrency", "8",
-             "--ray", "local", "--ray-workers", "1"],
+             "--ray", "local", "--ray-workers", "1", "--ray-inputs", inputs],
             capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=300)
         assert res.returncode == 0, res.stderr[-3000:]
         assert server.count == 12
         assert server.max_in_flight >= 4, server.max_in_flight
     recs = records(tmp_path / "out")
     assert len(recs) == 12 and all(r["status"] == "success" for r in recs.values())
+    assert all(r["abspath"] == str((tmp_path / "in" / key).resolve()) for key, r in recs.items())
 
 
 def test_shipped_inputs_stream_too_and_keep_their_names(tmp_path: Path) -> None:
