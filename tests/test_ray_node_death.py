@@ -122,3 +122,40 @@ def test_losing_one_node_shrinks_the_pool_and_requeues_uncharged(monkeypatch: py
     monkeypatch.setattr(ray_exec, "NODE_LOSS_GRACE_S", 0.0)
     with pytest.raises(ray_exec.ClusterLost, match="no live node"):
         executor._check_cluster(_FakeRay([{"Alive": False, "Resources": {"CPU": 4.0}}]), slots, slot_of, todo)
+
+
+# --- a Ray Client head that fails to start this client's server: tried again, other errors at once -----------
+
+
+class _FlakyInit:
+    def __init__(self, failures: int, message: str) -> None:
+        self.failures, self.message, self.calls = failures, message, 0
+
+    def init(self, **_: object) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionAbortedError(self.message)
+
+    def is_initialized(self) -> bool:
+        return False
+
+
+def test_a_client_server_that_failed_to_start_is_tried_again_and_other_errors_are_not(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from docvlm.executors import ray as ray_exec
+
+    monkeypatch.setattr(ray_exec, "CLIENT_RETRY_PAUSE_S", 0.0)
+    failed = f"Initialization failure from server: RuntimeError: {ray_exec.CLIENT_SERVER_FAILED}. See logs."
+    flaky = _FlakyInit(1, failed)
+    ray_exec._init(flaky, {}, client=True)
+    assert flaky.calls == 2
+
+    always = _FlakyInit(99, failed)
+    with pytest.raises(ConnectionAbortedError):
+        ray_exec._init(always, {}, client=True)
+    assert always.calls == ray_exec.CLIENT_START_RETRIES + 1
+
+    for flaky, client in ((_FlakyInit(1, "authentication failed"), True), (_FlakyInit(1, failed), False)):
+        with pytest.raises(ConnectionAbortedError):
+            ray_exec._init(flaky, {}, client=client)
+        assert flaky.calls == 1  # a wrong token, or a head that is not a Ray Client: no second try

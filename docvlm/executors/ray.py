@@ -46,6 +46,10 @@ STREAM_DOCS_PER_CALL = 8
 the actor's feed prepares the next documents' pages while the model works on earlier ones and fills its batches
 with tiles of several documents (one call per one-page receipt would leave a GPU batch one page wide). A call
 whose actor dies is run again one document per call, so the document that killed it is still the one charged."""
+CLIENT_SERVER_FAILED = "Starting Ray client server failed"
+"""What a Ray Client head answers when the server process it starts for this client exited at birth."""
+CLIENT_START_RETRIES = 2
+CLIENT_RETRY_PAUSE_S = 2.0
 RAY_MISSING = "--ray needs Ray, which is not installed: pip install -e '.[ray]' (or pip install 'docvlm[ray]')"
 CONNECT_TIMEOUT_S = 5.0
 """A head that does not answer a TCP connect in this time is reported unreachable (before Ray's own, much
@@ -190,7 +194,7 @@ class RayExecutor:
 
             self._reaper = start_reaper()
         try:
-            ray.init(**kwargs)
+            _init(ray, kwargs, client=self.address.startswith("ray://"))
         except Exception as exc:  # noqa: BLE001 - connection, auth (ray.exceptions.AuthenticationError), ...
             if self._reaper is not None:
                 from docvlm.executors.lifeline import stop_reaper
@@ -498,6 +502,21 @@ def _pop(slot: _Slot, ref: Any, slot_of: dict[Any, _Slot]) -> list[WorkItem]:
             del slot.queue[i]
             return called
     raise KeyError(ref)  # pragma: no cover - every ref in slot_of is in its slot's queue
+
+
+def _init(ray: Any, kwargs: dict[str, Any], *, client: bool) -> None:
+    """`ray.init`; a Ray Client connection whose per-client server the head failed to start (the head's own
+    transient: the proxier spawns one server process per client) is tried again `CLIENT_START_RETRIES` times."""
+    for attempt in range(CLIENT_START_RETRIES + 1):
+        try:
+            ray.init(**kwargs)
+            return
+        except Exception as exc:
+            if not client or attempt == CLIENT_START_RETRIES or CLIENT_SERVER_FAILED not in str(exc):
+                raise
+            if ray.is_initialized():
+                ray.shutdown()
+            time.sleep(CLIENT_RETRY_PAUSE_S)
 
 
 def _kill(ray: Any, actor: Any) -> None:
