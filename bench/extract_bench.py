@@ -122,23 +122,12 @@ def sroie_judged(lines, width: int, height: int, read_again=None) -> dict[str, t
 
 def photo_reader(image_path: Path, doc):
     """The judge's second reading (docvlm/extract/reread.py) over the photo the cached OCR was read from: the
-    same rule as `docvlm extract` (only pages OCR read upright, at the size their boxes are in)."""
-    from PIL import Image, ImageOps
+    pages `docvlm extract` would read again (reread.document_pages: OCR'd upright, at the size their boxes are in)."""
+    from docvlm.extract.reread import CropReader, document_pages, rapidocr_recognizer
+    from docvlm.options import ConvertOptions
 
-    from docvlm.extract.reread import UPRIGHT, CropReader, rapidocr_recognizer
-
-    pages = {p.index: p for p in doc.pages}
-
-    def page_image(index: int):
-        p = pages.get(index)
-        if p is None or p.text_source != "ocr" or \
-                (p.read_orientation is not None and p.read_orientation.orientation not in UPRIGHT):
-            return None
-        with Image.open(image_path) as im:
-            image = ImageOps.exif_transpose(im).convert("RGB")
-        return image if (image.width, image.height) == (round(p.width_px), round(p.height_px)) else None
-
-    return CropReader(page_image, _RECOGNIZER.setdefault("rapidocr", rapidocr_recognizer()))
+    return CropReader(document_pages(image_path, ConvertOptions(), doc),
+                      _RECOGNIZER.setdefault("rapidocr", rapidocr_recognizer()))
 
 
 _RECOGNIZER: dict = {}

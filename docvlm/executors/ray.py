@@ -85,7 +85,7 @@ class _Actor:
         self.worker = DocumentWorker(spec, threads=threads)
 
     def map(self, items: list[WorkItem]) -> list[WorkDone]:
-        return list(self.worker.run_stream(items))  # one document at a time unless the kind streams
+        return self.worker(items)  # streamed through the feed when the kind streams
 
     def pid(self) -> int:
         return os.getpid()

@@ -44,7 +44,7 @@ class DocumentWorker:
 
     def __call__(self, items: Sequence[WorkItem],
                  on_page: Callable[[str, PageResult], None] | None = None) -> list[WorkDone]:
-        return [self.run_one(item, on_page) for item in items]
+        return list(self.run_stream(items, on_page))
 
     def streams(self) -> bool:
         """True when documents go through the feed (`docvlm.pipeline.stream_documents`): a conversion with a
@@ -87,13 +87,10 @@ class DocumentWorker:
             return WorkDone(item.key, fatal=self.fatal, fatal_usage=self.fatal_usage)
         started = time.perf_counter()
         if item.data is None:
-            # absolute: a worker's working directory need not be the driver's
             done = self._run(item, item.abspath, on_page)
         else:
             with tempfile.TemporaryDirectory(prefix="docvlm-") as tmp:
-                local = Path(tmp) / (Path(item.path).name or "input")
-                local.write_bytes(item.data)
-                done = self._run(item, str(local), on_page)
+                done = self._run(item, _local_paths([item], tmp)[item.key], on_page)
         if done.result is not None:
             done = WorkDone(item.key, result=done.result, seconds=time.perf_counter() - started)
         return done
